@@ -1,0 +1,373 @@
+"""Building the embedded world on disk: plan scenes, render and speak them in parallel, summarize.
+
+Layout of a world directory::
+
+    world.json        the arguments and format version (written last: marks a complete world)
+    manifest.jsonl    one scene a line (image, spoken caption, caption, questions, scene graph)
+    summary.json      counts, answer balance, caption overlap, timings, size on disk
+    images/NNNNNN.png
+    audio/NNNNNN_caption.wav, audio/NNNNNN_question.wav
+
+Planning (scene graphs, captions, balanced questions, voices) is cheap and sequential, which
+keeps the result independent of the worker count; rendering and speech synthesis are the
+expensive part and run in worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from trimodal.io import atomic_write_text, write_jsonl_atomic
+from trimodal.world.language import QUESTION_FAMILIES, Question, QuestionBalancer, caption
+from trimodal.world.render import render_scene
+from trimodal.world.scene import HOLDOUT_PAIRS, SPLITS, Scene, sample_scene
+from trimodal.world.speech import VOICES, Synthesizer, VoiceSettings, add_noise
+
+FORMAT_VERSION = 1
+SAMPLE_RATE = 16_000
+RATE_RANGE = (130, 200)
+PITCH_RANGE = (30, 70)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Arguments that fully determine a world's bytes."""
+
+    scenes: int = 10_000
+    seed: int = 0
+    image_size: int = 64
+    noise_snr: float | None = None
+    questions_per_scene: int = 4
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad argument."""
+        if self.scenes < 1:
+            raise ValueError(f"--scenes must be at least 1, got {self.scenes}")
+        if not 16 <= self.image_size <= 1024:
+            raise ValueError(f"--image-size must be in [16, 1024], got {self.image_size}")
+        if not 3 <= self.questions_per_scene <= 5:
+            raise ValueError(
+                f"questions_per_scene must be in [3, 5], got {self.questions_per_scene}"
+            )
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """Everything a worker needs to write one scene's files."""
+
+    scene: Scene
+    caption: str
+    questions: tuple[Question, ...]
+    caption_voice: VoiceSettings
+    question_voice: VoiceSettings
+
+
+@dataclass
+class WorldSummary:
+    """What ``trimodal world`` reports."""
+
+    path: str
+    config: dict[str, Any]
+    scenes_per_split: dict[str, int]
+    questions_per_family: dict[str, dict[str, int]]
+    answer_balance: dict[str, dict[str, Any]]
+    test_captions_in_train: dict[str, Any]
+    holdout_pairs: list[list[str]]
+    audio_seconds: dict[str, float]
+    timings: dict[str, float]
+    size_on_disk_bytes: int
+    cached: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _voice(rng: np.random.Generator) -> VoiceSettings:
+    return VoiceSettings(
+        voice=VOICES[int(rng.integers(len(VOICES)))],
+        rate=int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1)),
+        pitch=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
+    )
+
+
+def plan_world(config: WorldConfig) -> list[SceneJob]:
+    """Scene graphs, captions, balanced questions and voices for every scene, in index order."""
+    balancer = QuestionBalancer(seed=config.seed)
+    jobs = []
+    for index in range(config.scenes):
+        scene = sample_scene(index, config.seed)
+        text = caption(scene, np.random.default_rng([config.seed, index, 1]))
+        questions = tuple(balancer.choose(scene, config.questions_per_scene))
+        voice_rng = np.random.default_rng([config.seed, index, 3])
+        jobs.append(SceneJob(scene, text, questions, _voice(voice_rng), _voice(voice_rng)))
+    return jobs
+
+
+def _media_paths(index: int) -> tuple[str, str, str]:
+    stem = f"{index:06d}"
+    return f"images/{stem}.png", f"audio/{stem}_caption.wav", f"audio/{stem}_question.wav"
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(root: str, config: WorldConfig) -> None:
+    _WORKER["root"] = Path(root)
+    _WORKER["config"] = config
+    _WORKER["synth"] = Synthesizer()
+
+
+def _speak_to_file(path: Path, text: str, voice: VoiceSettings, noise_seed: list[int]) -> float:
+    config: WorldConfig = _WORKER["config"]
+    wave = _WORKER["synth"].speak(text, voice, SAMPLE_RATE)
+    if config.noise_snr is not None:
+        wave = add_noise(wave, config.noise_snr, np.random.default_rng(noise_seed))
+    soundfile.write(path, wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return len(wave) / SAMPLE_RATE
+
+
+def _write_scene(job: SceneJob) -> tuple[int, float, float, float, float]:
+    """Render and speak one scene. Returns (index, render s, speech s, caption s, question s)."""
+    root: Path = _WORKER["root"]
+    config: WorldConfig = _WORKER["config"]
+    image_path, caption_path, question_path = _media_paths(job.scene.index)
+    start = time.perf_counter()
+    render_scene(job.scene, config.image_size).save(root / image_path, format="PNG")
+    rendered = time.perf_counter()
+    seed = [config.seed, job.scene.index, 4]
+    caption_seconds = _speak_to_file(
+        root / caption_path, job.caption, job.caption_voice, [*seed, 0]
+    )
+    question_text = job.questions[0].question
+    question_seconds = _speak_to_file(
+        root / question_path, question_text, job.question_voice, [*seed, 1]
+    )
+    spoken = time.perf_counter()
+    return job.scene.index, rendered - start, spoken - rendered, caption_seconds, question_seconds
+
+
+def _manifest_row(job: SceneJob) -> dict[str, Any]:
+    image_path, caption_path, question_path = _media_paths(job.scene.index)
+    questions: list[dict[str, Any]] = []
+    for position, question in enumerate(job.questions):
+        entry: dict[str, Any] = asdict(question)
+        if position == 0:
+            entry["spoken_question"] = question_path
+        questions.append(entry)
+    return {
+        "id": f"scene-{job.scene.index:06d}",
+        "split": job.scene.split,
+        "image": image_path,
+        "audio": caption_path,
+        "text": job.caption,
+        "questions": questions,
+        "scene": job.scene.to_dict(),
+        "meta": {
+            "caption_voice": asdict(job.caption_voice),
+            "question_voice": asdict(job.question_voice),
+        },
+    }
+
+
+def _chunks(jobs: Sequence[SceneJob], size: int) -> Iterator[Sequence[SceneJob]]:
+    for start in range(0, len(jobs), size):
+        yield jobs[start : start + size]
+
+
+def _run_workers(
+    root: Path, config: WorldConfig, jobs: list[SceneJob], workers: int, progress: bool
+) -> list[tuple[int, float, float, float, float]]:
+    results: list[tuple[int, float, float, float, float]] = []
+    bar = tqdm(total=len(jobs), desc="world", unit="scene", disable=not progress, leave=False)
+    if workers <= 1:
+        _init_worker(str(root), config)
+        for job in jobs:
+            results.append(_write_scene(job))
+            bar.update(1)
+    else:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers, initializer=_init_worker, initargs=(str(root), config)) as pool:
+            for result in pool.imap_unordered(_write_scene, jobs, chunksize=32):
+                results.append(result)
+                bar.update(1)
+    bar.close()
+    return sorted(results)
+
+
+def _directory_size(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+
+
+def _is_complete(root: Path, config: WorldConfig) -> bool:
+    marker = root / "world.json"
+    if not marker.is_file() or not (root / "summary.json").is_file():
+        return False
+    try:
+        recorded = json.loads(marker.read_text())
+    except json.JSONDecodeError:
+        return False
+    return recorded == {"format_version": FORMAT_VERSION, **asdict(config)}
+
+
+def build_world(
+    out: str | os.PathLike[str],
+    config: WorldConfig,
+    workers: int | None = None,
+    progress: bool = False,
+) -> WorldSummary:
+    """Generate the world into ``out`` (or reuse it if it was built with the same config).
+
+    Args:
+        out: world directory; created if absent.
+        config: the arguments that determine the world's bytes.
+        workers: processes for rendering and speech (default: CPU count).
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        the world's summary (``cached=True`` when an identical world was already there).
+    """
+    config.validate()
+    root = Path(out)
+    if _is_complete(root, config):
+        summary = WorldSummary(**json.loads((root / "summary.json").read_text()))
+        summary.cached = True
+        return summary
+    if (root / "world.json").exists():
+        # A world built with other arguments: clear its media so no stale file survives.
+        (root / "world.json").unlink()
+        for sub in ("images", "audio"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+    for sub in ("images", "audio"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    jobs = plan_world(config)
+    planned = time.perf_counter()
+    worker_count = workers or os.cpu_count() or 1
+    results = _run_workers(root, config, jobs, worker_count, progress)
+    written = time.perf_counter()
+    write_jsonl_atomic(root / "manifest.jsonl", [_manifest_row(job) for job in jobs])
+    timings = {
+        "plan_s": planned - started,
+        "render_cpu_s": sum(r[1] for r in results),
+        "speech_cpu_s": sum(r[2] for r in results),
+        "media_wall_s": written - planned,
+        "total_wall_s": time.perf_counter() - started,
+        "workers": float(worker_count),
+    }
+    summary = summarize(root, config, jobs, results, timings)
+    atomic_write_text(root / "summary.json", json.dumps(asdict(summary), indent=2))
+    atomic_write_text(
+        root / "world.json",
+        json.dumps({"format_version": FORMAT_VERSION, **asdict(config)}, indent=2),
+    )
+    return summary
+
+
+def _answer_balance(counts: dict[str, Counter[str]]) -> dict[str, dict[str, Any]]:
+    balance = {}
+    for family, possible in QUESTION_FAMILIES.items():
+        counter = counts.get(family, Counter())
+        per_answer = {answer: counter.get(answer, 0) for answer in possible}
+        values = list(per_answer.values())
+        ratio = (min(values) / max(values)) if max(values) > 0 else 0.0
+        balance[family] = {"counts": per_answer, "min_over_max": round(ratio, 3)}
+    return balance
+
+
+def summarize(
+    root: Path,
+    config: WorldConfig,
+    jobs: Sequence[SceneJob],
+    results: Sequence[tuple[int, float, float, float, float]],
+    timings: dict[str, float],
+) -> WorldSummary:
+    """Counts per split and family, answer balance, caption overlap, audio length, timings."""
+    per_split: Counter[str] = Counter(job.scene.split for job in jobs)
+    family_counts: dict[str, Counter[str]] = defaultdict(Counter)
+    answers: dict[str, Counter[str]] = defaultdict(Counter)
+    for job in jobs:
+        for question in job.questions:
+            family_counts[question.family][job.scene.split] += 1
+            answers[question.family][question.answer] += 1
+    train_captions = {job.caption for job in jobs if job.scene.split == "train"}
+    test_captions = [job.caption for job in jobs if job.scene.split == "test"]
+    overlapping = sum(text in train_captions for text in test_captions)
+    single_object = sum(
+        text in train_captions
+        for job, text in zip(
+            [j for j in jobs if j.scene.split == "test"], test_captions, strict=True
+        )
+        if len(job.scene.objects) == 1
+    )
+    durations = [r[3] for r in results] + [r[4] for r in results]
+    return WorldSummary(
+        path=str(root),
+        config=asdict(config),
+        scenes_per_split={split: per_split.get(split, 0) for split in SPLITS},
+        questions_per_family={f: dict(family_counts[f]) for f in QUESTION_FAMILIES},
+        answer_balance=_answer_balance(answers),
+        test_captions_in_train={
+            "test_captions": len(test_captions),
+            "verbatim_in_train": overlapping,
+            "of_which_single_object": single_object,
+            "fraction": round(overlapping / max(1, len(test_captions)), 4),
+        },
+        holdout_pairs=[list(pair) for pair in HOLDOUT_PAIRS],
+        audio_seconds={
+            "mean": round(float(np.mean(durations)), 3) if durations else 0.0,
+            "total": round(float(np.sum(durations)), 1),
+        },
+        timings={k: round(v, 2) for k, v in timings.items()},
+        size_on_disk_bytes=_directory_size(root),
+    )
+
+
+def format_summary(summary: WorldSummary) -> str:
+    """A human-readable multi-line summary."""
+    lines = [f"world at {summary.path}" + (" (cached)" if summary.cached else "")]
+    cfg = summary.config
+    lines.append(
+        f"  scenes {cfg['scenes']}  seed {cfg['seed']}  image {cfg['image_size']}px  "
+        f"noise SNR {cfg['noise_snr']}  questions/scene {cfg['questions_per_scene']}"
+    )
+    lines.append(
+        "  scenes per split: " + ", ".join(f"{k} {v}" for k, v in summary.scenes_per_split.items())
+    )
+    lines.append("  questions per family (per split) and answer balance (min/max count):")
+    for family, per_split in summary.questions_per_family.items():
+        balance = summary.answer_balance[family]
+        split_text = " ".join(f"{s}={per_split.get(s, 0)}" for s in SPLITS)
+        answers_text = " ".join(f"{a}:{n}" for a, n in balance["counts"].items())
+        lines.append(
+            f"    {family:<9} {split_text}  balance {balance['min_over_max']:.2f}  [{answers_text}]"
+        )
+    overlap = summary.test_captions_in_train
+    lines.append(
+        f"  test captions verbatim in train: {overlap['verbatim_in_train']}/{overlap['test_captions']} "
+        f"({overlap['fraction']:.1%}; {overlap['of_which_single_object']} single-object scenes)"
+    )
+    lines.append(
+        f"  held-out colour-shape pairs: {', '.join(' '.join(p) for p in summary.holdout_pairs)}"
+    )
+    lines.append(
+        f"  speech: {summary.audio_seconds['total']:.0f} s total, {summary.audio_seconds['mean']:.2f} s mean"
+    )
+    t = summary.timings
+    lines.append(
+        f"  timings: plan {t.get('plan_s', 0):.1f}s, media {t.get('media_wall_s', 0):.1f}s wall "
+        f"(render {t.get('render_cpu_s', 0):.1f}s + speech {t.get('speech_cpu_s', 0):.1f}s cpu on "
+        f"{int(t.get('workers', 1))} workers), total {t.get('total_wall_s', 0):.1f}s"
+    )
+    lines.append(f"  size on disk: {summary.size_on_disk_bytes / 1e6:.1f} MB")
+    return "\n".join(lines)
