@@ -1,0 +1,91 @@
+"""Data verbs: ``trimodal manifest`` (validate), ``trimodal convert``, ``trimodal tokenizer``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import Any
+
+from trimodal.data.converters import (
+    audio_captions_csv_to_manifest,
+    coco_captions_to_manifest,
+    vqa_to_manifest,
+)
+from trimodal.data.manifest import load_manifest
+from trimodal.data.tokenizer import manifest_texts, train_tokenizer
+
+
+def register(verbs: Any) -> None:
+    """Add the ``manifest``, ``convert`` and ``tokenizer`` verbs."""
+    manifest = verbs.add_parser("manifest", help="validate a manifest and print its counts")
+    manifest.add_argument("manifest", help="JSON Lines manifest")
+    manifest.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+    manifest.add_argument("--check-files", choices=("decode", "exists", "none"), default="decode")
+    manifest.set_defaults(run=run_validate)
+
+    convert = verbs.add_parser(
+        "convert", help="convert COCO / VQA / audio-caption data to a manifest"
+    )
+    formats = convert.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    coco = formats.add_parser("coco", help="COCO captions JSON")
+    coco.add_argument("--captions", required=True)
+    coco.add_argument("--images", required=True, help="image folder")
+    vqa = formats.add_parser("vqa", help="VQA v2 questions + annotations JSON")
+    vqa.add_argument("--questions", required=True)
+    vqa.add_argument("--annotations", required=True)
+    vqa.add_argument("--images", required=True, help="image folder")
+    vqa.add_argument("--image-pattern", default="COCO_val2014_{image_id:012d}.jpg")
+    audio = formats.add_parser("audio-captions", help="AudioCaps / Clotho style CSV")
+    audio.add_argument("--csv", required=True)
+    audio.add_argument("--audio", required=True, help="audio folder")
+    audio.add_argument("--audio-extension", default=".wav")
+    for sub in (coco, vqa, audio):
+        sub.add_argument("--out", required=True, help="manifest to write")
+        sub.add_argument("--split", default="train")
+    convert.set_defaults(run=run_convert)
+
+    tokenizer = verbs.add_parser("tokenizer", help="train a BPE tokenizer on a manifest's text")
+    tokenizer.add_argument("--manifest", required=True)
+    tokenizer.add_argument("--out", required=True, help="tokenizer.json to write")
+    tokenizer.add_argument("--vocab-size", type=int, default=1000)
+    tokenizer.set_defaults(run=run_tokenizer)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Validate; print counts per split and modality, and every skipped row."""
+    manifest = load_manifest(args.manifest, on_error=args.on_error, check_files=args.check_files)
+    splits = Counter(sample.split for sample in manifest.samples)
+    modalities = Counter(m for sample in manifest.samples for m in sample.modalities)
+    questions = sum(len(sample.questions) for sample in manifest.samples)
+    print(f"{manifest.path}: {len(manifest.samples)} valid samples, {questions} questions")
+    print("  per split: " + ", ".join(f"{k} {v}" for k, v in sorted(splits.items())))
+    print("  per modality: " + ", ".join(f"{k} {v}" for k, v in sorted(modalities.items())))
+    if manifest.skipped:
+        print(manifest.skipped_report(), file=sys.stderr)
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Run the chosen converter and report how many rows it wrote."""
+    if args.format == "coco":
+        count = coco_captions_to_manifest(args.captions, args.images, args.out, args.split)
+    elif args.format == "vqa":
+        count = vqa_to_manifest(
+            args.questions, args.annotations, args.images, args.out, args.split, args.image_pattern
+        )
+    else:
+        count = audio_captions_csv_to_manifest(
+            args.csv, args.audio, args.out, args.split, args.audio_extension
+        )
+    print(f"wrote {count} rows to {args.out}")
+    return 0
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    """Train on the train split's text and save tokenizer.json."""
+    manifest = load_manifest(args.manifest, check_files="none")
+    tokenizer = train_tokenizer(manifest_texts(manifest), vocab_size=args.vocab_size)
+    tokenizer.save(args.out)
+    print(f"trained a {tokenizer.vocab_size}-token BPE tokenizer; saved to {args.out}")
+    return 0

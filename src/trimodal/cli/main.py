@@ -1,0 +1,45 @@
+"""``trimodal`` command line: one sub-command per verb, each in its own module.
+
+``main(argv)`` is callable in-process (tests use it) and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from trimodal import __version__
+from trimodal.cli import data as data_cli
+from trimodal.cli import demo as demo_cli
+from trimodal.cli import world as world_cli
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every verb registered."""
+    parser = argparse.ArgumentParser(prog="trimodal", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"trimodal {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    world_cli.register(verbs)
+    data_cli.register(verbs)
+    demo_cli.register(verbs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen verb. Returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ValueError, FileNotFoundError, UserError) as error:
+        print(f"trimodal {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

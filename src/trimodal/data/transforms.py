@@ -1,0 +1,173 @@
+"""Preprocessing: images to normalized tensors, audio to log-mel spectrograms.
+
+Audio is read with soundfile (any sample rate, any channel count), mixed down to mono,
+resampled with scipy's polyphase filter, then turned into a log-mel spectrogram with
+``torch.stft`` and a triangular mel filterbank (HTK mel scale).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+import torch
+from PIL import Image
+
+from trimodal.data.resample import resample
+
+IMAGE_MEAN = (0.5, 0.5, 0.5)
+IMAGE_STD = (0.25, 0.25, 0.25)
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """PIL image or path -> float tensor ``[3, size, size]``, normalized per channel.
+
+    Augmentation (off by default) is a random translation of up to ``max_shift`` pixels (edge
+    padded) and brightness/contrast jitter. It never flips or rotates: left/right and above/below
+    are facts the captions state.
+    """
+
+    size: int = 64
+    mean: tuple[float, float, float] = IMAGE_MEAN
+    std: tuple[float, float, float] = IMAGE_STD
+    augment: bool = False
+    max_shift: int = 3
+    jitter: float = 0.1
+
+    def load(self, source: str | os.PathLike[str] | Image.Image) -> torch.Tensor:
+        """Decode and resize to a float tensor ``[3, size, size]`` in [0, 1]."""
+        if isinstance(source, Image.Image):
+            image = source
+        else:
+            with Image.open(source) as opened:
+                image = opened.convert("RGB")
+        image = image.convert("RGB")
+        if image.size != (self.size, self.size):
+            image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[..., 3, H, W]`` in [0, 1] -> ``(pixels - mean) / std``."""
+        mean = torch.tensor(self.mean, dtype=pixels.dtype).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype).view(3, 1, 1)
+        return (pixels - mean) / std
+
+    def __call__(
+        self, source: str | os.PathLike[str] | Image.Image, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Load, optionally augment, normalize: returns ``[3, size, size]``."""
+        pixels = self.load(source)
+        if self.augment:
+            pixels = self._augment(pixels, generator)
+        return self.normalize(pixels)
+
+    def _augment(self, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        shift = self.max_shift
+        if shift > 0:
+            padded = torch.nn.functional.pad(pixels.unsqueeze(0), (shift,) * 4, mode="replicate")[0]
+            dx, dy = torch.randint(0, 2 * shift + 1, (2,), generator=generator).tolist()
+            pixels = padded[:, dy : dy + self.size, dx : dx + self.size]
+        factors = 1.0 + (torch.rand(2, generator=generator) * 2 - 1) * self.jitter
+        mean = pixels.mean()
+        return ((pixels - mean) * factors[1] + mean * factors[0]).clamp(0.0, 1.0)
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int = 16_000) -> torch.Tensor:
+    """Read any soundfile-supported file as mono float32 at ``sample_rate``.
+
+    Returns:
+        waveform ``[N]``.
+    """
+    data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # [N, C]
+    mono = data.mean(axis=1)
+    return torch.from_numpy(resample(mono, int(source_rate), sample_rate))
+
+
+def hz_to_mel(frequency: float | np.ndarray) -> np.ndarray:
+    """HTK mel scale: ``2595 * log10(1 + f / 700)``."""
+    return 2595.0 * np.log10(1.0 + np.asarray(frequency, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: float | np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(
+    n_mels: int, n_fft: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
+    """Triangular filters equally spaced on the mel scale.
+
+    Returns:
+        ``[n_mels, n_fft // 2 + 1]``; filter ``m`` peaks (value 1) at the ``m+1``-th of
+        ``n_mels + 2`` mel-spaced points between ``f_min`` and ``f_max``.
+    """
+    f_max = sample_rate / 2 if f_max is None else f_max
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))  # [M+2]
+    bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)  # [F]
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / (centre - lower)
+    falling = (upper - bins[None, :]) / (upper - centre)
+    return torch.from_numpy(np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32))
+
+
+class LogMel(torch.nn.Module):
+    """Waveform ``[..., N]`` -> log-mel ``[..., n_mels, frames]`` with ``frames = N // hop + 1``.
+
+    Defaults: 25 ms Hann window, 10 ms hop at 16 kHz, 64 mel bands; ``log(mel + 1e-6)``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 64,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+    ):
+        super().__init__()
+        self.sample_rate, self.n_fft, self.hop_length, self.n_mels = (
+            sample_rate,
+            n_fft,
+            hop_length,
+            n_mels,
+        )
+        self.window: torch.Tensor
+        self.filterbank: torch.Tensor
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.register_buffer(
+            "filterbank", mel_filterbank(n_mels, n_fft, sample_rate, f_min, f_max), persistent=False
+        )
+
+    def frames(self, samples: int) -> int:
+        """Number of output frames for ``samples`` input samples."""
+        return samples // self.hop_length + 1
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Log-mel spectrogram; see the class docstring for shapes."""
+        leading = waveform.shape[:-1]
+        flat = waveform.reshape(-1, waveform.shape[-1])
+        spectrum = torch.stft(
+            flat,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )  # [B, F, frames]
+        power = spectrum.real.square() + spectrum.imag.square()
+        mel = torch.matmul(self.filterbank, power)  # [B, n_mels, frames]
+        logmel = torch.log(mel + 1e-6)
+        return logmel.reshape(*leading, self.n_mels, logmel.shape[-1])
+
+
+def seconds_to_frames(seconds: float, hop_length: int = 160, sample_rate: int = 16_000) -> int:
+    """Log-mel frames covering ``seconds`` of audio (centered STFT)."""
+    return math.floor(seconds * sample_rate) // hop_length + 1
