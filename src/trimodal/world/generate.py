@@ -128,16 +128,17 @@ def _init_worker(root: str, config: WorldConfig) -> None:
     _WORKER["synth"] = Synthesizer()
 
 
-def _speak_to_file(path: Path, text: str, voice: VoiceSettings, noise_seed: list[int]) -> float:
+def _speak_to_file(path: Path, text: str, voice: VoiceSettings, seed: list[int]) -> float:
     config: WorldConfig = _WORKER["config"]
-    wave = _WORKER["synth"].speak(text, voice, SAMPLE_RATE)
+    speech_seed = int(np.random.default_rng(seed).integers(2**31))
+    wave = _WORKER["synth"].speak(text, voice, SAMPLE_RATE, seed=speech_seed)
     if config.noise_snr is not None:
-        wave = add_noise(wave, config.noise_snr, np.random.default_rng(noise_seed))
+        wave = add_noise(wave, config.noise_snr, np.random.default_rng([*seed, 9]))
     soundfile.write(path, wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     return len(wave) / SAMPLE_RATE
 
 
-def _write_scene(job: SceneJob) -> tuple[int, float, float, float, float]:
+def _write_scene(job: SceneJob) -> SceneTiming:
     """Render and speak one scene. Returns (index, render s, speech s, caption s, question s)."""
     root: Path = _WORKER["root"]
     config: WorldConfig = _WORKER["config"]
@@ -180,27 +181,39 @@ def _manifest_row(job: SceneJob) -> dict[str, Any]:
     }
 
 
+SceneTiming = tuple[int, float, float, float, float]
+
+CHUNK_SCENES = 32
+"""Scenes synthesized by one fresh process: the unit of reproducibility (see world.speech)."""
+
+
 def _chunks(jobs: Sequence[SceneJob], size: int) -> Iterator[Sequence[SceneJob]]:
     for start in range(0, len(jobs), size):
         yield jobs[start : start + size]
 
 
+def _write_chunk(jobs: Sequence[SceneJob]) -> list[SceneTiming]:
+    return [_write_scene(job) for job in jobs]
+
+
 def _run_workers(
     root: Path, config: WorldConfig, jobs: list[SceneJob], workers: int, progress: bool
-) -> list[tuple[int, float, float, float, float]]:
-    results: list[tuple[int, float, float, float, float]] = []
+) -> list[SceneTiming]:
+    """Write every scene's files; each fixed chunk of scenes runs in a newly forked process.
+
+    ``maxtasksperchild=1`` gives every chunk a pristine eSpeak state, so a file's bytes depend
+    only on its chunk, never on the worker count or on which worker ran what before.
+    """
+    results: list[SceneTiming] = []
     bar = tqdm(total=len(jobs), desc="world", unit="scene", disable=not progress, leave=False)
-    if workers <= 1:
-        _init_worker(str(root), config)
-        for job in jobs:
-            results.append(_write_scene(job))
-            bar.update(1)
-    else:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(workers, initializer=_init_worker, initargs=(str(root), config)) as pool:
-            for result in pool.imap_unordered(_write_scene, jobs, chunksize=32):
-                results.append(result)
-                bar.update(1)
+    context = multiprocessing.get_context("fork")
+    pool = context.Pool(
+        max(1, workers), initializer=_init_worker, initargs=(str(root), config), maxtasksperchild=1
+    )
+    with pool:
+        for chunk_results in pool.imap_unordered(_write_chunk, _chunks(jobs, CHUNK_SCENES)):
+            results.extend(chunk_results)
+            bar.update(len(chunk_results))
     bar.close()
     return sorted(results)
 
@@ -289,7 +302,7 @@ def summarize(
     root: Path,
     config: WorldConfig,
     jobs: Sequence[SceneJob],
-    results: Sequence[tuple[int, float, float, float, float]],
+    results: Sequence[SceneTiming],
     timings: dict[str, float],
 ) -> WorldSummary:
     """Counts per split and family, answer balance, caption overlap, audio length, timings."""

@@ -3,6 +3,11 @@
 The wheel ships ``libespeak-ng.so`` and its voice data; we drive the library through ctypes in
 synchronous mode and collect the int16 chunks it hands to a callback. The library keeps global
 state, so one process synthesizes one utterance at a time (parallelize with processes).
+
+Determinism: eSpeak seeds its random generator from the clock and carries wave-generator
+state (phases, flutter) from one utterance to the next. Output is byte-reproducible when a
+fresh process speaks the same sequence of utterances with the same seeds: :meth:`speak` takes a
+seed, and the world generator synthesizes fixed chunks of scenes, each in a new process.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class Synthesizer:
                 ctypes.c_int,
             ]
             lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
             lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
             lib.espeak_Synth.argtypes = [
                 ctypes.c_void_p,
@@ -105,13 +111,16 @@ class Synthesizer:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0
 
-    def speak(self, text: str, settings: VoiceSettings, sample_rate: int) -> np.ndarray:
+    def speak(
+        self, text: str, settings: VoiceSettings, sample_rate: int, seed: int = 0
+    ) -> np.ndarray:
         """Synthesize ``text``.
 
         Args:
             text: the sentence to speak (UTF-8).
             settings: voice, rate (words/min) and pitch (0-100).
             sample_rate: output rate; the native 22,050 Hz is resampled with a polyphase filter.
+            seed: seeds eSpeak's random generator (used by some voices' noise sources).
 
         Returns:
             float32 waveform ``[N]`` in [-1, 1].
@@ -121,6 +130,7 @@ class Synthesizer:
         self._lib.espeak_SetParameter(_ESPEAK_RATE, int(settings.rate), 0)
         self._lib.espeak_SetParameter(_ESPEAK_PITCH, int(settings.pitch), 0)
         self._chunks = []
+        self._lib.espeak_ng_SetRandSeed(seed)
         encoded = text.encode("utf-8") + b"\0"
         buffer = ctypes.create_string_buffer(encoded)
         status = self._lib.espeak_Synth(buffer, len(encoded), 0, 0, 0, _CHARS_UTF8, None, None)

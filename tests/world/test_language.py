@@ -1,0 +1,111 @@
+"""Questions and captions agree with the scene graph, read independently (tests/world/reference)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from tests.world import reference
+from trimodal.world.language import (
+    QUESTION_FAMILIES,
+    QuestionBalancer,
+    candidate_questions,
+    caption,
+    describe,
+)
+from trimodal.world.scene import Scene, SceneObject, sample_scene
+
+
+def _objects(scene: Scene) -> list[dict]:
+    return [asdict(obj) for obj in scene.objects]
+
+
+def _object(shape: str, color: str, size: str, x: float, y: float) -> SceneObject:
+    return SceneObject(shape, color, size, x, y, 0.1, 0.0)
+
+
+def test_every_candidate_question_has_the_correct_answer() -> None:
+    for index in range(150):
+        scene = sample_scene(index, seed=11)
+        for family, questions in candidate_questions(scene).items():
+            assert family in QUESTION_FAMILIES
+            for question in questions:
+                expected = reference.answer(question.question, _objects(scene))
+                assert question.answer == expected, (question, scene)
+                assert question.answer in QUESTION_FAMILIES[family]
+
+
+def test_hand_built_scene_answers() -> None:
+    left = _object("circle", "red", "large", 0.2, 0.5)
+    right = _object("star", "blue", "small", 0.8, 0.45)
+    scene = Scene(0, "train", (60, 60, 60), (left, right))
+    by_text = {q.question: q.answer for qs in candidate_questions(scene).values() for q in qs}
+    assert by_text["what color is the star?"] == "blue"
+    assert by_text["what shape is the red object?"] == "circle"
+    assert by_text["is the circle to the left of the star?"] == "yes"
+    assert by_text["is the star to the left of the circle?"] == "no"
+    assert by_text["is the circle bigger than the star?"] == "yes"
+    assert by_text["are the circle and the star the same size?"] == "no"
+    assert by_text["how many objects are there?"] == "two"
+    assert by_text["how many purple objects are there?"] == "zero"
+    assert by_text["is there a blue star?"] == "yes"
+
+
+def test_descriptions_are_unique_and_avoid_the_asked_attribute() -> None:
+    twins = (
+        _object("circle", "red", "large", 0.2, 0.2),
+        _object("circle", "red", "small", 0.8, 0.2),
+        _object("square", "red", "small", 0.5, 0.8),
+    )
+    assert describe(twins[0], twins) == "large circle"
+    assert describe(twins[1], twins) == "small circle"
+    assert describe(twins[2], twins) == "square"
+    # Asking for the size of the large circle without naming its size is impossible here.
+    assert describe(twins[0], twins, without="size") is None
+
+
+def test_captions_state_every_object_and_true_relations() -> None:
+    for index in range(200):
+        scene = sample_scene(index, seed=5)
+        text = caption(scene, np.random.default_rng(index))
+        phrases, statements = reference.caption_facts(text)
+        expected = Counter(obj.phrase() for obj in scene.objects)
+        assert Counter(phrases) == expected, text
+        assert len(statements) == len(scene.objects) - 1, text
+        by_phrase = {obj.phrase(): asdict(obj) for obj in scene.objects}
+        for subject, rel, target in statements:
+            assert reference.true_relation(by_phrase[subject], by_phrase[target]) == rel, text
+
+
+def test_captions_use_at_least_four_templates_per_object_count() -> None:
+    starts: dict[int, set[str]] = {1: set(), 2: set(), 3: set()}
+    for index in range(300):
+        scene = sample_scene(index, seed=2)
+        text = caption(scene, np.random.default_rng(index))
+        skeleton = text
+        for obj in scene.objects:
+            skeleton = skeleton.replace(obj.phrase(), "X")
+        starts[len(scene.objects)].add(skeleton.split(" X")[0] + "|" + str(skeleton.count("it")))
+    assert all(len(s) >= 4 for s in starts.values()), starts
+
+
+def test_balancer_keeps_answers_balanced_within_each_family() -> None:
+    balancer = QuestionBalancer(seed=0)
+    for index in range(1500):
+        balancer.choose(sample_scene(index, seed=0), per_scene=4)
+    for family, answers in QUESTION_FAMILIES.items():
+        counts = [balancer.counts[family][answer] for answer in answers]
+        assert min(counts) / max(counts) > 0.85, (family, counts)
+
+
+@pytest.mark.parametrize("per_scene", [3, 4])
+def test_balancer_picks_distinct_families(per_scene: int) -> None:
+    balancer = QuestionBalancer(seed=1)
+    for index in range(50):
+        scene = sample_scene(index, seed=1)
+        questions = balancer.choose(scene, per_scene)
+        assert len(questions) == per_scene
+        assert len({q.family for q in questions}) == per_scene
