@@ -332,12 +332,6 @@ def test_csv_missing_file(tmp_path: Path) -> None:
         audio_captions_csv_to_manifest(tmp_path / "absent.csv", tmp_path, tmp_path / "m.jsonl")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: converters.py numbers CSV records with enumerate(start=2), but "
-    "csv.DictReader skips blank lines, so any error after a blank line names the wrong line "
-    "(use reader.line_num)",
-)
 def test_csv_error_line_counts_blank_lines(tmp_path: Path) -> None:
     source = _write_csv(tmp_path / "c.csv", "file_name,caption\na.wav,one\n\nb.wav,\n")
     with pytest.raises(ConversionError) as info:

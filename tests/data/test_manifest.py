@@ -136,11 +136,6 @@ def test_error_names_file_line_and_field(
     assert "1 problem(s) in manifest" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: a JSON `null` line is silently dropped (load_manifest skips validation "
-    "when json.loads returns None), instead of 'expected a JSON object, got NoneType'",
-)
 def test_null_row_is_reported(media: Path, write_jsonl) -> None:
     path = write_jsonl(media / "manifest.jsonl", [GOOD_ROW, "null"])
     error = _raises(path)
@@ -148,13 +143,18 @@ def test_null_row_is_reported(media: Path, write_jsonl) -> None:
 
 
 def test_raise_lists_every_bad_row(media: Path, write_jsonl) -> None:
-    rows = [GOOD_ROW, _row(id="b1", text=1), _row(id="b2"), _row(id="b3", split="nope", x=1)]
+    rows = [
+        GOOD_ROW,
+        _row(id="b1", text=1),
+        _row(id="b2"),
+        _row(id="b3", split="nope", image="images/missing.png"),
+    ]
     path = write_jsonl(media / "manifest.jsonl", rows)
     error = _raises(path)
     assert sorted((issue.line, issue.field) for issue in error.issues) == [
         (2, "text"),
+        (4, "image"),
         (4, "split"),
-        (4, "x"),
     ]
     assert "3 problem(s) in manifest" in str(error)
     assert isinstance(error, ValueError)

@@ -77,6 +77,8 @@ def coco_captions_to_manifest(
         where = f"{source}: annotations[{i}]"
         image_id = _require(annotation, "image_id", int, where)
         text = _require(annotation, "caption", str, where).strip()
+        if not text:
+            raise ConversionError(f"{where}.caption: empty caption")
         if image_id not in file_names:
             raise ConversionError(f"{where}.image_id: no image with id {image_id} in 'images'")
         annotation_id = annotation.get("id", i)
@@ -175,7 +177,8 @@ def audio_captions_csv_to_manifest(
                 f"'caption' or 'caption_N' column; found {header}"
             )
         rows = []
-        for line_number, record in enumerate(reader, start=2):
+        for record in reader:
+            line_number = reader.line_num  # physical line: counts blank and multi-line rows
             clip = (record.get(audio_column) or "").strip()
             if not clip:
                 raise ConversionError(f"{source}:{line_number}: column '{audio_column}': empty")

@@ -279,12 +279,13 @@ def load_manifest(
     seen_ids: dict[str, int] = {}
     for number, line in _lines(manifest_path):
         validator = _RowValidator(str(manifest_path), number, manifest_path.parent, check_files)
+        sample = None
         try:
             data = json.loads(line)
         except json.JSONDecodeError as error:
             validator.fail(None, f"invalid JSON: {error.msg} at column {error.colno}")
-            data = None
-        sample = validator.sample(data) if data is not None else None
+        else:
+            sample = validator.sample(data)
         if sample is not None and sample.id in seen_ids:
             validator.fail(
                 "id", f"duplicate id {sample.id!r} (first seen on line {seen_ids[sample.id]})"

@@ -109,7 +109,7 @@ def mel_filterbank(
     """
     f_max = sample_rate / 2 if f_max is None else f_max
     edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))  # [M+2]
-    bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)  # [F]
+    bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft  # [F] true FFT bin frequencies
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bins[None, :] - lower) / (centre - lower)
     falling = (upper - bins[None, :]) / (upper - centre)
