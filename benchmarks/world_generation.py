@@ -31,7 +31,9 @@ def main() -> None:
     out = args.out or tempfile.mkdtemp(prefix="trimodal-world-bench-")
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    summary = build_world(out, WorldConfig(scenes=args.scenes, seed=args.seed), workers=args.workers)
+    summary = build_world(
+        out, WorldConfig(scenes=args.scenes, seed=args.seed), workers=args.workers
+    )
     wall = time.perf_counter() - started
     print(format_summary(summary))
     print(
