@@ -1,0 +1,259 @@
+"""Recipes: nested dataclasses read from YAML, with dotted ``--set a.b=c`` overrides.
+
+A recipe file only lists what differs from the defaults below. Unknown keys and wrong types are
+errors that name the dotted path (``model.image.kind: expected str, got int``). The resolved
+config is saved as ``config.json`` with every run and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe or override is invalid; the message names the dotted path."""
+
+
+@dataclass
+class TextEncoderConfig:
+    """Transformer over BPE ids."""
+
+    depth: int = 2
+    heads: int = 4
+    max_length: int = 48
+
+
+@dataclass
+class ImageEncoderConfig:
+    """``kind``: ``conv`` (strided conv stem) or ``patch`` (ViT patch embedding)."""
+
+    kind: str = "conv"
+    patch_size: int = 8
+    stem_channels: list[int] = field(default_factory=lambda: [32, 64])
+    depth: int = 2
+    heads: int = 4
+
+
+@dataclass
+class AudioEncoderConfig:
+    """Strided 1-D convs over log-mel (``subsample`` = 2 ** number of stride-2 convs)."""
+
+    subsample: int = 8
+    depth: int = 2
+    heads: int = 4
+
+
+@dataclass
+class FusionConfig:
+    """Which fusion module (see ``trimodal.modules.fusion``) and its options."""
+
+    name: str = "cross_attention"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """Widths and parts of the tri-modal model."""
+
+    dim: int = 128
+    embed_dim: int = 128
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    backbone_depth: int = 2
+    backbone_heads: int = 4
+
+
+@dataclass
+class DataConfig:
+    """Preprocessing shared by training and inference."""
+
+    image_size: int = 64
+    n_mels: int = 64
+    vocab_size: int = 600
+    augment: bool = False
+
+
+@dataclass
+class StageConfig:
+    """One training stage. ``epochs`` may be fractional; 0 skips the stage."""
+
+    epochs: float = 1.0
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+
+
+@dataclass
+class AlignConfig(StageConfig):
+    """Stage 1: contrastive alignment over modality pairs ("image-text", "audio-text", ...)."""
+
+    pairs: list[str] = field(default_factory=lambda: ["image-text", "audio-text"])
+    loss: str = "info_nce"
+    margin: float = 0.2
+
+
+@dataclass
+class MultiTaskConfig(StageConfig):
+    """Stage 2: tasks under a joint loss.
+
+    ``weighting``: static | uncertainty | dwa. ``scheduler``: ``all`` computes every task each
+    step; ``loss_driven`` samples ``tasks_per_step`` tasks by recent loss.
+    """
+
+    tasks: list[str] = field(
+        default_factory=lambda: ["contrastive", "vqa_typed", "vqa_spoken", "attributes"]
+    )
+    weighting: str = "uncertainty"
+    static_weights: dict[str, float] = field(default_factory=dict)
+    scheduler: str = "all"
+    tasks_per_step: int = 2
+    questions_per_scene: int = 2
+
+
+@dataclass
+class TrainConfig:
+    """Both stages plus run-wide settings."""
+
+    seed: int = 0
+    threads: int = 0
+    align: AlignConfig = field(default_factory=AlignConfig)
+    multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
+    log_every: int = 20
+    checkpoint_every: int = 200
+    max_train_scenes: int = 0
+
+
+@dataclass
+class Config:
+    """A full recipe."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+T = TypeVar("T")
+
+
+def _is_optional(kind: Any) -> bool:
+    origin = typing.get_origin(kind)
+    return origin in (Union, types.UnionType) and type(None) in typing.get_args(kind)
+
+
+def _convert(value: Any, kind: Any, path: str) -> Any:
+    """Check ``value`` against annotation ``kind`` and build nested dataclasses."""
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(value).__name__}")
+        return from_dict(kind, value, path)
+    origin = typing.get_origin(kind)
+    if _is_optional(kind):
+        if value is None:
+            return None
+        inner = next(a for a in typing.get_args(kind) if a is not type(None))
+        return _convert(value, inner, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(kind)
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        _, item = typing.get_args(kind)
+        return {str(k): _convert(v, item, f"{path}.{k}") for k, v in value.items()}
+    if kind is Any:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{path}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
+    """Build dataclass ``cls`` from a (partial) mapping; missing keys keep their defaults."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        where = path or "config"
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
+    values = {k: _convert(v, hints[k], f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict of a dataclass config."""
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings (values parsed as YAML) to a nested dict, in place."""
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"override {override!r} is not of the form a.b=c")
+        dotted, raw = override.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {override!r}: {key} is not a section")
+            node = child
+        node[keys[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "options":
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
+) -> Config:
+    """Defaults, then the YAML recipe at ``path`` (if any), then ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"recipe not found: {source}")
+        try:
+            loaded = yaml.safe_load(source.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{source}: invalid YAML: {error}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: a recipe must be a mapping at the top level")
+        data = loaded
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return from_dict(Config, data)
+    except ConfigError as error:
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}{error}") from None
+
+
+def config_from_json(text: str) -> Config:
+    """Inverse of ``json.dumps(to_dict(config))``: rebuild a saved config exactly."""
+    defaults = to_dict(Config())
+    return from_dict(Config, _merge(defaults, json.loads(text)))

@@ -1,0 +1,371 @@
+"""Decoded, tensorized manifests held in memory for fast training and evaluation.
+
+Decoding PNGs and computing log-mels on every step would cost more than the model on a 2-core
+machine, so a manifest is decoded once into :class:`SceneTensors` (images as uint8, text as
+padded ids, log-mel as a ragged float16 array with offsets) and cached next to the manifest in
+a safetensors file keyed by the manifest's bytes and the preprocessing settings. Batches are
+then plain index gathers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from trimodal.data.manifest import Manifest, Sample
+from trimodal.data.tokenizer import TextTokenizer
+from trimodal.data.transforms import ImageTransform, LogMel, load_audio
+
+CACHE_VERSION = 2
+COUNT_WORDS = ("one", "two", "three")
+
+
+def attribute_names(scene_samples: Sequence[Sample]) -> list[str]:
+    """Attribute labels for the scene-attribute task: every colour, shape, size and object count."""
+    colors, shapes, sizes = set(), set(), set()
+    for sample in scene_samples:
+        for obj in (sample.scene or {}).get("objects", []):
+            colors.add(obj["color"])
+            shapes.add(obj["shape"])
+            sizes.add(obj["size"])
+    names = [f"color:{c}" for c in sorted(colors)] + [f"shape:{s}" for s in sorted(shapes)]
+    names += [f"size:{s}" for s in sorted(sizes)]
+    return names + [f"count:{c}" for c in COUNT_WORDS] if names else []
+
+
+def content_key(sample: Sample) -> str:
+    """What a caption says, canonically: equal keys mean retrieval counts either item as a hit.
+
+    From the scene graph: the sorted object phrases and every pairwise relation; without a
+    scene graph: the lower-cased, whitespace-normalized text.
+    """
+    scene = sample.scene
+    if scene and "objects" in scene:
+        phrases = [f"{o['size']} {o['color']} {o['shape']}" for o in scene["objects"]]
+        relations = sorted(
+            f"{phrases[r['subject']]}|{r['relation']}|{phrases[r['object']]}"
+            for r in scene.get("relations", [])
+        )
+        return json.dumps([sorted(phrases), relations])
+    return " ".join((sample.text or sample.id).lower().split())
+
+
+@dataclass
+class RaggedAudio:
+    """Log-mel clips of varying length: ``frames [total, n_mels]`` f16, ``offsets [N+1]``.
+
+    Row ``i`` is ``frames[offsets[i]:offsets[i+1]]``; an empty row means no audio.
+    """
+
+    frames: torch.Tensor
+    offsets: torch.Tensor
+
+    def lengths(self) -> torch.Tensor:
+        """Frames per row ``[N]``."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def batch(
+        self, rows: torch.Tensor, max_frames: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded features ``[B, n_mels, F]`` (float32) and frame mask ``[B, F]`` for ``rows``."""
+        lengths = self.lengths()[rows]
+        if max_frames is not None:
+            lengths = lengths.clamp(max=max_frames)
+        longest = int(lengths.max()) if len(rows) else 0
+        out = torch.zeros(len(rows), longest, self.frames.shape[1])
+        for i, (row, length) in enumerate(zip(rows.tolist(), lengths.tolist(), strict=True)):
+            start = int(self.offsets[row])
+            out[i, :length] = self.frames[start : start + length].float()
+        mask = torch.arange(longest)[None, :] < lengths[:, None]
+        return out.transpose(1, 2), mask
+
+
+@dataclass
+class SceneTensors:
+    """A manifest decoded into tensors (``N`` samples, up to ``Q`` questions each).
+
+    Attributes:
+        images: ``[N, 3, S, S]`` uint8 (zeros where ``has_image`` is False).
+        caption_ids / caption_mask: ``[N, L]`` ids and mask (all-False rows have no text).
+        caption_audio: ragged log-mel of each sample's audio.
+        question_ids / question_mask: ``[N, Q, Lq]``.
+        answers: ``[N, Q]`` index into ``answer_vocab`` (-1: no question or unknown answer).
+        spoken_audio: ragged log-mel of spoken questions; ``spoken_index [N]`` says which
+            question it speaks (-1: none).
+        attributes: ``[N, A]`` multi-hot scene attributes (``has_scene`` False rows unused).
+    """
+
+    ids: list[str]
+    splits: list[str]
+    content_keys: list[str]
+    families: list[list[str]]
+    images: torch.Tensor
+    has_image: torch.Tensor
+    caption_ids: torch.Tensor
+    caption_mask: torch.Tensor
+    caption_audio: RaggedAudio
+    question_ids: torch.Tensor
+    question_mask: torch.Tensor
+    answers: torch.Tensor
+    spoken_audio: RaggedAudio
+    spoken_index: torch.Tensor
+    attributes: torch.Tensor
+    has_scene: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows_in(self, *splits: str) -> torch.Tensor:
+        """Indices of samples in ``splits``."""
+        return torch.tensor([i for i, s in enumerate(self.splits) if s in splits], dtype=torch.long)
+
+    @property
+    def has_text(self) -> torch.Tensor:
+        """``[N]`` bool."""
+        return self.caption_mask.any(-1)
+
+    @property
+    def has_audio(self) -> torch.Tensor:
+        """``[N]`` bool."""
+        return self.caption_audio.lengths() > 0
+
+
+def _fingerprint(
+    manifest: Manifest,
+    tokenizer: TextTokenizer,
+    answers: Sequence[str],
+    image_size: int,
+    n_mels: int,
+) -> str:
+    digest = hashlib.sha256()
+    digest.update(manifest.path.read_bytes())
+    digest.update(tokenizer.tokenizer.to_str().encode())
+    digest.update(json.dumps([list(answers), image_size, n_mels, CACHE_VERSION]).encode())
+    return digest.hexdigest()[:20]
+
+
+def _ragged_logmel(paths: list[Path | None], log_mel: LogMel, chunk: int = 256) -> RaggedAudio:
+    """Compute log-mel for every path (None -> empty row), batching STFTs by similar length."""
+    features: list[torch.Tensor | None] = [None] * len(paths)
+    present = [i for i, p in enumerate(paths) if p is not None]
+    waves = {i: load_audio(paths[i], log_mel.sample_rate) for i in present}  # type: ignore[arg-type]
+    order = sorted(present, key=lambda i: waves[i].shape[0])
+    with torch.no_grad():
+        for start in range(0, len(order), chunk):
+            group = order[start : start + chunk]
+            longest = max(waves[i].shape[0] for i in group)
+            stacked = torch.zeros(len(group), longest)
+            for row, i in enumerate(group):
+                stacked[row, : waves[i].shape[0]] = waves[i]
+            mels = log_mel(stacked)  # (G, n_mels, F)
+            for row, i in enumerate(group):
+                count = log_mel.frames(waves[i].shape[0])
+                features[i] = mels[row, :, :count].T.to(torch.float16)
+    lengths = [0 if f is None else f.shape[0] for f in features]
+    offsets = torch.zeros(len(paths) + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long), 0)
+    parts = [f for f in features if f is not None]
+    empty = torch.zeros(0, log_mel.n_mels, dtype=torch.float16)
+    return RaggedAudio(torch.cat(parts) if parts else empty, offsets)
+
+
+def _pad_ids(
+    sequences: list[list[int]], length: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.full((len(sequences), max(1, length)), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(sequences), max(1, length), dtype=torch.bool)
+    for row, sequence in enumerate(sequences):
+        cut = sequence[:length]
+        ids[row, : len(cut)] = torch.tensor(cut, dtype=torch.long)
+        mask[row, : len(cut)] = True
+    return ids, mask
+
+
+def _attribute_matrix(
+    samples: Sequence[Sample], names: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    index = {name: i for i, name in enumerate(names)}
+    matrix = torch.zeros(len(samples), len(names))
+    has_scene = torch.zeros(len(samples), dtype=torch.bool)
+    for row, sample in enumerate(samples):
+        objects = (sample.scene or {}).get("objects")
+        if not objects or not names:
+            continue
+        has_scene[row] = True
+        for obj in objects:
+            for key in (f"color:{obj['color']}", f"shape:{obj['shape']}", f"size:{obj['size']}"):
+                if key in index:
+                    matrix[row, index[key]] = 1.0
+        count = f"count:{COUNT_WORDS[min(len(objects), 3) - 1]}"
+        matrix[row, index[count]] = 1.0
+    return matrix, has_scene
+
+
+def _uint8_image(path: Path, transform: ImageTransform) -> torch.Tensor:
+    """``[3, S, S]`` uint8, skipping float conversion when no resize is needed."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    if rgb.size != (transform.size, transform.size):
+        return (transform.load(rgb) * 255).round().to(torch.uint8)
+    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def build_scene_tensors(
+    manifest: Manifest,
+    tokenizer: TextTokenizer,
+    answers: Sequence[str],
+    attributes: Sequence[str],
+    image_size: int = 64,
+    n_mels: int = 64,
+    max_text_length: int = 48,
+) -> SceneTensors:
+    """Decode every sample of ``manifest`` (see :class:`SceneTensors`)."""
+    samples = manifest.samples
+    transform = ImageTransform(size=image_size)
+    images = torch.zeros(len(samples), 3, image_size, image_size, dtype=torch.uint8)
+    has_image = torch.zeros(len(samples), dtype=torch.bool)
+    for row, sample in enumerate(samples):
+        if sample.image is not None:
+            images[row] = _uint8_image(sample.image, transform)
+            has_image[row] = True
+    captions = [tokenizer.encode(s.text) if s.text is not None else [] for s in samples]
+    caption_ids, caption_mask = _pad_ids(
+        captions, min(max_text_length, max(map(len, captions), default=1)), tokenizer.pad_id
+    )
+    questions_per_row = max((len(s.questions) for s in samples), default=0)
+    answer_index = {a: i for i, a in enumerate(answers)}
+    texts = [[q.question for q in s.questions] for s in samples]
+    flat = tokenizer.encode_batch([t for row in texts for t in row]) if any(texts) else []
+    longest = min(max_text_length, max(map(len, flat), default=1))
+    question_ids = torch.full(
+        (len(samples), max(1, questions_per_row), max(1, longest)),
+        tokenizer.pad_id,
+        dtype=torch.long,
+    )
+    question_mask = torch.zeros(question_ids.shape, dtype=torch.bool)
+    answer_ids = torch.full((len(samples), max(1, questions_per_row)), -1, dtype=torch.long)
+    spoken_index = torch.full((len(samples),), -1, dtype=torch.long)
+    spoken_paths: list[Path | None] = [None] * len(samples)
+    cursor = 0
+    for row, sample in enumerate(samples):
+        for q, question in enumerate(sample.questions):
+            ids = flat[cursor][:longest]
+            cursor += 1
+            question_ids[row, q, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            question_mask[row, q, : len(ids)] = True
+            answer_ids[row, q] = answer_index.get(question.answer, -1)
+            if question.spoken_question is not None and spoken_index[row] < 0:
+                spoken_index[row] = q
+                spoken_paths[row] = question.spoken_question
+    log_mel = LogMel(n_mels=n_mels)
+    attribute_matrix, has_scene = _attribute_matrix(samples, attributes)
+    return SceneTensors(
+        ids=[s.id for s in samples],
+        splits=[s.split for s in samples],
+        content_keys=[content_key(s) for s in samples],
+        families=[[q.family or "" for q in s.questions] for s in samples],
+        images=images,
+        has_image=has_image,
+        caption_ids=caption_ids,
+        caption_mask=caption_mask,
+        caption_audio=_ragged_logmel([s.audio for s in samples], log_mel),
+        question_ids=question_ids,
+        question_mask=question_mask,
+        answers=answer_ids,
+        spoken_audio=_ragged_logmel(spoken_paths, log_mel),
+        spoken_index=spoken_index,
+        attributes=attribute_matrix,
+        has_scene=has_scene,
+    )
+
+
+_TENSOR_FIELDS = (
+    "images",
+    "has_image",
+    "caption_ids",
+    "caption_mask",
+    "question_ids",
+    "question_mask",
+    "answers",
+    "spoken_index",
+    "attributes",
+    "has_scene",
+)
+
+
+def save_scene_tensors(tensors: SceneTensors, path: Path) -> None:
+    """Write to a safetensors file atomically (strings go in its metadata)."""
+    data = {name: getattr(tensors, name).contiguous() for name in _TENSOR_FIELDS}
+    data |= {
+        "caption_audio.frames": tensors.caption_audio.frames.contiguous(),
+        "caption_audio.offsets": tensors.caption_audio.offsets,
+        "spoken_audio.frames": tensors.spoken_audio.frames.contiguous(),
+        "spoken_audio.offsets": tensors.spoken_audio.offsets,
+    }
+    metadata = {
+        "strings": json.dumps(
+            {
+                "ids": tensors.ids,
+                "splits": tensors.splits,
+                "content_keys": tensors.content_keys,
+                "families": tensors.families,
+            }
+        )
+    }
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(data, str(temporary), metadata=metadata)
+    os.replace(temporary, path)
+
+
+def load_scene_tensors(path: Path) -> SceneTensors:
+    """Inverse of :func:`save_scene_tensors`."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    strings: dict[str, Any] = json.loads(metadata["strings"])
+    data = load_file(str(path))
+    tensors: dict[str, Any] = {name: data[name] for name in _TENSOR_FIELDS}
+    return SceneTensors(
+        **strings,
+        **tensors,
+        caption_audio=RaggedAudio(data["caption_audio.frames"], data["caption_audio.offsets"]),
+        spoken_audio=RaggedAudio(data["spoken_audio.frames"], data["spoken_audio.offsets"]),
+    )
+
+
+def cached_scene_tensors(
+    manifest: Manifest,
+    tokenizer: TextTokenizer,
+    answers: Sequence[str],
+    attributes: Sequence[str],
+    image_size: int = 64,
+    n_mels: int = 64,
+    cache_dir: Path | None = None,
+) -> SceneTensors:
+    """:func:`build_scene_tensors`, cached in ``cache_dir`` (default: ``<manifest dir>/.cache``)."""
+    key = _fingerprint(manifest, tokenizer, [*answers, "|", *attributes], image_size, n_mels)
+    folder = cache_dir or manifest.root / ".cache"
+    path = folder / f"tensors-{key}.safetensors"
+    if path.is_file():
+        return load_scene_tensors(path)
+    tensors = build_scene_tensors(manifest, tokenizer, answers, attributes, image_size, n_mels)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_scene_tensors(tensors, path)
+    return tensors
+
+
+def to_float_images(images: torch.Tensor, transform: ImageTransform | None = None) -> torch.Tensor:
+    """uint8 ``[B, 3, S, S]`` -> normalized float ``[B, 3, S, S]``."""
+    transform = transform or ImageTransform(size=images.shape[-1])
+    return transform.normalize(images.float() / 255.0)

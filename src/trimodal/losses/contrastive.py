@@ -1,0 +1,292 @@
+"""Contrastive alignment losses between modality embeddings.
+
+Embeddings are ``[B, E]`` tensors, one row per example. ``logit_scale`` is a scalar tensor holding
+the log of the inverse temperature (CLIP's parametrisation); the scale actually applied is
+``exp(logit_scale)`` clamped to at most ``MAX_SCALE``.
+
+Two formulations are offered: symmetric InfoNCE (:func:`info_nce`, the default) and the seeds'
+cosine-embedding formulation (:func:`cosine_alignment`). :func:`pairwise_contrastive` applies one
+of them to every requested pair of modalities, aligning examples by their batch position.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+MAX_SCALE = 100.0
+"""Upper bound on ``exp(logit_scale)``, as in CLIP."""
+
+ContrastiveKind = Literal["info_nce", "cosine"]
+
+
+def info_nce(
+    a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor, normalize: bool = True
+) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP): row ``i`` of ``a`` matches row ``i`` of ``b``.
+
+    Args:
+        a: ``[B, E]`` embeddings of one modality.
+        b: ``[B, E]`` embeddings of the other, row-aligned with ``a``.
+        logit_scale: scalar tensor, log of the inverse temperature.
+        normalize: L2-normalise the rows first (cosine similarities).
+
+    Returns:
+        Scalar tensor: ``(CE(logits, arange) + CE(logits.T, arange)) / 2`` with
+        ``logits [B, B] = min(exp(logit_scale), 100) * a_n @ b_n.T``.
+    """
+    if normalize:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    logits = logit_scale.exp().clamp(max=MAX_SCALE) * a @ b.T
+    targets = torch.arange(a.shape[0], device=a.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def cosine_alignment(a: torch.Tensor, b: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """The seeds' cosine formulation (an option beside InfoNCE).
+
+    A cosine-embedding loss: positives ``(a_i, b_i)`` are pulled to cosine 1, every off-diagonal
+    pair ``(a_i, b_j), i != j`` is pushed below cosine ``margin``.
+
+    Args:
+        a: ``[B, E]`` embeddings of one modality.
+        b: ``[B, E]`` embeddings of the other, row-aligned with ``a``.
+        margin: cosine above which a negative pair is penalised.
+
+    Returns:
+        Scalar tensor: ``mean_i(1 - cos(a_i, b_i)) + mean_{i != j} relu(cos(a_i, b_j) - margin)``;
+        the second term is zero when ``B == 1``.
+    """
+    cos = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T  # [B, B]
+    eye = torch.eye(cos.shape[0], dtype=torch.bool, device=cos.device)
+    positive = (1 - cos.diagonal()).mean()
+    if cos.shape[0] < 2:
+        return positive
+    negative = F.relu(cos[~eye] - margin).mean()
+    return positive + negative
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every rank, keeping the gradient path to this rank's slice.
+
+    Other ranks' features arrive as constants; this rank's slot is ``x`` itself (open_clip's
+    ``local_loss=False, gather_with_grad=False``). Every rank must pass the same shape.
+
+    Args:
+        x: ``[B, E]`` local features.
+
+    Returns:
+        ``[world * B, E]`` in rank order, or ``x`` itself outside a multi-process group.
+    """
+    if not dist.is_available() or not dist.is_initialized():
+        return x
+    world = dist.get_world_size()
+    if world == 1:
+        return x
+    gathered = [torch.zeros_like(x) for _ in range(world)]
+    dist.all_gather(gathered, x.detach().contiguous())
+    gathered[dist.get_rank()] = x
+    return torch.cat(gathered, dim=0)
+
+
+def distributed_info_nce(
+    a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor, normalize: bool = True
+) -> torch.Tensor:
+    """:func:`info_nce` over the global batch gathered from every rank.
+
+    Each rank computes the same global loss; gradients reach only its local features, so the
+    per-rank gradient is exactly ``dL/d(local features)`` (DDP's averaging then scales the
+    parameter gradient by ``1 / world``, as in open_clip).
+
+    Args:
+        a: ``[B, E]`` local embeddings of one modality (same ``B`` on every rank).
+        b: ``[B, E]`` local embeddings of the other, row-aligned with ``a``.
+        logit_scale: scalar tensor, log of the inverse temperature.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        Scalar tensor: InfoNCE over ``[world * B, E]``.
+    """
+    return info_nce(gather_with_grad(a), gather_with_grad(b), logit_scale, normalize)
+
+
+@dataclass(frozen=True)
+class ContrastiveOutput:
+    """A contrastive loss and its per-pair parts.
+
+    Attributes:
+        total: scalar tensor, mean of ``parts`` (zero, still attached to the graph, if empty).
+        parts: ``{"a-b": scalar}`` per applied pair, names in sorted order (e.g. ``"image-text"``).
+    """
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]
+
+
+def pair_key(first: str, second: str) -> str:
+    """The part name of a pair: ``"a-b"`` with the names sorted."""
+    low, high = sorted((first, second))
+    return f"{low}-{high}"
+
+
+def shared_rows(rows_a: torch.Tensor, rows_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into two modalities' batches selecting the batch positions both have.
+
+    Args:
+        rows_a: ``[B_a]`` batch positions of modality a's rows (unique).
+        rows_b: ``[B_b]`` batch positions of modality b's rows (unique).
+
+    Returns:
+        ``(index_a [S], index_b [S])`` with ``rows_a[index_a] == rows_b[index_b]``, sorted by
+        batch position.
+    """
+    match = rows_a[:, None] == rows_b[None, :].to(rows_a.device)  # [B_a, B_b]
+    index_a, index_b = match.nonzero(as_tuple=True)
+    order = rows_a[index_a].argsort()
+    return index_a[order], index_b[order]
+
+
+def _check_rows(embeddings: dict[str, torch.Tensor], rows: dict[str, torch.Tensor]) -> None:
+    """Every embedded modality needs ``rows [B_m]`` matching its ``[B_m, E]`` embeddings."""
+    for modality, embedding in embeddings.items():
+        if modality not in rows:
+            raise KeyError(f"no rows given for modality {modality!r}")
+        if rows[modality].shape != embedding.shape[:1]:
+            raise ValueError(
+                f"{modality}: rows {tuple(rows[modality].shape)} do not match "
+                f"embeddings {tuple(embedding.shape)}"
+            )
+
+
+def _pair_loss(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    logit_scale: torch.Tensor,
+    kind: ContrastiveKind,
+    margin: float,
+    gather: bool,
+) -> torch.Tensor:
+    """One pair's loss on row-aligned ``a [S, E]`` and ``b [S, E]``."""
+    if kind == "info_nce":
+        return distributed_info_nce(a, b, logit_scale) if gather else info_nce(a, b, logit_scale)
+    if kind == "cosine":
+        if gather:
+            a, b = gather_with_grad(a), gather_with_grad(b)
+        return cosine_alignment(a, b, margin)
+    raise ValueError(f"unknown contrastive kind {kind!r}; expected 'info_nce' or 'cosine'")
+
+
+def pairwise_contrastive(
+    embeddings: dict[str, torch.Tensor],
+    rows: dict[str, torch.Tensor],
+    pairs: Sequence[tuple[str, str]],
+    logit_scale: torch.Tensor,
+    kind: ContrastiveKind = "info_nce",
+    margin: float = 0.2,
+    gather: bool = False,
+) -> ContrastiveOutput:
+    """Contrastive loss for every requested pair of modalities present in ``embeddings``.
+
+    Each pair is aligned on the batch positions both modalities have; a pair sharing fewer than
+    two positions is skipped. A pair requested twice (in either order) counts once.
+
+    Args:
+        embeddings: ``{modality: [B_m, E]}``.
+        rows: ``{modality: LongTensor [B_m]}``, the batch position of each embedding row (unique).
+        pairs: modality pairs to align, e.g. ``[("image", "text"), ("audio", "text")]``.
+        logit_scale: scalar tensor, log of the inverse temperature (unused by ``"cosine"``).
+        kind: ``"info_nce"`` (:func:`info_nce`) or ``"cosine"`` (:func:`cosine_alignment`).
+        margin: negative margin for ``"cosine"``.
+        gather: compute each pair over the global batch of every rank (:func:`gather_with_grad`).
+            Every rank must then apply the same pairs with the same number of shared rows.
+
+    Returns:
+        :class:`ContrastiveOutput` with the mean over applied pairs and each pair's loss.
+    """
+    _check_rows(embeddings, rows)
+    parts: dict[str, torch.Tensor] = {}
+    for first, second in pairs:
+        key = pair_key(first, second)
+        low, high = sorted((first, second))
+        if key in parts or low not in embeddings or high not in embeddings:
+            continue
+        index_low, index_high = shared_rows(rows[low], rows[high])
+        if index_low.numel() < 2:
+            continue
+        parts[key] = _pair_loss(
+            embeddings[low][index_low],
+            embeddings[high][index_high],
+            logit_scale,
+            kind,
+            margin,
+            gather,
+        )
+    total = torch.stack(list(parts.values())).mean() if parts else logit_scale * 0.0
+    return ContrastiveOutput(total=total, parts=parts)
+
+
+class LearnableTemperature(nn.Module):
+    """A learned ``logit_scale`` (log inverse temperature), CLIP-initialised.
+
+    Args:
+        init_temperature: initial temperature; ``logit_scale = log(1 / init_temperature)``.
+        max_scale: the returned ``logit_scale`` is clamped to at most ``log(max_scale)``.
+    """
+
+    def __init__(self, init_temperature: float = 0.07, max_scale: float = MAX_SCALE):
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.max_logit = math.log(max_scale)
+
+    def forward(self) -> torch.Tensor:
+        """Scalar tensor ``min(logit_scale, log(max_scale))``."""
+        return self.logit_scale.clamp(max=self.max_logit)
+
+
+class PairwiseContrastive(nn.Module):
+    """:func:`pairwise_contrastive` with fixed options and its own :class:`LearnableTemperature`.
+
+    Args:
+        pairs: modality pairs to align.
+        kind: ``"info_nce"`` or ``"cosine"``.
+        margin: negative margin for ``"cosine"``.
+        gather: compute over the global batch of every rank.
+        init_temperature: initial temperature of the learned scale.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        kind: ContrastiveKind = "info_nce",
+        margin: float = 0.2,
+        gather: bool = False,
+        init_temperature: float = 0.07,
+    ):
+        super().__init__()
+        if kind not in ("info_nce", "cosine"):
+            raise ValueError(f"unknown contrastive kind {kind!r}; expected 'info_nce' or 'cosine'")
+        self.pairs = tuple(pairs)
+        self.kind: ContrastiveKind = kind
+        self.margin, self.gather = margin, gather
+        self.temperature = LearnableTemperature(init_temperature)
+
+    def forward(
+        self, embeddings: dict[str, torch.Tensor], rows: dict[str, torch.Tensor]
+    ) -> ContrastiveOutput:
+        """See :func:`pairwise_contrastive`: ``{m: [B_m, E]}``, ``{m: LongTensor [B_m]}``."""
+        return pairwise_contrastive(
+            embeddings,
+            rows,
+            self.pairs,
+            self.temperature(),
+            kind=self.kind,
+            margin=self.margin,
+            gather=self.gather,
+        )

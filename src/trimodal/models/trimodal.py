@@ -1,0 +1,190 @@
+"""The tri-modal model: three encoders, a fusion module, a transformer backbone and task heads.
+
+::
+
+    image [B,3,S,S] -> ImageEncoder -> tokens + pooled ─┐
+    text ids [B,L]  -> TextEncoder  -> tokens + pooled ─┼─> contrastive embeddings (pooled)
+    log-mel [B,M,F] -> AudioEncoder -> tokens + pooled ─┘
+    {modality: tokens} -> Fusion -> [CLS] + fused tokens -> backbone -> answer head (VQA)
+    image tokens -> attribute head (multi-label scene attributes)
+
+A checkpoint is a directory: ``config.json`` (resolved recipe), ``model.safetensors``,
+``tokenizer.json``, ``vocab.json`` (answers, attributes) and ``metrics.json``; it is written to a
+temporary directory and renamed into place, so a crash never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from trimodal.config import Config, config_from_json, to_dict
+from trimodal.data.tokenizer import TextTokenizer
+from trimodal.losses.contrastive import LearnableTemperature
+from trimodal.modules.encoders.audio import AudioEncoder
+from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.encoders.image import ImageEncoder
+from trimodal.modules.encoders.text import TextEncoder
+from trimodal.modules.fusion import build_fusion
+from trimodal.modules.layers import TokenSequence, TransformerStack, masked_mean
+
+MODALITIES = ("audio", "image", "text")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Label spaces of the heads: VQA answers and scene attributes."""
+
+    answers: list[str]
+    attributes: list[str]
+
+
+class TriModalModel(nn.Module):
+    """Encoders + fusion + backbone + heads, built from a :class:`Config`.
+
+    Args:
+        config: the resolved recipe.
+        vocab_size: tokenizer vocabulary size.
+        vocabulary: answer and attribute label spaces.
+    """
+
+    def __init__(self, config: Config, vocab_size: int, vocabulary: Vocabulary):
+        super().__init__()
+        self.config, self.vocabulary = config, vocabulary
+        m = config.model
+        self.text_encoder = TextEncoder(m.text, vocab_size, m.dim, m.embed_dim, m.mlp_ratio)
+        self.image_encoder = ImageEncoder(
+            m.image, config.data.image_size, m.dim, m.embed_dim, m.mlp_ratio
+        )
+        self.audio_encoder = AudioEncoder(
+            m.audio, config.data.n_mels, m.dim, m.embed_dim, m.mlp_ratio
+        )
+        self.temperature = LearnableTemperature()
+        self.fusion = build_fusion(m.fusion.name, m.dim, MODALITIES, **m.fusion.options)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, m.dim))
+        self.backbone = TransformerStack(
+            m.dim, m.backbone_depth, m.backbone_heads, m.mlp_ratio, m.dropout
+        )
+        self.answer_head = nn.Sequential(
+            nn.Linear(m.dim, m.dim), nn.GELU(), nn.Linear(m.dim, len(vocabulary.answers))
+        )
+        self.attribute_head = nn.Linear(m.dim, max(1, len(vocabulary.attributes)))
+        self.tokenizer: TextTokenizer | None = None
+
+    # -- encoders -------------------------------------------------------------------------
+    def encode_image(self, images: torch.Tensor) -> EncoderOutput:
+        """Normalized images ``[B, 3, S, S]`` -> :class:`EncoderOutput`."""
+        return self.image_encoder(images)
+
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        """Token ids ``[B, L]`` and mask -> :class:`EncoderOutput`."""
+        return self.text_encoder(ids, mask)
+
+    def encode_audio(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`."""
+        return self.audio_encoder(features, mask)
+
+    # -- heads ----------------------------------------------------------------------------
+    def fuse(self, inputs: dict[str, TokenSequence]) -> torch.Tensor:
+        """Fusion then backbone; returns the ``[CLS]`` state ``[B, D]``."""
+        fused = self.fusion(inputs)
+        batch = fused.tokens.shape[0]
+        tokens = torch.cat([self.cls_token.expand(batch, -1, -1), fused.tokens], dim=1)
+        mask = torch.cat(
+            [torch.ones(batch, 1, dtype=torch.bool, device=tokens.device), fused.mask], dim=1
+        )
+        return self.backbone(tokens, mask)[:, 0]
+
+    def answer_logits(self, inputs: dict[str, TokenSequence]) -> torch.Tensor:
+        """Answer scores ``[B, n_answers]`` for any subset of modalities."""
+        return self.answer_head(self.fuse(inputs))
+
+    def attribute_logits(self, image: EncoderOutput) -> torch.Tensor:
+        """Multi-label attribute scores ``[B, n_attributes]`` from image tokens."""
+        return self.attribute_head(masked_mean(image.tokens, image.mask))
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def write_files(
+        self, directory: Path, tokenizer: TextTokenizer, metrics: dict[str, Any] | None = None
+    ) -> None:
+        """Write config, weights, tokenizer, vocabulary and metrics into an existing folder."""
+        (directory / "config.json").write_text(json.dumps(to_dict(self.config), indent=2))
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"))
+        tokenizer.save(directory / "tokenizer.json")
+        vocabulary = {"answers": self.vocabulary.answers, "attributes": self.vocabulary.attributes}
+        (directory / "vocab.json").write_text(json.dumps(vocabulary, indent=2))
+        (directory / "metrics.json").write_text(json.dumps(metrics or {}, indent=2))
+
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike[str],
+        tokenizer: TextTokenizer,
+        metrics: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write the checkpoint directory atomically (temp dir + rename)."""
+        return write_directory_atomically(
+            Path(directory), lambda staging: self.write_files(staging, tokenizer, metrics)
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], map_location: str = "cpu"
+    ) -> TriModalModel:
+        """Load a checkpoint written by :meth:`save_pretrained` (``model.tokenizer`` is set)."""
+        source = Path(directory)
+        if (source / "checkpoint" / "model.safetensors").is_file() and not (
+            source / "model.safetensors"
+        ).is_file():
+            source = source / "checkpoint"  # a training run folder: use its latest checkpoint
+        for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab.json"):
+            if not (source / name).is_file():
+                raise FileNotFoundError(f"{source} is not a trimodal checkpoint: {name} is missing")
+        config = config_from_json((source / "config.json").read_text())
+        vocabulary = Vocabulary(**json.loads((source / "vocab.json").read_text()))
+        tokenizer = TextTokenizer.load(source / "tokenizer.json")
+        model = cls(config, tokenizer.vocab_size, vocabulary)
+        model.load_state_dict(load_file(str(source / "model.safetensors"), device=map_location))
+        model.tokenizer = tokenizer
+        return model.eval()
+
+
+def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(staging)`` on a fresh temp folder beside ``target``, then swap it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(staging)
+        replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def replace_directory(staging: Path, target: Path) -> None:
+    """Swap ``staging`` into ``target``: the old directory survives until the new one is in place."""
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old")
+        shutil.rmtree(backup, ignore_errors=True)
+        os.replace(target, backup)
+        os.replace(staging, target)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+def normalized(embedding: torch.Tensor) -> torch.Tensor:
+    """L2-normalize the last dimension."""
+    return F.normalize(embedding, dim=-1)

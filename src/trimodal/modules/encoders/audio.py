@@ -1,0 +1,78 @@
+"""Audio encoder: log-mel -> strided 1-D conv subsampling -> transformer -> masked-mean pool."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from trimodal.config import AudioEncoderConfig
+from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.layers import TransformerStack, masked_mean, sinusoidal_positions
+
+MAX_FRAMES = 4096
+
+
+class AudioEncoder(nn.Module):
+    """Log-mel ``[B, n_mels, F]`` (+ frame mask ``[B, F]``) -> tokens ``[B, ceil(F / s), D]``.
+
+    Each stride-2 conv (kernel 3, padding 1) halves the frame rate; ``subsample`` must be a
+    power of two. Input features are normalized per utterance (mean/std over real frames), so
+    loudness and recording level do not matter.
+    """
+
+    def __init__(
+        self,
+        config: AudioEncoderConfig,
+        n_mels: int,
+        dim: int,
+        embed_dim: int,
+        mlp_ratio: float = 4.0,
+    ):
+        super().__init__()
+        levels = int(math.log2(config.subsample))
+        if 2**levels != config.subsample or levels < 1:
+            raise ValueError(
+                f"model.audio.subsample must be a power of two >= 2, got {config.subsample}"
+            )
+        layers: list[nn.Module] = []
+        previous = n_mels
+        for _ in range(levels):
+            layers += [nn.Conv1d(previous, dim, 3, stride=2, padding=1), nn.GELU()]
+            previous = dim
+        self.subsampling = nn.Sequential(*layers)
+        self.levels = levels
+        self.register_buffer(
+            "positions",
+            sinusoidal_positions(MAX_FRAMES // config.subsample + 1, dim),
+            persistent=False,
+        )
+        self.positions: torch.Tensor
+        self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
+        self.projection = nn.Linear(dim, embed_dim)
+
+    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        """Token counts after subsampling for ``frames [B]`` real input frames."""
+        lengths = frames
+        for _ in range(self.levels):
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+        return lengths
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        """Encode ``features [B, n_mels, F]`` with frame ``mask [B, F]``."""
+        weights = mask.to(features.dtype).unsqueeze(1)  # (B, 1, F)
+        count = weights.sum(-1, keepdim=True).clamp_min(1.0)
+        mean = (features * weights).sum(-1, keepdim=True) / count
+        std = (
+            (((features - mean) ** 2 * weights).sum(-1, keepdim=True) / count)
+            .sqrt()
+            .clamp_min(1e-3)
+        )
+        normalized = (features - mean) / std * weights  # padding stays exactly zero
+        tokens = self.subsampling(normalized).transpose(1, 2)  # (B, T, D)
+        lengths = self.output_lengths(mask.sum(-1))
+        token_mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]
+        tokens = tokens + self.positions[: tokens.shape[1]]
+        tokens = self.transformer(tokens, token_mask)
+        return EncoderOutput(tokens, token_mask, self.projection(masked_mean(tokens, token_mask)))

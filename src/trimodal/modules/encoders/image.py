@@ -1,0 +1,68 @@
+"""Image encoders: a ViT patch embedding or a strided conv stem, then a transformer.
+
+At 64 px the conv stem (two stride-2 3x3 convs with GroupNorm + GELU, then a stride-2 conv to
+the model width) sees edges and colours before tokenizing, which buys accuracy per FLOP over a
+plain 8x8 patch projection. Both give an 8x8 grid of tokens at 64 px by default.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trimodal.config import ImageEncoderConfig
+from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.layers import TransformerStack, masked_mean
+
+
+def conv_stem(channels: list[int], dim: int) -> nn.Sequential:
+    """``[B, 3, H, W] -> [B, dim, H / 2**(len(channels)+1), ...]`` via stride-2 3x3 convs."""
+    layers: list[nn.Module] = []
+    previous = 3
+    for width in channels:
+        layers += [
+            nn.Conv2d(previous, width, 3, stride=2, padding=1, bias=False),
+            nn.GroupNorm(min(8, width), width),
+            nn.GELU(),
+        ]
+        previous = width
+    layers.append(nn.Conv2d(previous, dim, 3, stride=2, padding=1))
+    return nn.Sequential(*layers)
+
+
+class ImageEncoder(nn.Module):
+    """Images ``[B, 3, S, S]`` (normalized) -> :class:`EncoderOutput` with ``T = (S / stride)**2``."""
+
+    def __init__(
+        self,
+        config: ImageEncoderConfig,
+        image_size: int,
+        dim: int,
+        embed_dim: int,
+        mlp_ratio: float = 4.0,
+    ):
+        super().__init__()
+        if config.kind == "patch":
+            self.stem: nn.Module = nn.Conv2d(3, dim, config.patch_size, stride=config.patch_size)
+            stride = config.patch_size
+        elif config.kind == "conv":
+            self.stem = conv_stem(config.stem_channels, dim)
+            stride = 2 ** (len(config.stem_channels) + 1)
+        else:
+            raise ValueError(f"model.image.kind must be 'conv' or 'patch', got {config.kind!r}")
+        if image_size % stride:
+            raise ValueError(
+                f"image size {image_size} is not divisible by the stem stride {stride}"
+            )
+        self.grid = image_size // stride
+        self.position_embedding = nn.Parameter(torch.randn(self.grid * self.grid, dim) * 0.02)
+        self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
+        self.projection = nn.Linear(dim, embed_dim)
+
+    def forward(self, images: torch.Tensor) -> EncoderOutput:
+        """Encode a batch of images; the mask is all True (no padding)."""
+        features = self.stem(images)  # (B, D, g, g)
+        tokens = features.flatten(2).transpose(1, 2) + self.position_embedding  # (B, g*g, D)
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        tokens = self.transformer(tokens, None)
+        return EncoderOutput(tokens, mask, self.projection(masked_mean(tokens, mask)))

@@ -1,0 +1,146 @@
+"""Per-step task losses over rows of :class:`~trimodal.data.tensors.SceneTensors`.
+
+Every task is a small function of (model, tensors, rows) returning a scalar loss, so the loop
+can compute any subset of tasks in a step (the loss-driven scheduler picks the subset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from trimodal.data.tensors import SceneTensors, to_float_images
+from trimodal.data.transforms import ImageTransform
+from trimodal.losses.contrastive import pairwise_contrastive
+from trimodal.models.trimodal import TriModalModel
+from trimodal.modules.encoders.base import EncoderOutput
+
+TASKS = ("contrastive", "vqa_typed", "vqa_spoken", "attributes")
+
+
+@dataclass
+class StepInputs:
+    """Rows of a step and lazily computed encoder outputs shared between tasks."""
+
+    model: TriModalModel
+    tensors: SceneTensors
+    rows: torch.Tensor
+    generator: torch.Generator
+    augment: ImageTransform | None = None
+    cache: dict[str, EncoderOutput] = field(default_factory=dict)
+
+    def image(self) -> EncoderOutput:
+        """Image encoder output for ``rows`` (computed once per step)."""
+        if "image" not in self.cache:
+            raw = self.tensors.images[self.rows]
+            if self.augment is not None:
+                images = torch.stack([self.augment.normalize(self._augmented(x)) for x in raw])
+            else:
+                images = to_float_images(raw)
+            self.cache["image"] = self.model.encode_image(images)
+        return self.cache["image"]
+
+    def _augmented(self, image: torch.Tensor) -> torch.Tensor:
+        assert self.augment is not None
+        return self.augment._augment(image.float() / 255.0, self.generator)
+
+    def text(self) -> EncoderOutput:
+        """Caption encoder output for ``rows``."""
+        if "text" not in self.cache:
+            ids, mask = self.tensors.caption_ids[self.rows], self.tensors.caption_mask[self.rows]
+            keep = mask.any(0)  # drop all-padding columns
+            self.cache["text"] = self.model.encode_text(ids[:, keep], mask[:, keep])
+        return self.cache["text"]
+
+    def audio(self) -> EncoderOutput:
+        """Spoken-caption encoder output for ``rows``."""
+        if "audio" not in self.cache:
+            features, mask = self.tensors.caption_audio.batch(self.rows)
+            self.cache["audio"] = self.model.encode_audio(features, mask)
+        return self.cache["audio"]
+
+
+def contrastive_loss(
+    step: StepInputs, pairs: list[tuple[str, str]], kind: str, margin: float, gather: bool
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Pairwise contrastive loss over the modalities the pairs name."""
+    needed = {m for pair in pairs for m in pair}
+    encoders = {"image": step.image, "text": step.text, "audio": step.audio}
+    embeddings = {m: encoders[m]().pooled for m in sorted(needed)}
+    positions = torch.arange(len(step.rows))
+    rows = {m: positions for m in embeddings}
+    if kind not in ("info_nce", "cosine"):
+        raise ValueError(f"train.align.loss must be 'info_nce' or 'cosine', got {kind!r}")
+    output = pairwise_contrastive(
+        embeddings,
+        rows,
+        pairs,
+        step.model.temperature(),
+        kind="cosine" if kind == "cosine" else "info_nce",
+        margin=margin,
+        gather=gather,
+    )
+    return output.total, output.parts
+
+
+def typed_vqa_loss(step: StepInputs, questions_per_scene: int) -> torch.Tensor:
+    """Cross-entropy of answers to typed questions, ``questions_per_scene`` sampled per scene."""
+    tensors, rows = step.tensors, step.rows
+    answers = tensors.answers[rows]  # (B, Q)
+    valid = answers >= 0
+    scores = torch.rand(answers.shape, generator=step.generator).masked_fill(~valid, -1.0)
+    count = min(questions_per_scene, answers.shape[1])
+    chosen = scores.topk(count, dim=1).indices  # (B, k)
+    scene = torch.arange(len(rows)).unsqueeze(1).expand_as(chosen).reshape(-1)
+    question = chosen.reshape(-1)
+    keep = valid[scene, question]
+    scene, question = scene[keep], question[keep]
+    if scene.numel() == 0:
+        return step.model.cls_token.sum() * 0.0
+    ids = tensors.question_ids[rows[scene], question]
+    mask = tensors.question_mask[rows[scene], question]
+    columns = mask.any(0)
+    encoded = step.model.encode_text(ids[:, columns], mask[:, columns]).sequence()
+    image = step.image()
+    image_tokens = image.sequence()
+    inputs = {
+        "image": type(image_tokens)(image_tokens.tokens[scene], image_tokens.mask[scene]),
+        "text": encoded,
+    }
+    logits = step.model.answer_logits(inputs)
+    return F.cross_entropy(logits, answers[scene, question])
+
+
+def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:
+    """Cross-entropy of answers to spoken questions (rows that have one)."""
+    tensors, rows = step.tensors, step.rows
+    index = tensors.spoken_index[rows]
+    has = index >= 0
+    if not bool(has.any()):
+        return step.model.cls_token.sum() * 0.0
+    scene = torch.nonzero(has).squeeze(1)
+    targets = tensors.answers[rows[scene], index[scene]]
+    known = targets >= 0
+    scene, targets = scene[known], targets[known]
+    if scene.numel() == 0:
+        return step.model.cls_token.sum() * 0.0
+    features, mask = tensors.spoken_audio.batch(rows[scene])
+    spoken = step.model.encode_audio(features, mask).sequence()
+    image_tokens = step.image().sequence()
+    inputs = {
+        "image": type(image_tokens)(image_tokens.tokens[scene], image_tokens.mask[scene]),
+        "audio": spoken,
+    }
+    return F.cross_entropy(step.model.answer_logits(inputs), targets)
+
+
+def attribute_loss(step: StepInputs) -> torch.Tensor:
+    """Multi-label BCE of scene attributes from image tokens (rows with a scene graph)."""
+    has = step.tensors.has_scene[step.rows]
+    if not bool(has.any()):
+        return step.model.cls_token.sum() * 0.0
+    logits = step.model.attribute_logits(step.image())
+    targets = step.tensors.attributes[step.rows]
+    return F.binary_cross_entropy_with_logits(logits[has], targets[has])

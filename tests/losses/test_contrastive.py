@@ -1,0 +1,357 @@
+"""Contrastive losses against naive per-example references and hand-computed tiny cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from trimodal.losses.contrastive import (
+    ContrastiveOutput,
+    LearnableTemperature,
+    PairwiseContrastive,
+    cosine_alignment,
+    distributed_info_nce,
+    gather_with_grad,
+    info_nce,
+    pair_key,
+    pairwise_contrastive,
+    shared_rows,
+)
+
+
+def _unit(row: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in row))
+    return [v / norm for v in row]
+
+
+def _dot(u: list[float], v: list[float]) -> float:
+    return sum(x * y for x, y in zip(u, v, strict=True))
+
+
+def _neg_log_softmax(logits: list[float], target: int) -> float:
+    top = max(logits)
+    log_sum = top + math.log(sum(math.exp(v - top) for v in logits))
+    return log_sum - logits[target]
+
+
+def naive_info_nce(
+    a: torch.Tensor, b: torch.Tensor, logit_scale: float, normalize: bool = True
+) -> float:
+    """Symmetric InfoNCE with explicit loops over the batch."""
+    rows_a, rows_b = a.tolist(), b.tolist()
+    if normalize:
+        rows_a, rows_b = [_unit(r) for r in rows_a], [_unit(r) for r in rows_b]
+    scale = min(math.exp(logit_scale), 100.0)
+    n = len(rows_a)
+    sim = [[scale * _dot(rows_a[i], rows_b[j]) for j in range(n)] for i in range(n)]
+    a_to_b = sum(_neg_log_softmax(sim[i], i) for i in range(n)) / n
+    b_to_a = sum(_neg_log_softmax([sim[i][j] for i in range(n)], j) for j in range(n)) / n
+    return (a_to_b + b_to_a) / 2
+
+
+def naive_cosine(a: torch.Tensor, b: torch.Tensor, margin: float) -> float:
+    """Cosine-embedding formulation with explicit loops."""
+    rows_a = [_unit(r) for r in a.tolist()]
+    rows_b = [_unit(r) for r in b.tolist()]
+    n = len(rows_a)
+    positive = sum(1 - _dot(rows_a[i], rows_b[i]) for i in range(n)) / n
+    negatives = [
+        max(0.0, _dot(rows_a[i], rows_b[j]) - margin) for i in range(n) for j in range(n) if i != j
+    ]
+    return positive + sum(negatives) / len(negatives)
+
+
+def _pair(batch: int = 5, dim: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, dim, generator=gen, dtype=torch.float64),
+        torch.randn(batch, dim, generator=gen, dtype=torch.float64),
+    )
+
+
+# --- info_nce ---------------------------------------------------------------------------------
+
+
+def test_info_nce_hand_computed_identity() -> None:
+    """logits = I: each CE term is log(1 + e^-1)."""
+    eye = torch.eye(2, dtype=torch.float64)
+    loss = info_nce(eye, eye, torch.tensor(0.0, dtype=torch.float64))
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-1)), abs=1e-12)
+
+
+@pytest.mark.parametrize("logit_scale", [0.0, 1.3, math.log(1 / 0.07)])
+def test_info_nce_matches_naive(logit_scale: float) -> None:
+    a, b = _pair()
+    loss = info_nce(a, b, torch.tensor(logit_scale, dtype=torch.float64))
+    assert loss.item() == pytest.approx(naive_info_nce(a, b, logit_scale), abs=1e-10)
+
+
+def test_info_nce_without_normalization_matches_naive() -> None:
+    a, b = _pair(batch=3, seed=1)
+    loss = info_nce(a, b, torch.tensor(0.5, dtype=torch.float64), normalize=False)
+    assert loss.item() == pytest.approx(naive_info_nce(a, b, 0.5, normalize=False), abs=1e-10)
+
+
+def test_info_nce_clamps_scale_at_100() -> None:
+    a, b = _pair(seed=2)
+    clamped = info_nce(a, b, torch.tensor(math.log(1000.0), dtype=torch.float64))
+    at_max = info_nce(a, b, torch.tensor(math.log(100.0), dtype=torch.float64))
+    assert clamped.item() == pytest.approx(at_max.item(), abs=1e-10)
+
+
+def test_info_nce_is_symmetric_and_differentiable() -> None:
+    a, b = _pair(seed=3)
+    a.requires_grad_(True)
+    scale = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    loss = info_nce(a, b, scale)
+    assert loss.item() == pytest.approx(info_nce(b, a, scale).item(), abs=1e-12)
+    loss.backward()
+    assert a.grad is not None and scale.grad is not None
+    assert torch.isfinite(a.grad).all()
+
+
+# --- cosine_alignment -------------------------------------------------------------------------
+
+
+def test_cosine_alignment_hand_computed() -> None:
+    """Positives cos (1, 0) -> 0.5; negatives cos (0, 1) -> mean(0, 0.8) = 0.4."""
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert cosine_alignment(a, b, margin=0.2).item() == pytest.approx(0.9, abs=1e-6)
+
+
+def test_cosine_alignment_zero_for_orthonormal_match() -> None:
+    eye = torch.eye(3)
+    assert cosine_alignment(eye, eye).item() == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.2, -0.5])
+def test_cosine_alignment_matches_naive(margin: float) -> None:
+    a, b = _pair(batch=4, seed=4)
+    loss = cosine_alignment(a, b, margin=margin)
+    assert loss.item() == pytest.approx(naive_cosine(a, b, margin), abs=1e-10)
+
+
+def test_cosine_alignment_single_row_has_no_negative_term() -> None:
+    a = torch.tensor([[1.0, 0.0]])
+    b = torch.tensor([[1.0, 1.0]])
+    assert cosine_alignment(a, b).item() == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
+
+
+# --- pairwise_contrastive ---------------------------------------------------------------------
+
+
+def test_pair_key_sorts_names() -> None:
+    assert pair_key("text", "image") == "image-text" == pair_key("image", "text")
+
+
+def test_shared_rows_aligns_by_batch_position() -> None:
+    index_a, index_b = shared_rows(torch.tensor([0, 1, 2, 3]), torch.tensor([3, 1, 7, 2]))
+    assert index_a.tolist() == [1, 2, 3]
+    assert index_b.tolist() == [1, 3, 0]
+
+
+def _three_modalities() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(5)
+    embeddings = {
+        "image": torch.randn(4, 3, generator=gen, dtype=torch.float64),
+        "text": torch.randn(3, 3, generator=gen, dtype=torch.float64),
+        "audio": torch.randn(2, 3, generator=gen, dtype=torch.float64),
+    }
+    rows = {
+        "image": torch.tensor([0, 1, 2, 3]),
+        "text": torch.tensor([3, 1, 2]),
+        "audio": torch.tensor([2, 5]),
+    }
+    return embeddings, rows
+
+
+def test_pairwise_aligns_shared_rows_and_skips_small_pairs() -> None:
+    embeddings, rows = _three_modalities()
+    scale = torch.tensor(0.7, dtype=torch.float64)
+    out = pairwise_contrastive(
+        embeddings, rows, [("text", "image"), ("audio", "image"), ("audio", "text")], scale
+    )
+    assert isinstance(out, ContrastiveOutput)
+    # image-audio share only position 2, audio-text only position 2: both skipped.
+    assert list(out.parts) == ["image-text"]
+    # shared positions 1, 2, 3: image rows 1, 2, 3; text rows 1, 2, 0.
+    expected = naive_info_nce(embeddings["image"][[1, 2, 3]], embeddings["text"][[1, 2, 0]], 0.7)
+    assert out.parts["image-text"].item() == pytest.approx(expected, abs=1e-10)
+    assert out.total.item() == pytest.approx(expected, abs=1e-10)
+
+
+def test_pairwise_total_is_mean_of_parts_and_duplicates_count_once() -> None:
+    embeddings, rows = _three_modalities()
+    rows["audio"] = torch.tensor([2, 1])
+    scale = torch.tensor(0.0, dtype=torch.float64)
+    out = pairwise_contrastive(
+        embeddings, rows, [("image", "text"), ("text", "image"), ("image", "audio")], scale
+    )
+    assert sorted(out.parts) == ["audio-image", "image-text"]
+    audio_image = naive_info_nce(embeddings["audio"][[1, 0]], embeddings["image"][[1, 2]], 0.0)
+    assert out.parts["audio-image"].item() == pytest.approx(audio_image, abs=1e-10)
+    mean = (out.parts["audio-image"] + out.parts["image-text"]) / 2
+    assert out.total.item() == pytest.approx(mean.item(), abs=1e-12)
+
+
+def test_pairwise_cosine_kind() -> None:
+    embeddings, rows = _three_modalities()
+    out = pairwise_contrastive(
+        embeddings, rows, [("image", "text")], torch.tensor(0.0), kind="cosine", margin=0.1
+    )
+    expected = naive_cosine(embeddings["image"][[1, 2, 3]], embeddings["text"][[1, 2, 0]], 0.1)
+    assert out.parts["image-text"].item() == pytest.approx(expected, abs=1e-10)
+
+
+def test_pairwise_with_no_applicable_pair_is_attached_zero() -> None:
+    embeddings, rows = _three_modalities()
+    scale = torch.tensor(1.0, requires_grad=True)
+    out = pairwise_contrastive(embeddings, rows, [("image", "depth"), ("audio", "text")], scale)
+    assert out.parts == {}
+    assert out.total.item() == 0.0
+    assert out.total.requires_grad
+    out.total.backward()
+    assert scale.grad is not None and scale.grad.item() == 0.0
+
+
+def test_pairwise_rejects_mismatched_rows() -> None:
+    embeddings, rows = _three_modalities()
+    rows["text"] = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="text"):
+        pairwise_contrastive(embeddings, rows, [("image", "text")], torch.tensor(0.0))
+    del rows["text"]
+    with pytest.raises(KeyError, match="text"):
+        pairwise_contrastive(embeddings, rows, [("image", "text")], torch.tensor(0.0))
+
+
+def test_pairwise_gather_without_process_group_is_local() -> None:
+    embeddings, rows = _three_modalities()
+    scale = torch.tensor(0.3, dtype=torch.float64)
+    local = pairwise_contrastive(embeddings, rows, [("image", "text")], scale)
+    gathered = pairwise_contrastive(embeddings, rows, [("image", "text")], scale, gather=True)
+    assert gathered.total.item() == pytest.approx(local.total.item(), abs=1e-12)
+
+
+def test_pairwise_module_uses_learned_temperature() -> None:
+    embeddings, rows = _three_modalities()
+    module = PairwiseContrastive([("image", "text")]).double()
+    out = module(embeddings, rows)
+    expected = naive_info_nce(
+        embeddings["image"][[1, 2, 3]], embeddings["text"][[1, 2, 0]], math.log(1 / 0.07)
+    )
+    assert out.total.item() == pytest.approx(expected, abs=1e-8)
+    out.total.backward()
+    assert module.temperature.logit_scale.grad is not None
+
+
+def test_pairwise_module_rejects_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        PairwiseContrastive([("image", "text")], kind="triplet")  # type: ignore[arg-type]
+
+
+# --- temperature ------------------------------------------------------------------------------
+
+
+def test_learnable_temperature_init_and_clamp() -> None:
+    temperature = LearnableTemperature()
+    assert temperature().item() == pytest.approx(math.log(1 / 0.07), abs=1e-6)
+    with torch.no_grad():
+        temperature.logit_scale.fill_(10.0)
+    assert temperature().item() == pytest.approx(math.log(100.0), abs=1e-6)
+
+
+def test_learnable_temperature_is_trained() -> None:
+    temperature = LearnableTemperature()
+    temperature().backward()
+    assert temperature.logit_scale.grad is not None
+    assert temperature.logit_scale.grad.item() == 1.0
+
+
+# --- distributed (collectives monkeypatched to simulate world size 2) -------------------------
+
+
+def _fake_world(
+    monkeypatch: pytest.MonkeyPatch, rank: int, remote: list[tuple[torch.Tensor, torch.Tensor]]
+) -> None:
+    """World size 2; ``remote`` maps a local tensor to the other rank's fixed tensor."""
+
+    def all_gather(tensor_list: list[torch.Tensor], tensor: torch.Tensor) -> None:
+        other = next(o for local, o in remote if torch.equal(local, tensor))
+        with torch.no_grad():  # a real collective records no autograd history
+            tensor_list[rank].copy_(tensor)
+            tensor_list[1 - rank].copy_(other)
+
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda *args, **kwargs: 2)
+    monkeypatch.setattr(dist, "get_rank", lambda *args, **kwargs: rank)
+    monkeypatch.setattr(dist, "all_gather", all_gather)
+
+
+def test_gather_is_identity_outside_process_group() -> None:
+    x = torch.randn(2, 3)
+    assert gather_with_grad(x) is x
+
+
+def test_gather_is_identity_for_world_size_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda *args, **kwargs: 1)
+    x = torch.randn(2, 3)
+    assert gather_with_grad(x) is x
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_gather_concatenates_in_rank_order_with_local_grad(
+    monkeypatch: pytest.MonkeyPatch, rank: int
+) -> None:
+    local = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    other = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    _fake_world(monkeypatch, rank, [(local, other)])
+    out = gather_with_grad(local)
+    by_rank = [other, local] if rank == 1 else [local, other]
+    assert out.shape == (6, 4)
+    assert torch.equal(out, torch.cat(by_rank).detach())
+    weights = torch.arange(24, dtype=torch.float64).view(6, 4)
+    (out * weights).sum().backward()
+    assert local.grad is not None
+    assert torch.equal(local.grad, weights[3 * rank : 3 * rank + 3])
+    assert other.grad is None
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_distributed_info_nce_is_global_info_nce(
+    monkeypatch: pytest.MonkeyPatch, rank: int
+) -> None:
+    a, b = _pair(batch=3, seed=6)
+    other_a, other_b = _pair(batch=3, seed=7)
+    a.requires_grad_(True)
+    _fake_world(monkeypatch, rank, [(a, other_a), (b, other_b)])
+    scale = torch.tensor(0.8, dtype=torch.float64)
+    loss = distributed_info_nce(a, b, scale)
+
+    order = (lambda mine, theirs: [theirs, mine]) if rank else (lambda mine, theirs: [mine, theirs])
+    global_a, global_b = torch.cat(order(a, other_a)), torch.cat(order(b, other_b))
+    assert loss.item() == pytest.approx(naive_info_nce(global_a, global_b, 0.8), abs=1e-10)
+
+    (grad,) = torch.autograd.grad(loss, a)
+    reference_a = a.detach().clone().requires_grad_(True)
+    reference = info_nce(torch.cat(order(reference_a, other_a)), global_b.detach(), scale)
+    (expected,) = torch.autograd.grad(reference, reference_a)
+    assert torch.allclose(grad, expected, atol=1e-12)
+
+
+def test_pairwise_gather_uses_global_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    embeddings, rows = _three_modalities()
+    image, text = embeddings["image"][[1, 2, 3]], embeddings["text"][[1, 2, 0]]
+    other_image, other_text = _pair(batch=3, dim=3, seed=8)
+    _fake_world(monkeypatch, 0, [(image, other_image), (text, other_text)])
+    out = pairwise_contrastive(
+        embeddings, rows, [("image", "text")], torch.tensor(0.2, dtype=torch.float64), gather=True
+    )
+    expected = naive_info_nce(torch.cat([image, other_image]), torch.cat([text, other_text]), 0.2)
+    assert out.parts["image-text"].item() == pytest.approx(expected, abs=1e-10)
