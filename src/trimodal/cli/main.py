@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from trimodal import __version__
 from trimodal.cli import data as data_cli
 from trimodal.cli import demo as demo_cli
+from trimodal.cli import train as train_cli
+from trimodal.cli import use as use_cli
 from trimodal.cli import world as world_cli
 
 
@@ -26,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     world_cli.register(verbs)
     data_cli.register(verbs)
+    train_cli.register(verbs)
+    use_cli.register(verbs)
     demo_cli.register(verbs)
     return parser
 
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except (ValueError, FileNotFoundError, UserError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, UserError) as error:
         print(f"trimodal {args.verb}: error: {error}", file=sys.stderr)
         return 2
 

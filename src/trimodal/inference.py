@@ -1,0 +1,123 @@
+"""The user-facing Python API over a trained checkpoint.
+
+>>> from trimodal import Model
+>>> model = Model.from_pretrained("runs/default")          # doctest: +SKIP
+>>> model.ask("scene.png", text="what color is the star?")  # doctest: +SKIP
+[('red', 0.97)]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from trimodal.data.manifest import load_manifest
+from trimodal.data.tensors import cached_scene_tensors
+from trimodal.data.tokenizer import TextTokenizer
+from trimodal.data.transforms import ImageTransform, LogMel, load_audio
+from trimodal.eval.basic import evaluate
+from trimodal.models.trimodal import TriModalModel
+from trimodal.modules.encoders.base import EncoderOutput
+
+PathLike = str | os.PathLike[str]
+
+
+class Model:
+    """A trained tri-modal model with its tokenizer and preprocessing."""
+
+    def __init__(self, network: TriModalModel, tokenizer: TextTokenizer):
+        self.network = network.eval()
+        self.tokenizer = tokenizer
+        self.image_transform = ImageTransform(size=network.config.data.image_size)
+        self.log_mel = LogMel(n_mels=network.config.data.n_mels)
+
+    @classmethod
+    def from_pretrained(cls, directory: PathLike) -> Model:
+        """Load a run folder (its latest checkpoint) or a checkpoint folder."""
+        network = TriModalModel.from_pretrained(directory)
+        assert network.tokenizer is not None
+        return cls(network, network.tokenizer)
+
+    # -- encoders ---------------------------------------------------------------------
+    def _images(self, paths: Sequence[PathLike]) -> EncoderOutput:
+        return self.network.encode_image(torch.stack([self.image_transform(p) for p in paths]))
+
+    def _texts(self, texts: Sequence[str]) -> EncoderOutput:
+        encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]
+        length = max(len(ids) for ids in encoded)
+        ids = torch.full((len(texts), length), self.tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros(len(texts), length, dtype=torch.bool)
+        for row, sequence in enumerate(encoded):
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            mask[row, : len(sequence)] = True
+        return self.network.encode_text(ids, mask)
+
+    def _audio(self, paths: Sequence[PathLike]) -> EncoderOutput:
+        mels = [self.log_mel(load_audio(p, self.log_mel.sample_rate)) for p in paths]
+        frames = max(m.shape[-1] for m in mels)
+        features = torch.zeros(len(mels), self.log_mel.n_mels, frames)
+        mask = torch.zeros(len(mels), frames, dtype=torch.bool)
+        for row, mel in enumerate(mels):
+            features[row, :, : mel.shape[-1]] = mel
+            mask[row, : mel.shape[-1]] = True
+        return self.network.encode_audio(features, mask)
+
+    @torch.no_grad()
+    def embed_images(self, paths: Sequence[PathLike]) -> torch.Tensor:
+        """L2-normalized image embeddings ``[N, E]``."""
+        return F.normalize(self._images(paths).pooled, dim=-1)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """L2-normalized text embeddings ``[N, E]``."""
+        return F.normalize(self._texts(texts).pooled, dim=-1)
+
+    @torch.no_grad()
+    def embed_audio(self, paths: Sequence[PathLike]) -> torch.Tensor:
+        """L2-normalized audio embeddings ``[N, E]`` (any sample rate or channel count)."""
+        return F.normalize(self._audio(paths).pooled, dim=-1)
+
+    # -- tasks ------------------------------------------------------------------------
+    @torch.no_grad()
+    def ask(
+        self, image: PathLike, text: str | None = None, audio: PathLike | None = None, top: int = 1
+    ) -> list[tuple[str, float]]:
+        """Answer a typed (``text``) or spoken (``audio``) question about ``image``.
+
+        Returns:
+            the ``top`` answers with their probabilities, best first.
+        """
+        if (text is None) == (audio is None):
+            raise ValueError("ask needs exactly one of text= or audio=")
+        inputs = {"image": self._images([image]).sequence()}
+        if text is not None:
+            inputs["text"] = self._texts([text]).sequence()
+        else:
+            assert audio is not None
+            inputs["audio"] = self._audio([audio]).sequence()
+        probabilities = self.network.answer_logits(inputs).softmax(-1)[0]
+        values, indices = probabilities.topk(min(top, probabilities.numel()))
+        answers = self.network.vocabulary.answers
+        return [
+            (answers[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
+
+    def evaluate(self, manifest: PathLike, split: str = "test") -> dict[str, Any]:
+        """Retrieval and VQA metrics of this model on a manifest split."""
+        loaded = load_manifest(Path(manifest), check_files="exists")
+        vocabulary = self.network.vocabulary
+        tensors = cached_scene_tensors(
+            loaded,
+            self.tokenizer,
+            vocabulary.answers,
+            vocabulary.attributes,
+            self.network.config.data.image_size,
+            self.network.config.data.n_mels,
+        )
+        with torch.no_grad():
+            return evaluate(self.network, tensors, split)

@@ -1,0 +1,495 @@
+"""``trimodal train``: stage 1 (align) then stage 2 (multi-task), resumable, DDP-ready.
+
+The same entry point runs alone or under ``torchrun --nproc_per_node=N``: the process group is
+joined when torchrun's variables are set, each rank computes its share of every global batch,
+gradients are averaged by ``DistributedDataParallel`` and the contrastive loss gathers features
+across ranks.
+
+Run folder::
+
+    RUN/config.json        resolved recipe
+    RUN/metrics.jsonl      one line per logged step (every task's loss and weight, lr, samples/s)
+    RUN/tensorboard/       the same scalars for TensorBoard (if tensorboard is installed)
+    RUN/checkpoint/        latest checkpoint (model + tokenizer + training state)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from trimodal.config import Config, MultiTaskConfig, StageConfig, to_dict
+from trimodal.data.manifest import load_manifest
+from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
+from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
+from trimodal.data.transforms import ImageTransform
+from trimodal.io import atomic_write_text
+from trimodal.losses.multitask import LossDrivenTaskSampler, build_weighting
+from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.train import tasks as task_losses
+from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
+from trimodal.train.distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+)
+from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
+
+STAGES = ("align", "multitask")
+
+
+@dataclass
+class RunData:
+    """Everything training needs from the data side."""
+
+    tokenizer: TextTokenizer
+    vocabulary: Vocabulary
+    tensors: SceneTensors
+    train_rows: torch.Tensor
+
+
+def manifest_path_of(source: str | os.PathLike[str]) -> Path:
+    """A world folder or a manifest file -> the manifest file."""
+    path = Path(source)
+    return path / "manifest.jsonl" if path.is_dir() else path
+
+
+def prepare_data(
+    config: Config, source: str | os.PathLike[str], tokenizer: TextTokenizer | None = None
+) -> RunData:
+    """Validate the manifest, train (or reuse) the tokenizer, decode tensors (cached)."""
+    manifest = load_manifest(manifest_path_of(source), check_files="exists")
+    if not manifest.split("train"):
+        raise ValueError(f"{manifest.path} has no 'train' samples to train on")
+    if tokenizer is None:
+        tokenizer = train_tokenizer(manifest_texts(manifest), vocab_size=config.data.vocab_size)
+    train_samples = manifest.split("train")
+    answers = sorted({q.answer for s in train_samples for q in s.questions})
+    vocabulary = Vocabulary(
+        answers=answers or ["<none>"], attributes=attribute_names(train_samples)
+    )
+    tensors = cached_scene_tensors(
+        manifest,
+        tokenizer,
+        vocabulary.answers,
+        vocabulary.attributes,
+        config.data.image_size,
+        config.data.n_mels,
+    )
+    train_rows = tensors.rows_in("train")
+    if config.train.max_train_scenes > 0:
+        train_rows = train_rows[: config.train.max_train_scenes]
+    return RunData(tokenizer, vocabulary, tensors, train_rows)
+
+
+def _pairs(names: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for name in names:
+        first, _, second = name.partition("-")
+        if not second or {first, second} - {"image", "text", "audio"}:
+            raise ValueError(
+                f"train.align.pairs: {name!r} is not of the form image-text/audio-text/audio-image"
+            )
+        pairs.append((first, second))
+    return pairs
+
+
+class TrainStep(nn.Module):
+    """The whole loss of one step as a module, so DistributedDataParallel can wrap it."""
+
+    def __init__(
+        self, model: TriModalModel, weighting: nn.Module | None, config: Config, distributed: bool
+    ):
+        super().__init__()
+        self.model, self.weighting, self.config, self.distributed = (
+            model,
+            weighting,
+            config,
+            distributed,
+        )
+        self.augment = (
+            ImageTransform(size=config.data.image_size, augment=True)
+            if config.data.augment
+            else None
+        )
+
+    def forward(
+        self,
+        tensors: SceneTensors,
+        rows: torch.Tensor,
+        stage: str,
+        active: list[str],
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """Returns (total loss, unweighted parts, weights)."""
+        step = task_losses.StepInputs(self.model, tensors, rows, generator, self.augment)
+        align = self.config.train.align
+        pairs = _pairs(align.pairs)
+        losses: dict[str, torch.Tensor] = {}
+        parts: dict[str, float] = {}
+        if stage == "align" or "contrastive" in active:
+            total, pair_parts = task_losses.contrastive_loss(
+                step, pairs, align.loss, align.margin, self.distributed
+            )
+            losses["contrastive"] = total
+            parts |= {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
+        if stage == "align":
+            parts["contrastive"] = float(losses["contrastive"].detach())
+            return losses["contrastive"], parts, {"contrastive": 1.0}
+        multitask = self.config.train.multitask
+        if "vqa_typed" in active:
+            losses["vqa_typed"] = task_losses.typed_vqa_loss(step, multitask.questions_per_scene)
+        if "vqa_spoken" in active:
+            losses["vqa_spoken"] = task_losses.spoken_vqa_loss(step)
+        if "attributes" in active:
+            losses["attributes"] = task_losses.attribute_loss(step)
+        assert self.weighting is not None
+        output = self.weighting(losses)
+        parts |= {k: float(v.detach()) for k, v in output.parts.items()}
+        return output.total, parts, dict(output.weights)
+
+
+def _optimizer(step_module: TrainStep, stage: StageConfig) -> torch.optim.AdamW:
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, parameter in step_module.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        is_matrix = parameter.ndim >= 2 and "embedding" not in name
+        (decay if is_matrix else no_decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": stage.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=stage.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+class MetricsLog:
+    """JSON Lines + TensorBoard scalars (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.writer: Any = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.writer = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record and mirror its numbers to TensorBoard."""
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            step = record["global_step"]
+            for group in ("loss", "weight"):
+                for key, value in record.get(group, {}).items():
+                    self.writer.add_scalar(f"{group}/{key}", value, step)
+            for key in ("lr", "samples_per_s"):
+                self.writer.add_scalar(key, record[key], step)
+
+    def close(self) -> None:
+        """Flush TensorBoard."""
+        if self.writer is not None:
+            self.writer.close()
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (0 leaves it alone)."""
+    previous = torch.get_num_threads()
+    if count > 0:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass
+class StagePlan:
+    """A stage's name, config and step count."""
+
+    index: int
+    name: str
+    config: StageConfig
+    steps: int
+
+
+class Trainer:
+    """Runs both stages; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        data: RunData,
+        run_dir: Path,
+        context: DistributedContext,
+        progress: bool,
+    ):
+        self.config, self.data, self.run_dir, self.context, self.progress = (
+            config,
+            data,
+            run_dir,
+            context,
+            progress,
+        )
+        self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
+        self.log = MetricsLog(run_dir, context.is_main)
+        train = config.train
+        self.plans = [
+            StagePlan(
+                i, name, stage, steps_for(stage.epochs, len(data.train_rows), stage.batch_size)
+            )
+            for i, (name, stage) in enumerate(
+                (("align", train.align), ("multitask", train.multitask))
+            )
+        ]
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+
+    def _weighting(self) -> nn.Module:
+        multitask = self.config.train.multitask
+        options: dict[str, Any] = (
+            {"weights": multitask.static_weights} if multitask.weighting == "static" else {}
+        )
+        return build_weighting(multitask.weighting, multitask.tasks, **options)
+
+    def run(self, resume: bool, max_steps: int = 0) -> dict[str, Any]:
+        """Train to the end of the plan (or ``max_steps`` global steps); returns a summary."""
+        state = load_training_state(self.run_dir / "checkpoint") if resume else None
+        if state is not None:
+            self._restore_model()
+            self.global_step, self.history = state.global_step, state.history
+        for plan in self.plans:
+            if plan.steps == 0 or (state is not None and plan.index < state.stage):
+                continue
+            stage_state = state if state is not None and plan.index == state.stage else None
+            if not self._run_stage(plan, stage_state, max_steps):
+                return self._summary(stopped=True)
+            state = None
+        return self._summary(stopped=False)
+
+    def _restore_model(self) -> None:
+        restored = TriModalModel.from_pretrained(self.run_dir / "checkpoint")
+        self.model.load_state_dict(restored.state_dict())
+        self.model.train()
+
+    def _run_stage(self, plan: StagePlan, state: TrainingState | None, max_steps: int) -> bool:
+        weighting = self._weighting() if plan.name == "multitask" else None
+        step_module = TrainStep(self.model, weighting, self.config, self.context.enabled)
+        if weighting is not None and state is not None:
+            weighting.load_state_dict(state.weighting)
+        optimizer = _optimizer(step_module, plan.config)
+        warmup = min(plan.config.warmup_steps, max(1, plan.steps // 5))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: warmup_cosine(s, plan.steps, warmup)
+        )
+        sampler = self._sampler(plan)
+        start = 0
+        if state is not None:
+            optimizer.load_state_dict(state.optimizer)
+            scheduler.load_state_dict(state.scheduler)
+            torch.set_rng_state(state.rng)
+            if sampler is not None and state.sampler is not None:
+                sampler.load_state_dict(state.sampler)
+            start = state.step
+        runner: nn.Module = step_module
+        if self.context.enabled:
+            runner = DistributedDataParallel(step_module, find_unused_parameters=True)
+        self.model.train()
+        bar = tqdm(
+            total=plan.steps,
+            initial=start,
+            desc=plan.name,
+            disable=not (self.progress and self.context.is_main),
+            dynamic_ncols=True,
+            leave=True,
+        )
+        started = time.perf_counter()
+        for step in range(start, plan.steps):
+            record = self._train_step(plan, step, runner, optimizer, scheduler, sampler)
+            self.global_step += 1
+            elapsed = time.perf_counter() - started
+            record["samples_per_s"] = (
+                (step - start + 1) * plan.config.batch_size / max(elapsed, 1e-9)
+            )
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{record['loss']['total']:.3f}", sps=f"{record['samples_per_s']:.0f}"
+            )
+            if step % self.config.train.log_every == 0 or step == plan.steps - 1:
+                self.log.write(record)
+            done = step == plan.steps - 1
+            limit = max_steps > 0 and self.global_step >= max_steps
+            every = self.config.train.checkpoint_every
+            if done or limit or (every > 0 and self.global_step % every == 0):
+                next_state = (plan.index + 1, 0) if done else (plan.index, step + 1)
+                self._checkpoint(next_state, optimizer, scheduler, weighting, sampler, done)
+            if limit and not done:
+                bar.close()
+                return False
+        bar.close()
+        self.history.append(
+            {"stage": plan.name, "steps": plan.steps, "seconds": time.perf_counter() - started}
+        )
+        return True
+
+    def _sampler(self, plan: StagePlan) -> LossDrivenTaskSampler | None:
+        multitask = self.config.train.multitask
+        if plan.name != "multitask" or multitask.scheduler == "all":
+            return None
+        if multitask.scheduler != "loss_driven":
+            raise ValueError(
+                f"train.multitask.scheduler must be 'all' or 'loss_driven', got {multitask.scheduler!r}"
+            )
+        return LossDrivenTaskSampler(multitask.tasks, seed=self.config.train.seed)
+
+    def _active_tasks(self, plan: StagePlan, sampler: LossDrivenTaskSampler | None) -> list[str]:
+        if plan.name == "align":
+            return ["contrastive"]
+        multitask = plan.config
+        assert isinstance(multitask, MultiTaskConfig)
+        if sampler is None:
+            return list(multitask.tasks)
+        return sampler.sample(min(multitask.tasks_per_step, len(multitask.tasks)))
+
+    def _train_step(
+        self,
+        plan: StagePlan,
+        step: int,
+        runner: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        sampler: LossDrivenTaskSampler | None,
+    ) -> dict[str, Any]:
+        seed = self.config.train.seed
+        rows = batch_rows(
+            self.data.train_rows,
+            plan.config.batch_size,
+            step,
+            seed,
+            plan.index,
+            self.context.rank,
+            self.context.world_size,
+        )
+        generator = torch.Generator().manual_seed(seed * 7919 + plan.index * 104_729 + step)
+        active = self._active_tasks(plan, sampler)
+        loss, parts, weights = runner(self.data.tensors, rows, plan.name, active, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(runner.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        if sampler is not None:
+            sampler.update({task: parts[task] for task in active if task in parts})
+        total = float(all_reduce_mean(loss.detach(), self.context))
+        return {
+            "stage": plan.name,
+            "step": step,
+            "global_step": self.global_step,
+            "loss": {"total": total, **parts},
+            "weight": weights,
+            "active_tasks": active,
+            "lr": scheduler.get_last_lr()[0],
+        }
+
+    def _checkpoint(
+        self,
+        position: tuple[int, int],
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        weighting: nn.Module | None,
+        sampler: LossDrivenTaskSampler | None,
+        stage_done: bool,
+    ) -> None:
+        if self.context.is_main:
+            state = TrainingState(
+                stage=position[0],
+                step=position[1],
+                global_step=self.global_step,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                weighting=dict(weighting.state_dict())
+                if weighting is not None and not stage_done
+                else {},
+                sampler=sampler.state_dict() if sampler is not None and not stage_done else None,
+                rng=torch.get_rng_state(),
+                history=self.history,
+            )
+            if stage_done:
+                # The next stage starts with a fresh optimizer: don't carry this one's state.
+                state.optimizer = {"state": {}, "param_groups": []}
+                state.scheduler = {}
+            save_training_checkpoint(
+                self.run_dir / "checkpoint",
+                self.model,
+                self.data.tokenizer,
+                state,
+                {"global_step": self.global_step},
+            )
+        barrier(self.context)
+
+    def _summary(self, stopped: bool) -> dict[str, Any]:
+        self.log.close()
+        return {
+            "global_step": self.global_step,
+            "stopped_early": stopped,
+            "stages": {p.name: p.steps for p in self.plans},
+            "history": self.history,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+
+
+def train(
+    config: Config,
+    source: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    resume: bool = False,
+    max_steps: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``config`` on the world folder or manifest ``source`` into ``run_dir``.
+
+    Args:
+        resume: continue from ``run_dir/checkpoint`` (optimizer, scheduler, RNG, data order).
+        max_steps: stop (with a checkpoint) after this many global steps; 0 runs the plan.
+    """
+    context = init_distributed()
+    torch.manual_seed(config.train.seed)
+    out = Path(run_dir)
+    with torch_threads(config.train.threads):
+        tokenizer = None
+        if resume:
+            if not (out / "checkpoint").is_dir():
+                raise FileNotFoundError(f"--resume: no checkpoint in {out}")
+            tokenizer = TextTokenizer.load(out / "checkpoint" / "tokenizer.json")
+        elif context.is_main and (out / "checkpoint").exists():
+            raise FileExistsError(
+                f"{out} already holds a run; pass --resume or choose another --out"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        data = prepare_data(config, source, tokenizer)
+        if context.is_main:
+            atomic_write_text(out / "config.json", json.dumps(to_dict(config), indent=2))
+        started = time.perf_counter()
+        summary = Trainer(config, data, out, context, progress).run(resume, max_steps)
+        summary["train_seconds"] = time.perf_counter() - started
+        return summary
