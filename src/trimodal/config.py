@@ -45,9 +45,14 @@ class ImageEncoderConfig:
 
 @dataclass
 class AudioEncoderConfig:
-    """Strided 1-D convs over log-mel (``subsample`` = 2 ** number of stride-2 convs)."""
+    """Log-mel -> tokens, ``subsample`` frames per token (a power of two).
 
-    subsample: int = 8
+    ``stack`` frames are first concatenated and projected (a cheap stride-``stack`` patch
+    embedding); stride-2 convs make up the rest of the subsampling.
+    """
+
+    subsample: int = 16
+    stack: int = 4
     depth: int = 2
     heads: int = 4
 
@@ -180,6 +185,11 @@ def _convert(value: Any, kind: Any, path: str) -> Any:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):
+        try:  # PyYAML reads "1e-3" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ConfigError(f"{path}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
     return value

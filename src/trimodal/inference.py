@@ -118,6 +118,7 @@ class Model:
             vocabulary.attributes,
             self.network.config.data.image_size,
             self.network.config.data.n_mels,
+            max_text_length=self.network.config.model.text.max_length,
         )
         with torch.no_grad():
             return evaluate(self.network, tensors, split)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,19 @@ def _attribute_matrix(
     return matrix, has_scene
 
 
+def _warn_truncated(
+    kind: str, sequences: Sequence[Sequence[int]], limit: int, source: Path
+) -> None:
+    cut = sum(len(sequence) > limit for sequence in sequences)
+    if cut:
+        longest = max(len(sequence) for sequence in sequences)
+        warnings.warn(
+            f"{source}: {cut} {kind} longer than {limit} tokens (longest {longest}) are truncated; "
+            "raise model.text.max_length or data.vocab_size",
+            stacklevel=3,
+        )
+
+
 def _uint8_image(path: Path, transform: ImageTransform) -> torch.Tensor:
     """``[3, S, S]`` uint8, skipping float conversion when no resize is needed."""
     with Image.open(path) as image:
@@ -242,10 +256,12 @@ def build_scene_tensors(
     caption_ids, caption_mask = _pad_ids(
         captions, min(max_text_length, max(map(len, captions), default=1)), tokenizer.pad_id
     )
+    _warn_truncated("captions", captions, max_text_length, manifest.path)
     questions_per_row = max((len(s.questions) for s in samples), default=0)
     answer_index = {a: i for i, a in enumerate(answers)}
     texts = [[q.question for q in s.questions] for s in samples]
     flat = tokenizer.encode_batch([t for row in texts for t in row]) if any(texts) else []
+    _warn_truncated("questions", flat, max_text_length, manifest.path)
     longest = min(max_text_length, max(map(len, flat), default=1))
     question_ids = torch.full(
         (len(samples), max(1, questions_per_row), max(1, longest)),
@@ -352,14 +368,23 @@ def cached_scene_tensors(
     image_size: int = 64,
     n_mels: int = 64,
     cache_dir: Path | None = None,
+    max_text_length: int = 48,
 ) -> SceneTensors:
     """:func:`build_scene_tensors`, cached in ``cache_dir`` (default: ``<manifest dir>/.cache``)."""
-    key = _fingerprint(manifest, tokenizer, [*answers, "|", *attributes], image_size, n_mels)
+    key = _fingerprint(
+        manifest,
+        tokenizer,
+        [*answers, "|", *attributes, f"max_text={max_text_length}"],
+        image_size,
+        n_mels,
+    )
     folder = cache_dir or manifest.root / ".cache"
     path = folder / f"tensors-{key}.safetensors"
     if path.is_file():
         return load_scene_tensors(path)
-    tensors = build_scene_tensors(manifest, tokenizer, answers, attributes, image_size, n_mels)
+    tensors = build_scene_tensors(
+        manifest, tokenizer, answers, attributes, image_size, n_mels, max_text_length
+    )
     folder.mkdir(parents=True, exist_ok=True)
     save_scene_tensors(tensors, path)
     return tensors

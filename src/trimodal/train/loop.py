@@ -87,6 +87,7 @@ def prepare_data(
         vocabulary.attributes,
         config.data.image_size,
         config.data.n_mels,
+        max_text_length=config.model.text.max_length,
     )
     train_rows = tensors.rows_in("train")
     if config.train.max_train_scenes > 0:
@@ -399,7 +400,14 @@ class Trainer:
         optimizer.step()
         scheduler.step()
         if sampler is not None:
-            sampler.update({task: parts[task] for task in active if task in parts})
+            # Every rank must draw the same tasks next step: feed the samplers rank-averaged losses.
+            observed = {task: parts[task] for task in active if task in parts}
+            sampler.update(
+                {
+                    k: float(all_reduce_mean(torch.tensor(v), self.context))
+                    for k, v in observed.items()
+                }
+            )
         total = float(all_reduce_mean(loss.detach(), self.context))
         return {
             "stage": plan.name,

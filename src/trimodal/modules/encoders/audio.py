@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trimodal.config import AudioEncoderConfig
@@ -17,9 +18,11 @@ MAX_FRAMES = 4096
 class AudioEncoder(nn.Module):
     """Log-mel ``[B, n_mels, F]`` (+ frame mask ``[B, F]``) -> tokens ``[B, ceil(F / s), D]``.
 
-    Each stride-2 conv (kernel 3, padding 1) halves the frame rate; ``subsample`` must be a
-    power of two. Input features are normalized per utterance (mean/std over real frames), so
-    loudness and recording level do not matter.
+    ``stack`` consecutive frames are concatenated and linearly projected (a patch embedding
+    with stride ``stack``: one large matmul, far cheaper on CPU than a conv at the full frame
+    rate), then each stride-2 conv (kernel 3, padding 1) halves the rate until ``subsample``
+    frames make one token. Input features are normalized per utterance (mean/std over real
+    frames), so loudness and recording level do not matter.
     """
 
     def __init__(
@@ -31,16 +34,18 @@ class AudioEncoder(nn.Module):
         mlp_ratio: float = 4.0,
     ):
         super().__init__()
-        levels = int(math.log2(config.subsample))
-        if 2**levels != config.subsample or levels < 1:
+        ratio = config.subsample // max(1, config.stack)
+        levels = int(math.log2(ratio)) if ratio >= 1 else -1
+        if config.stack < 1 or levels < 0 or 2**levels * config.stack != config.subsample:
             raise ValueError(
-                f"model.audio.subsample must be a power of two >= 2, got {config.subsample}"
+                f"model.audio: subsample ({config.subsample}) must be stack ({config.stack}) "
+                "times a power of two"
             )
-        layers: list[nn.Module] = []
-        previous = n_mels
+        self.stack = config.stack
+        self.frame_projection = nn.Linear(n_mels * config.stack, dim)
+        layers: list[nn.Module] = [nn.GELU()]
         for _ in range(levels):
-            layers += [nn.Conv1d(previous, dim, 3, stride=2, padding=1), nn.GELU()]
-            previous = dim
+            layers += [nn.Conv1d(dim, dim, 3, stride=2, padding=1), nn.GELU()]
         self.subsampling = nn.Sequential(*layers)
         self.levels = levels
         self.register_buffer(
@@ -54,7 +59,7 @@ class AudioEncoder(nn.Module):
 
     def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
         """Token counts after subsampling for ``frames [B]`` real input frames."""
-        lengths = frames
+        lengths = torch.div(frames + self.stack - 1, self.stack, rounding_mode="floor")
         for _ in range(self.levels):
             lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
         return lengths
@@ -70,7 +75,13 @@ class AudioEncoder(nn.Module):
             .clamp_min(1e-3)
         )
         normalized = (features - mean) / std * weights  # padding stays exactly zero
-        tokens = self.subsampling(normalized).transpose(1, 2)  # (B, T, D)
+        batch, mels, frames = normalized.shape
+        padded = F.pad(normalized, (0, (-frames) % self.stack))  # (B, M, F') with F' % stack == 0
+        stacked = padded.transpose(1, 2).reshape(
+            batch, -1, mels * self.stack
+        )  # (B, F'/stack, M*stack)
+        projected = self.frame_projection(stacked).transpose(1, 2)  # (B, D, F'/stack)
+        tokens = self.subsampling(projected).transpose(1, 2)  # (B, T, D)
         lengths = self.output_lengths(mask.sum(-1))
         token_mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]
         tokens = tokens + self.positions[: tokens.shape[1]]

@@ -1,0 +1,150 @@
+"""ask / embed / eval on a tiny trained run, in-process, and the Python Model API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trimodal import Model
+from trimodal.cli.main import main
+from trimodal.config import load_config
+from trimodal.train.loop import train
+from trimodal.world.generate import WorldSummary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(
+    tiny_world: tuple[Path, WorldSummary], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    train(load_config(ROOT / "configs" / "tiny.yaml"), tiny_world[0], run, progress=False)
+    return run
+
+
+def test_ask_typed_and_spoken(
+    tiny_run: Path, tiny_world: tuple[Path, WorldSummary], capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = tiny_world[0]
+    image = str(world / "images" / "000000.png")
+    assert (
+        main(
+            [
+                "ask",
+                "--checkpoint",
+                str(tiny_run),
+                "--image",
+                image,
+                "--text",
+                "what color is the star?",
+                "--top",
+                "3",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    probabilities = [float(line.split("\t")[1]) for line in lines]
+    assert len(lines) == 3 and probabilities == sorted(probabilities, reverse=True)
+    assert (
+        main(
+            [
+                "ask",
+                "--checkpoint",
+                str(tiny_run),
+                "--image",
+                image,
+                "--audio",
+                str(world / "audio" / "000000_question.wav"),
+            ]
+        )
+        == 0
+    )
+    answer, probability = capsys.readouterr().out.strip().split("\t")
+    model = Model.from_pretrained(tiny_run)
+    assert answer in model.network.vocabulary.answers and 0 < float(probability) <= 1
+
+
+def test_embed_prints_and_saves_normalized_vectors(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(tiny_run),
+                "--text",
+                "a small red circle",
+                "a large blue star",
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in rows] == ["a small red circle", "a large blue star"]
+    for row in rows:
+        assert abs(sum(v * v for v in row["embedding"]) - 1.0) < 1e-4
+    target = tmp_path / "e.safetensors"
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(tiny_run),
+                "--text",
+                "a small red circle",
+                "--save",
+                str(target),
+            ]
+        )
+        == 0
+    )
+    saved = load_file(str(target))["embeddings"]
+    model = Model.from_pretrained(tiny_run)
+    assert torch.allclose(saved, model.embed_texts(["a small red circle"]), atol=1e-6)
+
+
+def test_eval_reports_retrieval_and_vqa(
+    tiny_run: Path,
+    tiny_world: tuple[Path, WorldSummary],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "metrics.json"
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(tiny_run),
+                "--world",
+                str(tiny_world[0]),
+                "--split",
+                "train",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads(out.read_text())
+    assert metrics == json.loads(capsys.readouterr().out)
+    retrieval = metrics["retrieval"]
+    assert retrieval["gallery_size"] == tiny_world[1].scenes_per_split["train"]
+    for direction in ("text->image", "image->text", "audio->text", "audio->image"):
+        assert 0.0 <= retrieval[direction]["R@1"] <= retrieval[direction]["R@5"] <= 1.0
+    assert metrics["vqa"]["typed"]["count"] == 4 * retrieval["gallery_size"]
+    assert metrics["vqa"]["spoken"]["count"] == retrieval["gallery_size"]
+
+
+def test_bad_checkpoint_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "--checkpoint", str(tmp_path), "--image", "x.png", "--text", "q"]) == 2
+    assert "not a trimodal checkpoint" in capsys.readouterr().err

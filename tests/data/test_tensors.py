@@ -1,0 +1,97 @@
+"""Tensorized manifests agree with direct decoding of the files, and the cache round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from trimodal.data.manifest import load_manifest
+from trimodal.data.tensors import (
+    attribute_names,
+    build_scene_tensors,
+    cached_scene_tensors,
+    content_key,
+    load_scene_tensors,
+    save_scene_tensors,
+)
+from trimodal.data.tokenizer import manifest_texts, train_tokenizer
+from trimodal.data.transforms import LogMel, load_audio
+from trimodal.world.generate import WorldSummary
+
+
+def test_tensors_match_direct_decoding(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    world, _ = tiny_world
+    manifest = load_manifest(world / "manifest.jsonl")
+    tokenizer = train_tokenizer(manifest_texts(manifest), vocab_size=300)
+    answers = sorted({q.answer for s in manifest.samples for q in s.questions})
+    attributes = attribute_names(manifest.samples)
+    tensors = build_scene_tensors(manifest, tokenizer, answers, attributes, max_text_length=128)
+    log_mel = LogMel()
+    for row in (0, 7, len(manifest.samples) - 1):
+        sample = manifest.samples[row]
+        pixels = np.array(Image.open(sample.image).convert("RGB"))
+        assert torch.equal(tensors.images[row], torch.from_numpy(pixels).permute(2, 0, 1))
+        ids = tensors.caption_ids[row][tensors.caption_mask[row]].tolist()
+        assert tokenizer.decode(ids) == sample.text
+        expected = log_mel(load_audio(sample.audio))
+        features, mask = tensors.caption_audio.batch(torch.tensor([row]))
+        assert features.shape[-1] == expected.shape[-1] and mask.all()
+        assert torch.allclose(features[0], expected, atol=0.02)  # stored as float16
+        for q, question in enumerate(sample.questions):
+            assert answers[int(tensors.answers[row, q])] == question.answer
+        spoken = [q for q, question in enumerate(sample.questions) if question.spoken_question]
+        assert int(tensors.spoken_index[row]) == spoken[0]
+        objects = sample.scene["objects"]
+        on = {attributes[i] for i in torch.nonzero(tensors.attributes[row]).flatten().tolist()}
+        by_hand = {f"color:{o['color']}" for o in objects} | {
+            f"shape:{o['shape']}" for o in objects
+        }
+        by_hand |= {f"size:{o['size']}" for o in objects} | {
+            f"count:{['one', 'two', 'three'][len(objects) - 1]}"
+        }
+        assert on == by_hand
+    save_scene_tensors(tensors, tmp_path / "t.safetensors")
+    loaded = load_scene_tensors(tmp_path / "t.safetensors")
+    assert loaded.ids == tensors.ids and loaded.content_keys == tensors.content_keys
+    assert torch.equal(loaded.caption_audio.frames, tensors.caption_audio.frames)
+    assert torch.equal(loaded.question_ids, tensors.question_ids)
+    cached = cached_scene_tensors(
+        manifest, tokenizer, answers, attributes, cache_dir=tmp_path / "cache"
+    )
+    again = cached_scene_tensors(
+        manifest, tokenizer, answers, attributes, cache_dir=tmp_path / "cache"
+    )
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert torch.equal(cached.images, again.images)
+
+
+def test_content_key_ignores_wording_and_order(tiny_world: tuple[Path, WorldSummary]) -> None:
+    world, _ = tiny_world
+    sample = load_manifest(world / "manifest.jsonl").samples[0]
+    reordered = dict(sample.scene)
+    reordered["objects"] = list(reversed(sample.scene["objects"]))
+    count = len(reordered["objects"])
+    reordered["relations"] = [
+        {
+            "subject": count - 1 - r["subject"],
+            "relation": r["relation"],
+            "object": count - 1 - r["object"],
+        }
+        for r in sample.scene["relations"]
+    ]
+    from dataclasses import replace
+
+    assert content_key(replace(sample, scene=reordered, text="other words")) == content_key(sample)
+    moved = [
+        dict(r, relation="above" if r["relation"] != "above" else "below")
+        for r in sample.scene["relations"]
+    ]
+    if moved:
+        assert content_key(
+            replace(sample, scene=dict(sample.scene, relations=moved))
+        ) != content_key(sample)

@@ -1,0 +1,116 @@
+"""Training on the tiny recipe: CLI smoke run, logging, resume equality, schedulers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trimodal.cli.main import main
+from trimodal.config import load_config
+from trimodal.models.trimodal import TriModalModel
+from trimodal.train.loop import train
+from trimodal.world.generate import WorldSummary
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoint" / "model.safetensors"))
+
+
+def test_cli_train_writes_checkpoint_metrics_and_config(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world, _ = tiny_world
+    run = tmp_path / "run"
+    status = main(
+        [
+            "train",
+            "--config",
+            str(TINY),
+            "--world",
+            str(world),
+            "--out",
+            str(run),
+            "--quiet",
+            "--set",
+            "train.multitask.weighting=dwa",
+        ]
+    )
+    assert status == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stages"]["align"] > 0 and summary["stages"]["multitask"] > 0
+    assert summary["global_step"] == summary["stages"]["align"] + summary["stages"]["multitask"]
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "vocab.json",
+        "metrics.json",
+    ):
+        assert (run / "checkpoint" / name).is_file()
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["multitask"]["weighting"] == "dwa" and saved["model"]["dim"] == 32
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    multitask = [r for r in records if r["stage"] == "multitask"]
+    assert multitask, "every multitask step is logged with log_every=1"
+    for task in ("contrastive", "vqa_typed", "vqa_spoken", "attributes"):
+        assert task in multitask[-1]["loss"] and task in multitask[-1]["weight"]
+    assert all(r["samples_per_s"] > 0 for r in records)
+    assert any((run / "tensorboard").iterdir())
+    model = TriModalModel.from_pretrained(run)
+    assert model.tokenizer is not None and "yes" in model.vocabulary.answers
+    # A second run into the same folder must not silently overwrite it.
+    assert (
+        main(["train", "--config", str(TINY), "--world", str(world), "--out", str(run), "--quiet"])
+        == 2
+    )
+
+
+@pytest.mark.parametrize("weighting", ["uncertainty", "static"])
+def test_resume_gives_identical_weights(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path, weighting: str
+) -> None:
+    world, _ = tiny_world
+    overrides = [f"train.multitask.weighting={weighting}", "train.multitask.scheduler=loss_driven"]
+    config = load_config(TINY, overrides)
+    straight = train(config, world, tmp_path / "straight", progress=False)
+    total = straight["global_step"]
+    align_steps = straight["stages"]["align"]
+    stop = align_steps + 2  # stop in the middle of the multitask stage
+    assert stop < total
+    first = train(config, world, tmp_path / "resumed", max_steps=stop, progress=False)
+    assert first["stopped_early"] and first["global_step"] == stop
+    second = train(config, world, tmp_path / "resumed", resume=True, progress=False)
+    assert second["global_step"] == total
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_resume_across_the_stage_boundary(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    world, _ = tiny_world
+    config = load_config(TINY)
+    straight = train(config, world, tmp_path / "straight", progress=False)
+    train(
+        config, world, tmp_path / "resumed", max_steps=straight["stages"]["align"], progress=False
+    )
+    train(config, world, tmp_path / "resumed", resume=True, progress=False)
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    world, _ = tiny_world
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(load_config(TINY), world, tmp_path / "none", resume=True, progress=False)
