@@ -94,7 +94,7 @@ class Model:
         """
         if (text is None) == (audio is None):
             raise ValueError("ask needs exactly one of text= or audio=")
-        inputs = {"image": self._images([image]).sequence()}
+        inputs = {"image": self.network.image_context(self._images([image]))}
         if text is not None:
             inputs["text"] = self._texts([text]).sequence()
         else:

@@ -54,7 +54,7 @@ def vqa_accuracy(
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        image = model.encode_image(to_float_images(tensors.images[chunk])).sequence()
+        image = model.image_context(model.encode_image(to_float_images(tensors.images[chunk])))
         _typed(model, tensors, chunk, image, hits)
         _spoken(model, tensors, chunk, image, hits)
     return {name: {"accuracy": h / max(1, n), "count": n} for name, (h, n) in sorted(hits.items())}

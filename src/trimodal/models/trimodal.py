@@ -16,6 +16,7 @@ temporary directory and renamed into place, so a crash never leaves half a check
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -94,6 +95,27 @@ class TriModalModel(nn.Module):
     def encode_audio(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`."""
         return self.audio_encoder(features, mask)
+
+    def image_context(self, image: EncoderOutput) -> TokenSequence:
+        """Image tokens as fusion sees them: the grid average-pooled by ``fusion_image_pool``.
+
+        The encoder keeps its full grid (fine detail for the contrastive embedding and the
+        attribute head); question-time fusion reads a coarser grid, which cuts the cost of every
+        question's keys and values by ``pool ** 2``.
+        """
+        pool = self.config.model.fusion_image_pool
+        if pool <= 1:
+            return image.sequence()
+        batch, count, dim = image.tokens.shape
+        grid = math.isqrt(count)
+        if grid * grid != count or grid % pool:
+            raise ValueError(
+                f"model.fusion_image_pool={pool} does not divide the {grid}x{grid} image grid"
+            )
+        tokens = image.tokens.transpose(1, 2).reshape(batch, dim, grid, grid)
+        pooled = F.avg_pool2d(tokens, pool).flatten(2).transpose(1, 2)  # (B, (g/p)^2, D)
+        mask = torch.ones(pooled.shape[:2], dtype=torch.bool, device=pooled.device)
+        return TokenSequence(pooled, mask)
 
     # -- heads ----------------------------------------------------------------------------
     def fuse(self, inputs: dict[str, TokenSequence]) -> torch.Tensor:

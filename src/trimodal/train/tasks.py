@@ -104,7 +104,7 @@ def typed_vqa_loss(step: StepInputs, questions_per_scene: int) -> torch.Tensor:
     columns = mask.any(0)
     encoded = step.model.encode_text(ids[:, columns], mask[:, columns]).sequence()
     image = step.image()
-    image_tokens = image.sequence()
+    image_tokens = step.model.image_context(image)
     inputs = {
         "image": type(image_tokens)(image_tokens.tokens[scene], image_tokens.mask[scene]),
         "text": encoded,
@@ -128,7 +128,7 @@ def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:
         return step.model.cls_token.sum() * 0.0
     features, mask = tensors.spoken_audio.batch(rows[scene])
     spoken = step.model.encode_audio(features, mask).sequence()
-    image_tokens = step.image().sequence()
+    image_tokens = step.model.image_context(step.image())
     inputs = {
         "image": type(image_tokens)(image_tokens.tokens[scene], image_tokens.mask[scene]),
         "audio": spoken,

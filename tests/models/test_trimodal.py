@@ -1,0 +1,85 @@
+"""The composed model: fusion of any subset, image-context pooling, atomic checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from trimodal.config import load_config
+from trimodal.data.tokenizer import train_tokenizer
+from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.modules.encoders.base import EncoderOutput
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _model(*overrides: str, vocab_size: int = 50) -> TriModalModel:
+    torch.manual_seed(0)
+    config = load_config(ROOT / "configs" / "tiny.yaml", list(overrides))
+    return TriModalModel(
+        config, vocab_size, Vocabulary(["yes", "no", "red"], ["color:red", "shape:star"])
+    ).eval()
+
+
+def test_image_context_pools_the_grid_by_hand() -> None:
+    model = _model("model.fusion_image_pool=2", "model.image.stem_channels=[8, 8, 8]")  # 4x4 grid
+    tokens = torch.arange(2 * 16 * 3, dtype=torch.float32).reshape(2, 16, 3)
+    output = EncoderOutput(tokens, torch.ones(2, 16, dtype=torch.bool), torch.zeros(2, 4))
+    pooled = model.image_context(output)
+    assert pooled.tokens.shape == (2, 4, 3) and pooled.mask.all()
+    grid = tokens.reshape(2, 4, 4, 3)
+    top_left = grid[:, :2, :2].mean(dim=(1, 2))
+    bottom_right = grid[:, 2:, 2:].mean(dim=(1, 2))
+    assert torch.allclose(pooled.tokens[:, 0], top_left) and torch.allclose(
+        pooled.tokens[:, 3], bottom_right
+    )
+    with pytest.raises(ValueError, match="does not divide"):
+        _model("model.fusion_image_pool=3").image_context(output)
+
+
+def test_answers_from_any_subset_of_modalities() -> None:
+    model = _model()
+    image = model.image_context(model.encode_image(torch.randn(2, 3, 64, 64)))
+    text = model.encode_text(
+        torch.randint(4, 50, (2, 5)), torch.ones(2, 5, dtype=torch.bool)
+    ).sequence()
+    audio = model.encode_audio(
+        torch.randn(2, 64, 80), torch.ones(2, 80, dtype=torch.bool)
+    ).sequence()
+    for inputs in (
+        {"image": image, "text": text},
+        {"image": image, "audio": audio},
+        {"text": text},
+        {"image": image},
+    ):
+        assert model.answer_logits(inputs).shape == (2, 3)
+
+
+def test_checkpoint_round_trip_and_atomic_replace(tmp_path: Path) -> None:
+    tokenizer = train_tokenizer(
+        ["a red star", "is there a red star?", "yes", "no"] * 5, vocab_size=300
+    )
+    model = _model(vocab_size=tokenizer.vocab_size)
+    target = tmp_path / "ckpt"
+    model.save_pretrained(target, tokenizer, {"note": "first"})
+    loaded = TriModalModel.from_pretrained(target)
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert loaded.vocabulary == model.vocabulary and loaded.config == model.config
+
+    class Boom(RuntimeError):
+        pass
+
+    def failing_write(*args: object, **kwargs: object) -> None:
+        raise Boom
+
+    original = model.write_files
+    model.write_files = failing_write  # type: ignore[method-assign]
+    with pytest.raises(Boom):
+        model.save_pretrained(target, tokenizer)
+    model.write_files = original  # type: ignore[method-assign]
+    # The failed save left the previous checkpoint whole, and no staging folder behind.
+    assert TriModalModel.from_pretrained(target).vocabulary == model.vocabulary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
