@@ -79,6 +79,8 @@ class ModelConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     backbone_depth: int = 2
     backbone_heads: int = 4
+    pool: str = "mean"
+    """How encoders pool tokens into the shared embedding: ``mean`` or ``attention``."""
     fusion_image_pool: int = 1
     """Average-pool the image token grid by this factor before fusion (K/V cost / pool**2)."""
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from trimodal.modules.layers import (
+    AttentionPool,
     MultiHeadAttention,
+    Pooler,
     TransformerStack,
     masked_mean,
     sinusoidal_positions,
@@ -70,3 +73,29 @@ def test_masked_mean_and_positions_by_hand() -> None:
     assert table[0].tolist() == [0.0, 1.0, 0.0, 1.0]
     assert math.isclose(float(table[2, 0]), math.sin(2.0), abs_tol=1e-6)
     assert math.isclose(float(table[2, 3]), math.cos(2.0 / 100.0), abs_tol=1e-6)
+
+
+def test_attention_pool_ignores_padding_and_matches_a_naive_softmax() -> None:
+    torch.manual_seed(2)
+    pool = AttentionPool(8, heads=1).eval()
+    tokens = torch.randn(1, 4, 8)
+    mask = torch.tensor([[True, True, True, False]])
+    changed = tokens.clone()
+    changed[0, 3] = 50.0
+    with torch.no_grad():
+        pooled = pool(tokens, mask)
+        assert torch.allclose(pooled, pool(changed, mask), atol=1e-6)
+        attention = pool.attention
+        q = attention.query(pool.query)[0, 0]
+        k, v = attention.key_value(tokens[0, :3]).split(8, dim=-1)
+        weights = torch.softmax(k @ q / math.sqrt(8), dim=0)
+        expected = pool.norm(attention.out(weights @ v))
+    assert torch.allclose(pooled[0], expected, atol=1e-5)
+
+
+def test_pooler_kinds() -> None:
+    tokens, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.bool)
+    assert torch.equal(Pooler("mean", 8, 2)(tokens, mask), masked_mean(tokens, mask))
+    assert Pooler("attention", 8, 2)(tokens, mask).shape == (2, 8)
+    with pytest.raises(ValueError, match=r"model\.pool"):
+        Pooler("max", 8, 2)

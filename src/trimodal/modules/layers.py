@@ -151,6 +151,41 @@ class TransformerStack(nn.Module):
         return self.norm(x)
 
 
+class AttentionPool(nn.Module):
+    """A learned query attends over the tokens: ``[B, T, D]`` (+ mask) -> ``[B, D]``.
+
+    Unlike a masked mean it can weight tokens by content and position, which matters when the
+    embedding must say *where* things are ("a circle left of a star" vs the reverse).
+    """
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.attention = MultiHeadAttention(dim, heads)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pool ``tokens [B, T, D]`` over real positions of ``mask [B, T]``."""
+        query = self.query.expand(tokens.shape[0], -1, -1)
+        return self.norm(self.attention(query, context=tokens, key_mask=mask)[:, 0])
+
+
+class Pooler(nn.Module):
+    """``"mean"`` (masked mean) or ``"attention"`` (:class:`AttentionPool`) pooling."""
+
+    def __init__(self, kind: str, dim: int, heads: int):
+        super().__init__()
+        if kind not in ("mean", "attention"):
+            raise ValueError(f"model.pool must be 'mean' or 'attention', got {kind!r}")
+        self.attention = AttentionPool(dim, heads) if kind == "attention" else None
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[B, T, D]``, ``[B, T]`` -> ``[B, D]``."""
+        if self.attention is None:
+            return masked_mean(tokens, mask)
+        return self.attention(tokens, mask)
+
+
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over real tokens: ``[B, T, D]``, ``[B, T]`` -> ``[B, D]``."""
     weights = mask.to(tokens.dtype).unsqueeze(-1)

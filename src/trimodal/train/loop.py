@@ -35,7 +35,11 @@ from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_te
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.data.transforms import ImageTransform
 from trimodal.io import atomic_write_text
-from trimodal.losses.multitask import LossDrivenTaskSampler, build_weighting
+from trimodal.losses.multitask import (
+    DynamicWeightAverage,
+    LossDrivenTaskSampler,
+    build_weighting,
+)
 from trimodal.models.trimodal import TriModalModel, Vocabulary
 from trimodal.train import tasks as task_losses
 from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
@@ -338,6 +342,8 @@ class Trainer:
             )
             if step % self.config.train.log_every == 0 or step == plan.steps - 1:
                 self.log.write(record)
+            if isinstance(weighting, DynamicWeightAverage) and (step + 1) % self._window(plan) == 0:
+                weighting.step_epoch()  # DWA compares mean task losses of consecutive windows
             done = step == plan.steps - 1
             limit = max_steps > 0 and self.global_step >= max_steps
             every = self.config.train.checkpoint_every
@@ -352,6 +358,11 @@ class Trainer:
             {"stage": plan.name, "steps": plan.steps, "seconds": time.perf_counter() - started}
         )
         return True
+
+    def _window(self, plan: StagePlan) -> int:
+        """Steps per DWA window: one epoch, or a quarter of the stage when that is shorter."""
+        per_epoch = max(1, len(self.data.train_rows) // plan.config.batch_size)
+        return max(1, min(per_epoch, plan.steps // 4))
 
     def _sampler(self, plan: StagePlan) -> LossDrivenTaskSampler | None:
         multitask = self.config.train.multitask

@@ -10,7 +10,7 @@ from torch import nn
 
 from trimodal.config import AudioEncoderConfig
 from trimodal.modules.encoders.base import EncoderOutput
-from trimodal.modules.layers import TransformerStack, masked_mean, sinusoidal_positions
+from trimodal.modules.layers import Pooler, TransformerStack, sinusoidal_positions
 
 MAX_FRAMES = 4096
 
@@ -32,6 +32,7 @@ class AudioEncoder(nn.Module):
         dim: int,
         embed_dim: int,
         mlp_ratio: float = 4.0,
+        pool: str = "mean",
     ):
         super().__init__()
         ratio = config.subsample // max(1, config.stack)
@@ -55,6 +56,7 @@ class AudioEncoder(nn.Module):
         )
         self.positions: torch.Tensor
         self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
+        self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
 
     def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
@@ -86,4 +88,4 @@ class AudioEncoder(nn.Module):
         token_mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]
         tokens = tokens + self.positions[: tokens.shape[1]]
         tokens = self.transformer(tokens, token_mask)
-        return EncoderOutput(tokens, token_mask, self.projection(masked_mean(tokens, token_mask)))
+        return EncoderOutput(tokens, token_mask, self.projection(self.pooler(tokens, token_mask)))

@@ -12,7 +12,7 @@ from torch import nn
 
 from trimodal.config import ImageEncoderConfig
 from trimodal.modules.encoders.base import EncoderOutput
-from trimodal.modules.layers import TransformerStack, masked_mean
+from trimodal.modules.layers import Pooler, TransformerStack
 
 
 def conv_stem(channels: list[int], dim: int) -> nn.Sequential:
@@ -40,6 +40,7 @@ class ImageEncoder(nn.Module):
         dim: int,
         embed_dim: int,
         mlp_ratio: float = 4.0,
+        pool: str = "mean",
     ):
         super().__init__()
         if config.kind == "patch":
@@ -57,6 +58,7 @@ class ImageEncoder(nn.Module):
         self.grid = image_size // stride
         self.position_embedding = nn.Parameter(torch.randn(self.grid * self.grid, dim) * 0.02)
         self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
+        self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
@@ -65,4 +67,4 @@ class ImageEncoder(nn.Module):
         tokens = features.flatten(2).transpose(1, 2) + self.position_embedding  # (B, g*g, D)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         tokens = self.transformer(tokens, None)
-        return EncoderOutput(tokens, mask, self.projection(masked_mean(tokens, mask)))
+        return EncoderOutput(tokens, mask, self.projection(self.pooler(tokens, mask)))

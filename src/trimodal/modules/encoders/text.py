@@ -7,7 +7,7 @@ from torch import nn
 
 from trimodal.config import TextEncoderConfig
 from trimodal.modules.encoders.base import EncoderOutput
-from trimodal.modules.layers import TransformerStack, masked_mean
+from trimodal.modules.layers import Pooler, TransformerStack
 
 
 class TextEncoder(nn.Module):
@@ -20,12 +20,14 @@ class TextEncoder(nn.Module):
         dim: int,
         embed_dim: int,
         mlp_ratio: float = 4.0,
+        pool: str = "mean",
     ):
         super().__init__()
         self.max_length = config.max_length
         self.token_embedding = nn.Embedding(vocab_size, dim)
         self.position_embedding = nn.Parameter(torch.randn(config.max_length, dim) * 0.02)
         self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
+        self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
@@ -33,4 +35,4 @@ class TextEncoder(nn.Module):
         ids, mask = ids[:, : self.max_length], mask[:, : self.max_length]
         x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]  # (B, L, D)
         tokens = self.transformer(x, mask)
-        return EncoderOutput(tokens, mask, self.projection(masked_mean(tokens, mask)))
+        return EncoderOutput(tokens, mask, self.projection(self.pooler(tokens, mask)))
