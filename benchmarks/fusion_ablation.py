@@ -25,7 +25,7 @@ from trimodal.io import atomic_write_text
 from trimodal.train.loop import manifest_path_of, train
 
 FUSIONS = {
-    "cross_attention": "{query: text, depth: 2}",
+    "cross_attention": "{query: text, depth: 1}",
     "concat": "{}",
     "gated": "{}",
     "bilinear": "{}",
@@ -71,7 +71,7 @@ def table(results: list[dict[str, object]], recipe: str) -> str:
         "default world. Produced by `python benchmarks/fusion_ablation.py`.",
         "",
         header,
-        "|" + "---|" * (5 + len(FAMILIES)),
+        "|" + "---|" * (4 + len(FAMILIES)),
     ]
     for result in results:
         vqa = result["metrics"]["vqa"]  # type: ignore[index]

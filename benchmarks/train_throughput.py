@@ -53,9 +53,10 @@ def clip_model(config: Config, vocab: int) -> torch.nn.Module:
         patch_size=m.image.patch_size,
         hidden_act="gelu",
     )
-    clip_config = CLIPConfig.from_text_vision_configs(text, vision, projection_dim=m.embed_dim)
-    clip_config._attn_implementation = "sdpa"
-    return CLIPModel(clip_config)
+    clip_config = CLIPConfig(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=m.embed_dim
+    )
+    return CLIPModel._from_config(clip_config, attn_implementation="sdpa")
 
 
 def timed_steps(step: Callable[[], None], count: int) -> float:
