@@ -1,7 +1,7 @@
 """The user-facing Python API over a trained checkpoint.
 
 >>> from trimodal import Model
->>> model = Model.from_pretrained("runs/default")          # doctest: +SKIP
+>>> model = Model.from_pretrained("./runs/default")        # a local run folder  # doctest: +SKIP
 >>> model.ask("scene.png", text="what color is the star?")  # doctest: +SKIP
 [('red', 0.97)]
 """
@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from trimodal.data.dataset import pad_sequences, pad_spectrograms
 from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer
@@ -49,22 +50,14 @@ class Model:
 
     def _texts(self, texts: Sequence[str]) -> EncoderOutput:
         encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]
-        length = max(len(ids) for ids in encoded)
-        ids = torch.full((len(texts), length), self.tokenizer.pad_id, dtype=torch.long)
-        mask = torch.zeros(len(texts), length, dtype=torch.bool)
-        for row, sequence in enumerate(encoded):
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = True
+        ids, mask = pad_sequences(
+            [torch.tensor(e, dtype=torch.long) for e in encoded], self.tokenizer.pad_id
+        )
         return self.network.encode_text(ids, mask)
 
     def _audio(self, paths: Sequence[PathLike]) -> EncoderOutput:
         mels = [self.log_mel(load_audio(p, self.log_mel.sample_rate)) for p in paths]
-        frames = max(m.shape[-1] for m in mels)
-        features = torch.zeros(len(mels), self.log_mel.n_mels, frames)
-        mask = torch.zeros(len(mels), frames, dtype=torch.bool)
-        for row, mel in enumerate(mels):
-            features[row, :, : mel.shape[-1]] = mel
-            mask[row, : mel.shape[-1]] = True
+        features, mask = pad_spectrograms(mels)
         return self.network.encode_audio(features, mask)
 
     @torch.no_grad()

@@ -144,7 +144,7 @@ class ManifestDataset(Dataset[dict[str, Any]]):
         return item
 
 
-def _pad_sequences(values: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(values: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``[L_i]`` ids -> ``([B, L_max], mask [B, L_max])``."""
     length = max(v.shape[0] for v in values)
     padded = torch.full((len(values), length), pad_id, dtype=values[0].dtype)
@@ -155,7 +155,7 @@ def _pad_sequences(values: list[torch.Tensor], pad_id: int) -> tuple[torch.Tenso
     return padded, mask
 
 
-def _pad_spectrograms(values: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_spectrograms(values: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """``[n_mels, T_i]`` -> ``([B, n_mels, T_max], mask [B, T_max])``; padding is zeros."""
     frames = max(v.shape[-1] for v in values)
     padded = values[0].new_zeros(len(values), values[0].shape[0], frames)
@@ -182,9 +182,9 @@ class Collator:
             values = [value for _, value in present]
             mask: torch.Tensor | None
             if key in SEQUENCE_KEYS:
-                stacked, mask = _pad_sequences(values, self.pad_id)
+                stacked, mask = pad_sequences(values, self.pad_id)
             elif key in SPECTROGRAM_KEYS:
-                stacked, mask = _pad_spectrograms(values)
+                stacked, mask = pad_spectrograms(values)
             else:
                 stacked, mask = torch.stack(values), None
             batch.modalities[key] = ModalityBatch(stacked, mask, rows)

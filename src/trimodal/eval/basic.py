@@ -26,8 +26,7 @@ def embed_rows(
         chunk = rows[start : start + batch]
         out["image"].append(model.encode_image(to_float_images(tensors.images[chunk])).pooled)
         ids, mask = tensors.caption_ids[chunk], tensors.caption_mask[chunk]
-        keep = mask.any(0)
-        out["text"].append(model.encode_text(ids[:, keep], mask[:, keep]).pooled)
+        out["text"].append(model.encode_padded_text(ids, mask).pooled)
         features, frame_mask = tensors.caption_audio.batch(chunk)
         out["audio"].append(model.encode_audio(features, frame_mask).pooled)
     return {name: F.normalize(torch.cat(parts), dim=-1) for name, parts in out.items()}
@@ -88,9 +87,8 @@ def _typed(
         tensors.question_ids[chunk[scene], question],
         tensors.question_mask[chunk[scene], question],
     )
-    keep = mask.any(0)
-    text = model.encode_text(ids[:, keep], mask[:, keep]).sequence()
-    inputs = {"image": TokenSequence(image.tokens[scene], image.mask[scene]), "text": text}
+    text = model.encode_padded_text(ids, mask).sequence()
+    inputs = {"image": image.select(scene), "text": text}
     predicted = model.answer_logits(inputs).argmax(-1)
     families = [
         tensors.families[int(chunk[s])][int(q)] for s, q in zip(scene, question, strict=True)
@@ -111,7 +109,7 @@ def _spoken(
         return
     features, mask = tensors.spoken_audio.batch(chunk[scene])
     audio = model.encode_audio(features, mask).sequence()
-    inputs = {"image": TokenSequence(image.tokens[scene], image.mask[scene]), "audio": audio}
+    inputs = {"image": image.select(scene), "audio": audio}
     predicted = model.answer_logits(inputs).argmax(-1)
     families = [tensors.families[int(chunk[s])][int(index[s])] for s in scene]
     _score(predicted, tensors.answers[chunk[scene], index[scene]], families, "spoken", hits)

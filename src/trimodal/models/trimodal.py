@@ -92,6 +92,15 @@ class TriModalModel(nn.Module):
         """Token ids ``[B, L]`` and mask -> :class:`EncoderOutput`."""
         return self.text_encoder(ids, mask)
 
+    def encode_padded_text(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        """:meth:`encode_text` after dropping columns that are padding in every row.
+
+        Rows gathered from a store padded to the longest text of a whole manifest are mostly
+        padding; the masked result is the same, only cheaper.
+        """
+        keep = mask.any(0)
+        return self.encode_text(ids[:, keep], mask[:, keep])
+
     def encode_audio(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`."""
         return self.audio_encoder(features, mask)

@@ -21,6 +21,10 @@ class TokenSequence:
     tokens: torch.Tensor
     mask: torch.Tensor
 
+    def select(self, rows: torch.Tensor) -> TokenSequence:
+        """The sequences of batch ``rows`` (repeats allowed): ``[len(rows), T, D]``."""
+        return TokenSequence(self.tokens[rows], self.mask[rows])
+
 
 def attention_bias(key_mask: torch.Tensor | None) -> torch.Tensor | None:
     """Boolean key mask ``[B, S]`` -> SDPA mask ``[B, 1, 1, S]`` (True = may attend)."""

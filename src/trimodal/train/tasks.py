@@ -50,8 +50,7 @@ class StepInputs:
         """Caption encoder output for ``rows``."""
         if "text" not in self.cache:
             ids, mask = self.tensors.caption_ids[self.rows], self.tensors.caption_mask[self.rows]
-            keep = mask.any(0)  # drop all-padding columns
-            self.cache["text"] = self.model.encode_text(ids[:, keep], mask[:, keep])
+            self.cache["text"] = self.model.encode_padded_text(ids, mask)
         return self.cache["text"]
 
     def audio(self) -> EncoderOutput:
@@ -60,6 +59,11 @@ class StepInputs:
             features, mask = self.tensors.caption_audio.batch(self.rows)
             self.cache["audio"] = self.model.encode_audio(features, mask)
         return self.cache["audio"]
+
+
+def _zero_loss(step: StepInputs) -> torch.Tensor:
+    """A zero loss attached to the graph, for a step with no rows for a task."""
+    return step.model.cls_token.sum() * 0.0
 
 
 def contrastive_loss(
@@ -98,15 +102,14 @@ def typed_vqa_loss(step: StepInputs, questions_per_scene: int) -> torch.Tensor:
     keep = valid[scene, question]
     scene, question = scene[keep], question[keep]
     if scene.numel() == 0:
-        return step.model.cls_token.sum() * 0.0
+        return _zero_loss(step)
     ids = tensors.question_ids[rows[scene], question]
     mask = tensors.question_mask[rows[scene], question]
-    columns = mask.any(0)
-    encoded = step.model.encode_text(ids[:, columns], mask[:, columns]).sequence()
+    encoded = step.model.encode_padded_text(ids, mask).sequence()
     image = step.image()
     image_tokens = step.model.image_context(image)
     inputs = {
-        "image": type(image_tokens)(image_tokens.tokens[scene], image_tokens.mask[scene]),
+        "image": image_tokens.select(scene),
         "text": encoded,
     }
     logits = step.model.answer_logits(inputs)
@@ -119,18 +122,18 @@ def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:
     index = tensors.spoken_index[rows]
     has = index >= 0
     if not bool(has.any()):
-        return step.model.cls_token.sum() * 0.0
+        return _zero_loss(step)
     scene = torch.nonzero(has).squeeze(1)
     targets = tensors.answers[rows[scene], index[scene]]
     known = targets >= 0
     scene, targets = scene[known], targets[known]
     if scene.numel() == 0:
-        return step.model.cls_token.sum() * 0.0
+        return _zero_loss(step)
     features, mask = tensors.spoken_audio.batch(rows[scene])
     spoken = step.model.encode_audio(features, mask).sequence()
     image_tokens = step.model.image_context(step.image())
     inputs = {
-        "image": type(image_tokens)(image_tokens.tokens[scene], image_tokens.mask[scene]),
+        "image": image_tokens.select(scene),
         "audio": spoken,
     }
     return F.cross_entropy(step.model.answer_logits(inputs), targets)
@@ -140,7 +143,7 @@ def attribute_loss(step: StepInputs) -> torch.Tensor:
     """Multi-label BCE of scene attributes from image tokens (rows with a scene graph)."""
     has = step.tensors.has_scene[step.rows]
     if not bool(has.any()):
-        return step.model.cls_token.sum() * 0.0
+        return _zero_loss(step)
     logits = step.model.attribute_logits(step.image())
     targets = step.tensors.attributes[step.rows]
     return F.binary_cross_entropy_with_logits(logits[has], targets[has])

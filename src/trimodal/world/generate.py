@@ -314,15 +314,11 @@ def summarize(
             family_counts[question.family][job.scene.split] += 1
             answers[question.family][question.answer] += 1
     train_captions = {job.caption for job in jobs if job.scene.split == "train"}
-    test_captions = [job.caption for job in jobs if job.scene.split == "test"]
-    overlapping = sum(text in train_captions for text in test_captions)
-    single_object = sum(
-        text in train_captions
-        for job, text in zip(
-            [j for j in jobs if j.scene.split == "test"], test_captions, strict=True
-        )
-        if len(job.scene.objects) == 1
-    )
+    test_jobs = [job for job in jobs if job.scene.split == "test"]
+    repeated = [job for job in test_jobs if job.caption in train_captions]
+    test_captions = [job.caption for job in test_jobs]
+    overlapping = len(repeated)
+    single_object = sum(len(job.scene.objects) == 1 for job in repeated)
     durations = [r[3] for r in results] + [r[4] for r in results]
     return WorldSummary(
         path=str(root),
