@@ -9,7 +9,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from trimodal.config import load_config
+from trimodal.train.loop import train
 from trimodal.world.generate import WorldConfig, WorldSummary, build_world
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY_WORLD = WorldConfig(scenes=48, seed=3, image_size=64)
 
@@ -19,3 +23,13 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WorldSum
     """A 48-scene world (all splits present) and its summary."""
     root = tmp_path_factory.mktemp("world")
     return root, build_world(root, TINY_WORLD, workers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(
+    tiny_world: tuple[Path, WorldSummary], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny recipe trained on the tiny world (seconds)."""
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    train(load_config(ROOT / "configs" / "tiny.yaml"), tiny_world[0], run, progress=False)
+    return run

@@ -34,11 +34,15 @@ class TextEncoderConfig:
 
 @dataclass
 class ImageEncoderConfig:
-    """``kind``: ``conv`` (strided conv stem) or ``patch`` (ViT patch embedding)."""
+    """``kind``: ``conv`` (strided conv stem) or ``patch`` (ViT patch embedding).
+
+    ``stem_norm``: ``group`` or ``batch`` normalization after each conv of the stem.
+    """
 
     kind: str = "conv"
     patch_size: int = 8
     stem_channels: list[int] = field(default_factory=lambda: [32, 64])
+    stem_norm: str = "group"
     depth: int = 2
     heads: int = 4
 
@@ -83,6 +87,9 @@ class ModelConfig:
     """How encoders pool tokens into the shared embedding: ``mean`` or ``attention``."""
     fusion_image_pool: int = 1
     """Average-pool the image token grid by this factor before fusion (K/V cost / pool**2)."""
+    vqa_inputs: str = "both"
+    """What the answer head sees: ``both`` (image + question), or a blind baseline that sees
+    only the ``question`` or only the ``image`` (trained with the same recipe otherwise)."""
 
 
 @dataclass

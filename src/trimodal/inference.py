@@ -17,11 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from trimodal.data.dataset import pad_sequences, pad_spectrograms
-from trimodal.data.manifest import load_manifest
-from trimodal.data.tensors import cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
-from trimodal.eval.basic import evaluate
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
@@ -100,18 +97,21 @@ class Model:
             (answers[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
 
-    def evaluate(self, manifest: PathLike, split: str = "test") -> dict[str, Any]:
-        """Retrieval and VQA metrics of this model on a manifest split."""
-        loaded = load_manifest(Path(manifest), check_files="exists")
-        vocabulary = self.network.vocabulary
-        tensors = cached_scene_tensors(
-            loaded,
-            self.tokenizer,
-            vocabulary.answers,
-            vocabulary.attributes,
-            self.network.config.data.image_size,
-            self.network.config.data.n_mels,
-            max_text_length=self.network.config.model.text.max_length,
-        )
+    def evaluate(
+        self, manifest: PathLike, split: str = "test", out: PathLike | None = None, **settings: Any
+    ) -> dict[str, Any]:
+        """Run the evaluation harness on a manifest split (see ``trimodal eval``).
+
+        Args:
+            settings: fields of :class:`trimodal.eval.harness.HarnessSettings`
+                (``robustness=False`` for a quick run).
+            out: also write metrics.json, report.md and plots into this folder.
+        """
+        from trimodal.eval.harness import HarnessSettings, evaluate_checkpoint
+        from trimodal.eval.report import write_report
+
         with torch.no_grad():
-            return evaluate(self.network, tensors, split)
+            metrics = evaluate_checkpoint(self, manifest, HarnessSettings(split=split, **settings))
+        if out is not None:
+            write_report(metrics, Path(out))
+        return metrics

@@ -11,20 +11,7 @@ from safetensors.torch import load_file
 
 from trimodal import Model
 from trimodal.cli.main import main
-from trimodal.config import load_config
-from trimodal.train.loop import train
 from trimodal.world.generate import WorldSummary
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(
-    tiny_world: tuple[Path, WorldSummary], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    run = tmp_path_factory.mktemp("run") / "tiny"
-    train(load_config(ROOT / "configs" / "tiny.yaml"), tiny_world[0], run, progress=False)
-    return run
 
 
 def test_ask_typed_and_spoken(
@@ -110,37 +97,55 @@ def test_embed_prints_and_saves_normalized_vectors(
     assert torch.allclose(saved, model.embed_texts(["a small red circle"]), atol=1e-6)
 
 
-def test_eval_reports_retrieval_and_vqa(
+def test_eval_writes_report_folder(
     tiny_run: Path,
     tiny_world: tuple[Path, WorldSummary],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = tmp_path / "metrics.json"
-    assert (
-        main(
-            [
-                "eval",
-                "--checkpoint",
-                str(tiny_run),
-                "--world",
-                str(tiny_world[0]),
-                "--split",
-                "train",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    metrics = json.loads(out.read_text())
-    assert metrics == json.loads(capsys.readouterr().out)
-    retrieval = metrics["retrieval"]
+    out = tmp_path / "report"
+    args = ["eval", "--checkpoint", str(tiny_run), "--world", str(tiny_world[0])]
+    args += ["--split", "train", "--out", str(out), "--robustness-scenes", "8", "--examples", "2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "VQA typed" in printed and f"report: {out / 'report.md'}" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in ("report.md", "robustness.png", "examples.png"):
+        assert (out / name).stat().st_size > 0
+    train = metrics["splits"]["train"]
+    retrieval = train["retrieval"]
     assert retrieval["gallery_size"] == tiny_world[1].scenes_per_split["train"]
-    for direction in ("text->image", "image->text", "audio->text", "audio->image"):
+    for direction in (
+        "text->image",
+        "image->text",
+        "text->audio",
+        "audio->text",
+        "image->audio",
+        "audio->image",
+    ):
         assert 0.0 <= retrieval[direction]["R@1"] <= retrieval[direction]["R@5"] <= 1.0
-    assert metrics["vqa"]["typed"]["count"] == 4 * retrieval["gallery_size"]
-    assert metrics["vqa"]["spoken"]["count"] == retrieval["gallery_size"]
+    assert train["vqa"]["typed"]["count"] == 4 * retrieval["gallery_size"]
+    assert train["vqa"]["spoken"]["count"] == retrieval["gallery_size"]
+    assert set(metrics["splits"]) == {"train", "holdout"}
+    assert metrics["robustness"]["scenes"] == 8
+    assert len(metrics["examples"]) == 4  # 2 scenes x (typed, spoken)
+
+
+def test_eval_json_and_bad_baseline(
+    tiny_run: Path,
+    tiny_world: tuple[Path, WorldSummary],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = tiny_world[0] / "manifest.jsonl"
+    args = ["eval", "--checkpoint", str(tiny_run), "--manifest", str(manifest)]
+    args += ["--out", str(tmp_path / "r"), "--no-robustness", "--examples", "0", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["eval_split"] == "test"
+    assert main([*args, "--baseline", "nonsense"]) == 2
+    assert "--baseline expects NAME=RUN" in capsys.readouterr().err
+    assert main([*args, "--split", "nope"]) == 2
+    assert "split 'nope' is empty" in capsys.readouterr().err
 
 
 def test_bad_checkpoint_is_a_clear_error(

@@ -34,11 +34,33 @@ def register(verbs: Any) -> None:
     )
     embed.set_defaults(run=run_embed)
 
-    evaluate = verbs.add_parser("eval", help="retrieval R@k and VQA accuracy on a split, as JSON")
+    evaluate = verbs.add_parser(
+        "eval",
+        help="the evaluation harness: retrieval, VQA, baselines, zero-shot, missing modality, "
+        "robustness, Grad-CAM; writes metrics.json, report.md and plots",
+    )
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--world", required=True, help="world folder or manifest file")
-    evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--out", help="also write the metrics to this JSON file")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--world", help="a world folder (its manifest.jsonl)")
+    source.add_argument("--manifest", help="any manifest file (COCO/VQA-converted, ...)")
+    evaluate.add_argument("--split", default="test", help="evaluation split (default: test)")
+    evaluate.add_argument("--out", help="report folder (default: <checkpoint>/eval-<split>)")
+    evaluate.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=RUN",
+        help="a trained blind baseline to report beside the model (repeatable)",
+    )
+    evaluate.add_argument("--no-robustness", action="store_true", help="skip robustness curves")
+    evaluate.add_argument(
+        "--robustness-scenes",
+        type=int,
+        default=500,
+        help="scenes of the split used by the robustness curves (0: all; default 500)",
+    )
+    evaluate.add_argument("--examples", type=int, default=6, help="Grad-CAM example scenes")
+    evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     evaluate.set_defaults(run=run_eval)
 
 
@@ -76,14 +98,43 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Print metrics JSON (and write it with --out)."""
-    predictor = Model.from_pretrained(args.checkpoint)
-    with torch.no_grad():
-        metrics = predictor.evaluate(manifest_path_of(args.world), split=args.split)
-    text = json.dumps(metrics, indent=2)
-    print(text)
-    if args.out:
-        from trimodal.io import atomic_write_text
+    """Run the harness, write the report folder, print a summary (or the JSON)."""
+    from pathlib import Path
 
-        atomic_write_text(args.out, text)
+    from trimodal.eval.harness import HarnessSettings, evaluate_checkpoint
+    from trimodal.eval.report import write_report
+    from trimodal.eval.summary import summary_table
+
+    settings = HarnessSettings(
+        split=args.split,
+        robustness=not args.no_robustness,
+        robustness_scenes=args.robustness_scenes,
+        examples=args.examples,
+        baselines=parse_baselines(args.baseline),
+    )
+    manifest = Path(args.manifest) if args.manifest else manifest_path_of(args.world)
+    predictor = Model.from_pretrained(args.checkpoint)
+    quiet = args.json
+    with torch.no_grad():
+        metrics = evaluate_checkpoint(
+            predictor, manifest, settings, progress=None if quiet else lambda m: print(f"... {m}")
+        )
+    out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval-{args.split}"
+    report = write_report(metrics, out)
+    if quiet:
+        print((out / "metrics.json").read_text())
+    else:
+        print(summary_table(metrics))
+        print(f"report: {report}")
     return 0
+
+
+def parse_baselines(values: list[str]) -> dict[str, str]:
+    """``["question_only=runs/q", ...]`` -> ``{"question_only": "runs/q"}`` (clear errors)."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--baseline expects NAME=RUN, got {value!r}")
+        out[name] = path
+    return out

@@ -90,6 +90,23 @@ class RaggedAudio:
         mask = torch.arange(longest)[None, :] < lengths[:, None]
         return out.transpose(1, 2), mask
 
+    def subset(self, rows: torch.Tensor) -> RaggedAudio:
+        """The clips of ``rows`` (in that order) as a new ragged array."""
+        return RaggedAudio.from_rows(
+            [self.frames[int(self.offsets[r]) : int(self.offsets[r + 1])] for r in rows.tolist()],
+            self.frames.shape[1],
+        )
+
+    @staticmethod
+    def from_rows(rows: Sequence[torch.Tensor | None], n_mels: int) -> RaggedAudio:
+        """Stack per-row ``[F_i, n_mels]`` features (None or empty: no audio) into one array."""
+        lengths = [0 if r is None else r.shape[0] for r in rows]
+        offsets = torch.zeros(len(rows) + 1, dtype=torch.long)
+        offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long), 0)
+        parts = [r.to(torch.float16) for r in rows if r is not None and r.shape[0]]
+        empty = torch.zeros(0, n_mels, dtype=torch.float16)
+        return RaggedAudio(torch.cat(parts) if parts else empty, offsets)
+
 
 @dataclass
 class SceneTensors:
@@ -126,6 +143,28 @@ class SceneTensors:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, rows: torch.Tensor) -> SceneTensors:
+        """A new store holding only ``rows`` (in that order); row ``i`` is old ``rows[i]``."""
+        picked = rows.tolist()
+        return SceneTensors(
+            ids=[self.ids[r] for r in picked],
+            splits=[self.splits[r] for r in picked],
+            content_keys=[self.content_keys[r] for r in picked],
+            families=[self.families[r] for r in picked],
+            images=self.images[rows],
+            has_image=self.has_image[rows],
+            caption_ids=self.caption_ids[rows],
+            caption_mask=self.caption_mask[rows],
+            caption_audio=self.caption_audio.subset(rows),
+            question_ids=self.question_ids[rows],
+            question_mask=self.question_mask[rows],
+            answers=self.answers[rows],
+            spoken_audio=self.spoken_audio.subset(rows),
+            spoken_index=self.spoken_index[rows],
+            attributes=self.attributes[rows],
+            has_scene=self.has_scene[rows],
+        )
+
     def rows_in(self, *splits: str) -> torch.Tensor:
         """Indices of samples in ``splits``."""
         return torch.tensor([i for i, s in enumerate(self.splits) if s in splits], dtype=torch.long)
@@ -155,29 +194,35 @@ def _fingerprint(
     return digest.hexdigest()[:20]
 
 
-def _ragged_logmel(paths: list[Path | None], log_mel: LogMel, chunk: int = 256) -> RaggedAudio:
-    """Compute log-mel for every path (None -> empty row), batching STFTs by similar length."""
-    features: list[torch.Tensor | None] = [None] * len(paths)
-    present = [i for i, p in enumerate(paths) if p is not None]
-    waves = {i: load_audio(paths[i], log_mel.sample_rate) for i in present}  # type: ignore[arg-type]
-    order = sorted(present, key=lambda i: waves[i].shape[0])
+def _ragged_logmel(paths: list[Path | None], log_mel: LogMel) -> RaggedAudio:
+    """Compute log-mel for every path (None -> empty row)."""
+    waves = [None if p is None else load_audio(p, log_mel.sample_rate) for p in paths]
+    return logmel_of_waves(waves, log_mel)
+
+
+def logmel_of_waves(
+    waveforms: Sequence[torch.Tensor | None], log_mel: LogMel, chunk: int = 256
+) -> RaggedAudio:
+    """Log-mel of 1-D waveforms at ``log_mel.sample_rate`` (None -> empty row), as ragged rows.
+
+    STFTs are batched over clips of similar length, so padding stays small.
+    """
+    features: list[torch.Tensor | None] = [None] * len(waveforms)
+    waves = {i: w for i, w in enumerate(waveforms) if w is not None}
+    order = sorted(waves, key=lambda i: waves[i].shape[0])
     with torch.no_grad():
         for start in range(0, len(order), chunk):
             group = order[start : start + chunk]
-            longest = max(waves[i].shape[0] for i in group)
+            clips = [waves[i] for i in group]
+            longest = max(clip.shape[0] for clip in clips)
             stacked = torch.zeros(len(group), longest)
-            for row, i in enumerate(group):
-                stacked[row, : waves[i].shape[0]] = waves[i]
+            for row, clip in enumerate(clips):
+                stacked[row, : clip.shape[0]] = clip
             mels = log_mel(stacked)  # (G, n_mels, F)
-            for row, i in enumerate(group):
-                count = log_mel.frames(waves[i].shape[0])
+            for row, (i, clip) in enumerate(zip(group, clips, strict=True)):
+                count = log_mel.frames(clip.shape[0])
                 features[i] = mels[row, :, :count].T.to(torch.float16)
-    lengths = [0 if f is None else f.shape[0] for f in features]
-    offsets = torch.zeros(len(paths) + 1, dtype=torch.long)
-    offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long), 0)
-    parts = [f for f in features if f is not None]
-    empty = torch.zeros(0, log_mel.n_mels, dtype=torch.float16)
-    return RaggedAudio(torch.cat(parts) if parts else empty, offsets)
+    return RaggedAudio.from_rows(features, log_mel.n_mels)
 
 
 def _pad_ids(

@@ -13,7 +13,15 @@ from trimodal.eval.retrieval import content_groups, first_hit_ranks, recall_summ
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.layers import TokenSequence
 
-DIRECTIONS = (("text", "image"), ("image", "text"), ("audio", "text"), ("audio", "image"))
+DIRECTIONS = (
+    ("text", "image"),
+    ("image", "text"),
+    ("text", "audio"),
+    ("audio", "text"),
+    ("image", "audio"),
+    ("audio", "image"),
+)
+QUESTION_MODALITY = {"typed": "text", "spoken": "audio"}
 
 
 @torch.no_grad()
@@ -33,30 +41,81 @@ def embed_rows(
 
 
 def retrieval_metrics(
-    model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor
+    model: TriModalModel,
+    tensors: SceneTensors,
+    rows: torch.Tensor,
+    directions: tuple[tuple[str, str], ...] = DIRECTIONS,
 ) -> dict[str, Any]:
-    """R@1/5/10 and median rank for text->image, image->text, audio->text, audio->image."""
+    """R@1/5/10 and median rank in each direction; the gallery is ``rows`` (size reported).
+
+    Rows lacking a modality (no caption audio, say) take part in no direction that needs it.
+    """
     embeddings = embed_rows(model, tensors, rows)
+    present = {
+        "image": tensors.has_image[rows],
+        "text": tensors.has_text[rows],
+        "audio": tensors.has_audio[rows],
+    }
     groups = content_groups([tensors.content_keys[i] for i in rows.tolist()])
     results: dict[str, Any] = {"gallery_size": len(rows)}
-    for query, target in DIRECTIONS:
-        ranks = first_hit_ranks(embeddings[query], embeddings[target], groups, groups)
-        results[f"{query}->{target}"] = recall_summary(ranks)
+    for query, target in directions:
+        q, g = present[query], present[target]
+        if not bool(q.any()) or not bool(g.any()):
+            continue
+        ranks = first_hit_ranks(embeddings[query][q], embeddings[target][g], groups[q], groups[g])
+        results[f"{query}->{target}"] = recall_summary(ranks) | {
+            "queries": int(q.sum()),
+            "gallery": int(g.sum()),
+        }
     return results
 
 
 @torch.no_grad()
 def vqa_accuracy(
-    model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, batch: int = 256
+    model: TriModalModel,
+    tensors: SceneTensors,
+    rows: torch.Tensor,
+    batch: int = 256,
+    remove: str | None = None,
 ) -> dict[str, Any]:
-    """Accuracy of the answer head on typed questions (all) and spoken questions, per family."""
+    """Accuracy of the answer head on typed and spoken questions, overall and per family.
+
+    Args:
+        remove: ``None``, ``"image"`` (answer from the question alone) or ``"question"``
+            (answer from the image alone): the missing-modality evaluation.
+
+    Returns:
+        ``{"typed": {"accuracy", "count"}, "typed/<family>": ..., "spoken": ..., ...}``.
+    """
+    if remove not in (None, "image", "question"):
+        raise ValueError(f"remove must be None, 'image' or 'question', got {remove!r}")
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         image = model.image_context(model.encode_image(to_float_images(tensors.images[chunk])))
-        _typed(model, tensors, chunk, image, hits)
-        _spoken(model, tensors, chunk, image, hits)
+        _typed(model, tensors, chunk, image, hits, remove)
+        _spoken(model, tensors, chunk, image, hits, remove)
+    return accuracy_table(hits)
+
+
+def accuracy_table(hits: dict[str, list[int]]) -> dict[str, Any]:
+    """``{name: [correct, total]}`` -> ``{name: {"accuracy", "count"}}`` sorted by name."""
     return {name: {"accuracy": h / max(1, n), "count": n} for name, (h, n) in sorted(hits.items())}
+
+
+def _answer(
+    model: TriModalModel,
+    image: TokenSequence,
+    question: TokenSequence,
+    modality: str,
+    remove: str | None,
+) -> torch.Tensor:
+    inputs = {"image": image, modality: question}
+    if remove == "image":
+        del inputs["image"]
+    elif remove == "question":
+        del inputs[modality]
+    return model.answer_logits(inputs).argmax(-1)
 
 
 def _score(
@@ -78,6 +137,7 @@ def _typed(
     chunk: torch.Tensor,
     image: TokenSequence,
     hits: dict[str, list[int]],
+    remove: str | None = None,
 ) -> None:
     questions = tensors.question_mask[chunk].any(-1)  # (C, Q)
     scene, question = torch.nonzero(questions, as_tuple=True)
@@ -88,8 +148,7 @@ def _typed(
         tensors.question_mask[chunk[scene], question],
     )
     text = model.encode_padded_text(ids, mask).sequence()
-    inputs = {"image": image.select(scene), "text": text}
-    predicted = model.answer_logits(inputs).argmax(-1)
+    predicted = _answer(model, image.select(scene), text, "text", remove)
     families = [
         tensors.families[int(chunk[s])][int(q)] for s, q in zip(scene, question, strict=True)
     ]
@@ -102,6 +161,7 @@ def _spoken(
     chunk: torch.Tensor,
     image: TokenSequence,
     hits: dict[str, list[int]],
+    remove: str | None = None,
 ) -> None:
     index = tensors.spoken_index[chunk]
     scene = torch.nonzero(index >= 0).squeeze(1)
@@ -109,20 +169,6 @@ def _spoken(
         return
     features, mask = tensors.spoken_audio.batch(chunk[scene])
     audio = model.encode_audio(features, mask).sequence()
-    inputs = {"image": image.select(scene), "audio": audio}
-    predicted = model.answer_logits(inputs).argmax(-1)
+    predicted = _answer(model, image.select(scene), audio, "audio", remove)
     families = [tensors.families[int(chunk[s])][int(index[s])] for s in scene]
     _score(predicted, tensors.answers[chunk[scene], index[scene]], families, "spoken", hits)
-
-
-def evaluate(model: TriModalModel, tensors: SceneTensors, split: str = "test") -> dict[str, Any]:
-    """Retrieval and VQA on ``split`` (one JSON-able dict)."""
-    rows = tensors.rows_in(split)
-    if len(rows) == 0:
-        raise ValueError(f"split {split!r} is empty in this manifest")
-    model.eval()
-    return {
-        "split": split,
-        "retrieval": retrieval_metrics(model, tensors, rows),
-        "vqa": vqa_accuracy(model, tensors, rows),
-    }

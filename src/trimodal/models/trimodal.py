@@ -82,6 +82,10 @@ class TriModalModel(nn.Module):
         )
         self.attribute_head = nn.Linear(m.dim, max(1, len(vocabulary.attributes)))
         self.tokenizer: TextTokenizer | None = None
+        if m.vqa_inputs not in ("both", "question", "image"):
+            raise ValueError(
+                f"model.vqa_inputs must be 'both', 'question' or 'image', got {m.vqa_inputs!r}"
+            )
 
     # -- encoders -------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> EncoderOutput:
@@ -138,8 +142,29 @@ class TriModalModel(nn.Module):
         return self.backbone(tokens, mask)[:, 0]
 
     def answer_logits(self, inputs: dict[str, TokenSequence]) -> torch.Tensor:
-        """Answer scores ``[B, n_answers]`` for any subset of modalities."""
-        return self.answer_head(self.fuse(inputs))
+        """Answer scores ``[B, n_answers]`` for any subset of modalities.
+
+        A blind baseline (``model.vqa_inputs`` = ``question`` or ``image``) drops the other
+        inputs here, so the same training and evaluation code serves it.
+        """
+        return self.answer_head(self.fuse(self.visible_inputs(inputs)))
+
+    def visible_inputs(self, inputs: dict[str, TokenSequence]) -> dict[str, TokenSequence]:
+        """The subset of ``inputs`` the answer head may use under ``model.vqa_inputs``."""
+        mode = self.config.model.vqa_inputs
+        if mode == "both":
+            return inputs
+        if mode == "question":
+            kept = {name: seq for name, seq in inputs.items() if name != "image"}
+        elif mode == "image":
+            kept = {name: seq for name, seq in inputs.items() if name == "image"}
+        else:
+            raise ValueError(
+                f"model.vqa_inputs must be 'both', 'question' or 'image', got {mode!r}"
+            )
+        if not kept:
+            raise ValueError(f"a {mode}-only model was given no {mode} input")
+        return kept
 
     def attribute_logits(self, image: EncoderOutput) -> torch.Tensor:
         """Multi-label attribute scores ``[B, n_attributes]`` from image tokens.

@@ -15,14 +15,23 @@ from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import Pooler, TransformerStack
 
 
-def conv_stem(channels: list[int], dim: int) -> nn.Sequential:
+def stem_norm(kind: str, width: int) -> nn.Module:
+    """The normalization after each stem conv: ``group`` (GroupNorm, 8 groups) or ``batch``."""
+    if kind == "group":
+        return nn.GroupNorm(min(8, width), width)
+    if kind == "batch":
+        return nn.BatchNorm2d(width)
+    raise ValueError(f"model.image.stem_norm must be 'group' or 'batch', got {kind!r}")
+
+
+def conv_stem(channels: list[int], dim: int, norm: str = "group") -> nn.Sequential:
     """``[B, 3, H, W] -> [B, dim, H / 2**(len(channels)+1), ...]`` via stride-2 3x3 convs."""
     layers: list[nn.Module] = []
     previous = 3
     for width in channels:
         layers += [
             nn.Conv2d(previous, width, 3, stride=2, padding=1, bias=False),
-            nn.GroupNorm(min(8, width), width),
+            stem_norm(norm, width),
             nn.GELU(),
         ]
         previous = width
@@ -47,7 +56,7 @@ class ImageEncoder(nn.Module):
             self.stem: nn.Module = nn.Conv2d(3, dim, config.patch_size, stride=config.patch_size)
             stride = config.patch_size
         elif config.kind == "conv":
-            self.stem = conv_stem(config.stem_channels, dim)
+            self.stem = conv_stem(config.stem_channels, dim, config.stem_norm)
             stride = 2 ** (len(config.stem_channels) + 1)
         else:
             raise ValueError(f"model.image.kind must be 'conv' or 'patch', got {config.kind!r}")
