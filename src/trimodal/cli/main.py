@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from trimodal import __version__
 from trimodal.cli import data as data_cli
 from trimodal.cli import demo as demo_cli
+from trimodal.cli import digits as digits_cli
 from trimodal.cli import train as train_cli
 from trimodal.cli import use as use_cli
 from trimodal.cli import world as world_cli
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cli.register(verbs)
     use_cli.register(verbs)
     demo_cli.register(verbs)
+    digits_cli.register(verbs)
     return parser
 
 
