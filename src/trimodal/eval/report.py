@@ -159,7 +159,8 @@ def _robustness_section(robustness: dict[str, Any]) -> list[str]:
         metrics = [k for k in curve if k not in ("x_label", "levels")]
         rows = [["clean", *(clean.get(m, float("nan")) for m in metrics)]]
         rows += [
-            [fmt(level), *(curve[m][i] for m in metrics)] for i, level in enumerate(curve["levels"])
+            [f"{level:.4g}", *(curve[m][i] for m in metrics)]
+            for i, level in enumerate(curve["levels"])
         ]
         lines += [f"### {name}: {curve['x_label']}", "", table(["level", *metrics], rows), ""]
     return lines
