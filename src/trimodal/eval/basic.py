@@ -28,15 +28,26 @@ QUESTION_MODALITY = {"typed": "text", "spoken": "audio"}
 def embed_rows(
     model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, batch: int = 256
 ) -> dict[str, torch.Tensor]:
-    """Normalized pooled embeddings ``{modality: [N, E]}`` of the rows' image, caption, audio."""
+    """Normalized pooled embeddings ``{modality: [N, E]}`` of the rows' image, caption, audio.
+
+    Only rows that have a caption (audio) are encoded as text (audio); the others keep a zero
+    vector, which retrieval never uses. A manifest with no audio at all, or no text, is fine.
+    """
     out: dict[str, list[torch.Tensor]] = defaultdict(list)
+    has_text, has_audio = tensors.has_text, tensors.has_audio
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        out["image"].append(model.encode_image(to_float_images(tensors.images[chunk])).pooled)
-        ids, mask = tensors.caption_ids[chunk], tensors.caption_mask[chunk]
-        out["text"].append(model.encode_padded_text(ids, mask).pooled)
-        features, frame_mask = tensors.caption_audio.batch(chunk)
-        out["audio"].append(model.encode_audio(features, frame_mask).pooled)
+        image = model.encode_image(to_float_images(tensors.images[chunk])).pooled
+        out["image"].append(image)
+        text, audio = torch.zeros_like(image), torch.zeros_like(image)
+        if bool((keep := has_text[chunk]).any()):
+            ids, mask = tensors.caption_ids[chunk[keep]], tensors.caption_mask[chunk[keep]]
+            text[keep] = model.encode_padded_text(ids, mask).pooled
+        if bool((keep := has_audio[chunk]).any()):
+            features, frame_mask = tensors.caption_audio.batch(chunk[keep])
+            audio[keep] = model.encode_audio(features, frame_mask).pooled
+        out["text"].append(text)
+        out["audio"].append(audio)
     return {name: F.normalize(torch.cat(parts), dim=-1) for name, parts in out.items()}
 
 

@@ -100,7 +100,8 @@ def robustness_curves(
         for metric in spec.measures:
             if metric in clean:
                 curve[metric] = [point.get(metric, float("nan")) for point in points]
-        curves[spec.name] = curve
+        if len(curve) > 2:  # some metric applies (a manifest without audio has no audio curve)
+            curves[spec.name] = curve
     return {"scenes": len(rows), "clean": clean, "curves": curves}
 
 
