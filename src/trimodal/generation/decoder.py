@@ -1,0 +1,721 @@
+"""GPT-style decoder LM: preallocated KV cache, batched generation, GPT-2 checkpoint loading.
+
+One call sees ``[prefix (P embeddings) | ids (T tokens)]``. The prefix is the LLaVA-style
+conditioning hook: image/audio tokens already projected to the decoder width ``D``; it counts
+toward positions like any token.
+
+Padding: batched prompts of different lengths are **left**-padded and described by a boolean
+``attention_mask`` (True = real, the trimodal convention). Padded keys are masked out of
+attention and positions count real tokens only (``cumsum(mask) - 1``, as transformers' GPT-2
+``generate`` does), so a padded row gets the same logits as the row alone. The last position of
+every row must be real: the next token is read from it.
+
+KV cache: :class:`KVCache` preallocates ``[depth, B, H, capacity, head_dim]`` keys and values
+once; each call writes its new keys in place and attends over a view of the filled part, so a
+decoding step neither allocates nor copies the past (concatenation would copy it every step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+POSITION_KINDS = ("learned", "rotary")
+ACTIVATIONS = {"gelu_new": "tanh", "gelu": "none"}  # name -> F.gelu(approximate=...)
+
+
+@dataclass
+class DecoderConfig:
+    """Sizes and options of :class:`DecoderLM` (defaults: a small CPU-friendly model).
+
+    Attributes:
+        vocab_size: number of token ids ``V``.
+        max_positions: longest sequence (prefix + prompt + generated) the model accepts.
+        dim: model width ``D``; ``heads`` must divide it.
+        depth: number of blocks.
+        heads: attention heads.
+        mlp_ratio: MLP hidden width as a multiple of ``dim`` (unless ``mlp_hidden`` is set).
+        mlp_hidden: explicit MLP hidden width (GPT-2's ``n_inner``).
+        dropout: embedding, attention and residual dropout while training.
+        positions: ``"learned"`` (GPT-2's absolute table) or ``"rotary"`` (RoPE on q and k).
+        tie_embeddings: the LM head shares the token embedding's weight.
+        layer_norm_eps: LayerNorm epsilon (GPT-2: 1e-5).
+        activation: ``"gelu_new"`` (tanh approximation, GPT-2's) or ``"gelu"`` (exact erf).
+        rotary_base: RoPE frequency base.
+    """
+
+    vocab_size: int = 4096
+    max_positions: int = 256
+    dim: int = 256
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    mlp_hidden: int | None = None
+    dropout: float = 0.0
+    positions: str = "learned"
+    tie_embeddings: bool = True
+    layer_norm_eps: float = 1e-5
+    activation: str = "gelu_new"
+    rotary_base: float = 10_000.0
+
+    def __post_init__(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"DecoderConfig.dim {self.dim} is not divisible by heads {self.heads}")
+        if self.positions not in POSITION_KINDS:
+            raise ValueError(
+                f"DecoderConfig.positions must be one of {POSITION_KINDS}, got {self.positions!r}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"DecoderConfig.activation must be one of {tuple(ACTIVATIONS)}, "
+                f"got {self.activation!r}"
+            )
+        if self.positions == "rotary" and self.head_dim % 2:
+            raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one head: ``dim // heads``."""
+        return self.dim // self.heads
+
+    @property
+    def hidden(self) -> int:
+        """MLP hidden width."""
+        return self.mlp_hidden or int(self.dim * self.mlp_ratio)
+
+
+@dataclass
+class KVCache:
+    """Preallocated keys and values of every layer, filled left to right.
+
+    Attributes:
+        keys: ``[depth, B, H, capacity, head_dim]``; positions ``[:length]`` are filled.
+        values: same shape as ``keys``.
+        length: filled positions (prefix + tokens seen so far).
+        key_mask: ``[B, capacity]`` True at real positions; None while every position so far
+            is real, which lets attention run without a mask.
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    length: int = 0
+    key_mask: torch.Tensor | None = None
+
+    @classmethod
+    def allocate(
+        cls,
+        config: DecoderConfig,
+        batch: int,
+        capacity: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
+    ) -> KVCache:
+        """An empty cache for ``batch`` rows of up to ``capacity`` positions."""
+        shape = (config.depth, batch, config.heads, capacity, config.head_dim)
+        return cls(
+            torch.empty(shape, dtype=dtype, device=device),
+            torch.empty(shape, dtype=dtype, device=device),
+        )
+
+    @property
+    def capacity(self) -> int:
+        """Most positions the cache can hold."""
+        return self.keys.shape[3]
+
+    def write(
+        self, layer: int, key: torch.Tensor, value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``key, value [B, H, T, hd]`` after the filled part of ``layer``.
+
+        Returns:
+            That layer's keys and values ``[B, H, length + T, hd]`` (views, no copy).
+            ``length`` advances once per model call, after the last layer.
+        """
+        end = self.length + key.shape[2]
+        self.keys[layer, :, :, self.length : end] = key
+        self.values[layer, :, :, self.length : end] = value
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def record_mask(self, mask: torch.Tensor | None, new: int) -> torch.Tensor | None:
+        """Remember ``mask [B, new]`` (None = all real) for the next ``new`` positions.
+
+        Returns:
+            The key mask ``[B, length + new]``, or None while no position is padding.
+        """
+        if self.key_mask is None:
+            if mask is None:
+                return None
+            self.key_mask = torch.ones(
+                self.keys.shape[1], self.capacity, dtype=torch.bool, device=mask.device
+            )
+        end = self.length + new
+        self.key_mask[:, self.length : end] = True if mask is None else mask
+        return self.key_mask[:, :end]
+
+
+@dataclass(frozen=True)
+class _Attend:
+    """What every block needs in one call: RoPE tables, SDPA mask, cache."""
+
+    rotary: tuple[torch.Tensor, torch.Tensor] | None  # cos, sin: (B|1, 1, T, hd)
+    mask: torch.Tensor | None  # (B|1, 1, T, S) bool, True = may attend
+    is_causal: bool
+    cache: KVCache | None
+
+
+class Rotary(nn.Module):
+    """RoPE tables (rotate-half form) at the positions of :func:`position_index`.
+
+    Returns ``cos, sin`` broadcastable to ``[B, H, T, hd]``: ``[1, T, hd]`` for a slice,
+    ``[B, 1, T, hd]`` for per-row positions ``[B, T]``.
+    """
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+    def __init__(self, head_dim: int, max_positions: int, base: float):
+        super().__init__()
+        inverse = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), inverse)
+        angles = torch.cat([angles, angles], dim=-1)  # (L, hd)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, positions: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tables at ``positions``."""
+        return self.cos[positions].unsqueeze(-3), self.sin[positions].unsqueeze(-3)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x [B, H, T, hd]`` by the angles whose ``cos, sin`` broadcast to it."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+class CausalSelfAttention(nn.Module):
+    """Causal multi-head self-attention on SDPA, writing its keys into an optional KV cache."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.heads, self.head_dim, self.dropout = config.heads, config.head_dim, config.dropout
+        self.qkv = nn.Linear(config.dim, 3 * config.dim)
+        self.out = nn.Linear(config.dim, config.dim)
+        self.residual_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, attend: _Attend, layer: int) -> torch.Tensor:
+        """``[B, T, D]`` -> ``[B, T, D]``."""
+        batch, length, dim = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, T, hd)
+        if attend.rotary is not None:
+            q, k = apply_rotary(q, *attend.rotary), apply_rotary(k, *attend.rotary)
+        if attend.cache is not None:
+            k, v = attend.cache.write(layer, k, v)  # (B, h, S, hd), S = past + T
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attend.mask,
+            is_causal=attend.is_causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # (B, h, T, hd)
+        return self.residual_dropout(self.out(y.transpose(1, 2).reshape(batch, length, dim)))
+
+
+class DecoderMLP(nn.Module):
+    """GELU feed-forward ``[..., D] -> [..., D]`` (tanh-approximate GELU for ``gelu_new``)."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.dim, config.hidden)
+        self.proj = nn.Linear(config.hidden, config.dim)
+        self.approximate = ACTIVATIONS[config.activation]
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the MLP."""
+        return self.dropout(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
+
+
+class DecoderBlock(nn.Module):
+    """Pre-LayerNorm block: causal self-attention then MLP, a residual around each."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.attention = CausalSelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.mlp = DecoderMLP(config)
+
+    def forward(self, x: torch.Tensor, attend: _Attend, layer: int) -> torch.Tensor:
+        """``[B, T, D]`` -> ``[B, T, D]``."""
+        x = x + self.attention(self.norm1(x), attend, layer)
+        return x + self.mlp(self.norm2(x))
+
+
+class DecoderLM(nn.Module):
+    """GPT-style language model; see the module docstring for prefix, padding and cache."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.dim)
+        learned = config.positions == "learned"
+        self.position_embedding = (
+            nn.Embedding(config.max_positions, config.dim) if learned else None
+        )
+        self.rotary = (
+            None if learned else Rotary(config.head_dim, config.max_positions, config.rotary_base)
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(DecoderBlock(config) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        self._init_weights()
+        if config.tie_embeddings:
+            self.lm_head.weight = self.token_embedding.weight
+
+    def _init_weights(self) -> None:
+        """GPT-2 init: N(0, 0.02), zero biases; residual projections N(0, 0.02/sqrt(2*depth))."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, 0.0, 0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        residual_std = 0.02 / math.sqrt(2 * self.config.depth)
+        for name, parameter in self.named_parameters():
+            if name.endswith(("attention.out.weight", "mlp.proj.weight")):
+                nn.init.normal_(parameter, 0.0, residual_std)
+
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        """An empty :class:`KVCache` on this model's device and dtype."""
+        weight = self.token_embedding.weight
+        return KVCache.allocate(self.config, batch, capacity, weight.dtype, weight.device)
+
+    def forward(
+        self,
+        ids: torch.Tensor | None,
+        prefix: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        """Next-token logits for ``[prefix | ids]``, continuing after ``cache`` if given.
+
+        Args:
+            ids: ``[B, T]`` token ids, or None for a prefix alone.
+            prefix: ``[B, P, D]`` conditioning embeddings placed before ``ids``.
+            attention_mask: ``[B, P + T]`` True at real positions of *this* call (left padding);
+                None = all real. Masks of earlier calls are remembered by ``cache``.
+            cache: filled in place; positions continue after ``cache.length``.
+            last_only: compute logits for the last position only (generation).
+
+        Returns:
+            Logits ``[B, P + T, V]`` (``[B, 1, V]`` when ``last_only``) and ``cache``.
+        """
+        x = self.embed(ids, prefix)  # (B, T, D), T counts the prefix
+        batch, length, _ = x.shape
+        past = 0 if cache is None else cache.length
+        self._check_room(past + length, cache)
+        new_mask = _real_or_none(attention_mask, batch, length)
+        key_mask = new_mask if cache is None else cache.record_mask(new_mask, length)  # (B, S)
+        positions = position_index(key_mask, past, length)  # slice or (B, T)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding.weight[positions]  # (T, D) or (B, T, D)
+        attend = _Attend(
+            rotary=None if self.rotary is None else self.rotary(positions),
+            mask=sdpa_mask(key_mask, past, length, x.device),
+            is_causal=key_mask is None and past == 0 and length > 1,
+            cache=cache,
+        )
+        x = self.dropout(x)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, attend, layer)
+        if cache is not None:
+            cache.length = past + length
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(self.norm(x)), cache
+
+    def embed(self, ids: torch.Tensor | None, prefix: torch.Tensor | None) -> torch.Tensor:
+        """``[prefix | token embeddings]``: ``[B, P + T, D]`` (no positions yet)."""
+        if prefix is not None and (prefix.dim() != 3 or prefix.shape[-1] != self.config.dim):
+            raise ValueError(f"prefix must be [B, P, {self.config.dim}], got {tuple(prefix.shape)}")
+        if ids is None:
+            if prefix is None:
+                raise ValueError("DecoderLM needs ids, a prefix, or both")
+            return prefix
+        tokens = self.token_embedding(ids)
+        if prefix is None:
+            return tokens
+        if prefix.shape[0] != ids.shape[0]:
+            raise ValueError(f"prefix batch {prefix.shape[0]} != ids batch {ids.shape[0]}")
+        return torch.cat([prefix.to(tokens.dtype), tokens], dim=1)
+
+    def _check_room(self, total: int, cache: KVCache | None) -> None:
+        if total > self.config.max_positions:
+            raise ValueError(
+                f"{total} positions exceed max_positions={self.config.max_positions}; "
+                "shorten the prompt/prefix or generate fewer tokens"
+            )
+        if cache is not None and total > cache.capacity:
+            raise ValueError(
+                f"the KV cache holds {cache.capacity} positions but this call needs {total}; "
+                "allocate it with a larger capacity"
+            )
+
+
+def _real_or_none(mask: torch.Tensor | None, batch: int, length: int) -> torch.Tensor | None:
+    """Check ``mask [B, T]``; None when absent or all real (so attention can skip it)."""
+    if mask is None:
+        return None
+    if tuple(mask.shape) != (batch, length):
+        raise ValueError(
+            f"attention_mask must be [B, P + T] = {[batch, length]}, got {list(mask.shape)}"
+        )
+    mask = mask.to(torch.bool)
+    return None if bool(mask.all()) else mask
+
+
+def position_index(key_mask: torch.Tensor | None, past: int, length: int) -> slice | torch.Tensor:
+    """Positions of the new ``length`` tokens, counting real tokens only.
+
+    A slice ``past:past + length`` when nothing is padded (no per-step allocation while
+    decoding), else per-row positions ``[B, T]`` (padding gets 0; its output is unused).
+    """
+    if key_mask is None:
+        return slice(past, past + length)
+    return (key_mask.long().cumsum(-1) - 1).clamp_min(0)[:, past:]
+
+
+def sdpa_mask(
+    key_mask: torch.Tensor | None, past: int, length: int, device: torch.device
+) -> torch.Tensor | None:
+    """Boolean SDPA mask ``[B|1, 1, T, past + T]`` (True = may attend).
+
+    None when no explicit mask is needed: a plain prefill (``is_causal``) or one new token
+    over an all-real cache (it may see every key).
+    """
+    if key_mask is None and (past == 0 or length == 1):
+        return None
+    query = torch.arange(past, past + length, device=device)[:, None]
+    key = torch.arange(past + length, device=device)[None, :]
+    allowed = key <= query  # (T, S)
+    if key_mask is None:
+        return allowed[None, None]
+    # A padding query would otherwise see no key at all (NaN); its output is never used.
+    return ((allowed & key_mask[:, None, :]) | (key == query))[:, None]
+
+
+# --- generation ---------------------------------------------------------------------------
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set all but the top-k and nucleus (top-p) tokens to ``-inf``: ``[B, V] -> [B, V]``.
+
+    top-k keeps the ``top_k`` largest logits (0 = off; ties with the k-th are kept). top-p keeps
+    the most probable tokens until their probability reaches ``top_p``: a token stays when the
+    tokens strictly ahead of it in the sorted order hold less than ``top_p`` (1.0 = off); the
+    most probable token always stays.
+    """
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        ahead = probs.cumsum(dim=-1) - probs  # (B, V) mass of better tokens
+        drop_sorted = ahead >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def choose_tokens(
+    logits: torch.Tensor,
+    do_sample: bool,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Next token per row from ``logits [B, V]``: argmax, or a filtered sample. ``-> [B]``."""
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+NextLogits = Callable[[torch.Tensor | None], torch.Tensor]
+
+
+def _cached_logits(
+    model: DecoderLM,
+    ids: torch.Tensor,
+    prefix: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    max_new_tokens: int,
+) -> NextLogits:
+    """Prefill once, then feed one token per step: token ``[B] | None`` -> logits ``[B, V]``."""
+    prompt = ids.shape[1] + (0 if prefix is None else prefix.shape[1])
+    cache = model.new_cache(ids.shape[0], prompt + max_new_tokens)
+
+    def next_logits(token: torch.Tensor | None) -> torch.Tensor:
+        if token is None:
+            logits, _ = model(ids, prefix, mask, cache, last_only=True)
+        else:
+            logits, _ = model(token[:, None], cache=cache, last_only=True)
+        return logits[:, -1]
+
+    return next_logits
+
+
+def _uncached_logits(
+    model: DecoderLM,
+    ids: torch.Tensor,
+    prefix: torch.Tensor | None,
+    mask: torch.Tensor | None,
+) -> NextLogits:
+    """Recompute the whole sequence every step (reference for the cached path)."""
+
+    def next_logits(token: torch.Tensor | None) -> torch.Tensor:
+        nonlocal ids, mask
+        if token is not None:
+            ids = torch.cat([ids, token[:, None]], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        logits, _ = model(ids, prefix, mask, last_only=True)
+        return logits[:, -1]
+
+    return next_logits
+
+
+def _check_generate_options(
+    max_new_tokens: int, temperature: float, top_k: int, top_p: float, do_sample: bool
+) -> None:
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if do_sample and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    if top_k < 0 or not 0.0 < top_p <= 1.0:
+        raise ValueError(f"need top_k >= 0 and 0 < top_p <= 1, got {top_k} and {top_p}")
+
+
+def generate(
+    model: DecoderLM,
+    ids: torch.Tensor | None,
+    prefix: torch.Tensor | None = None,
+    *,
+    max_new_tokens: int,
+    attention_mask: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    do_sample: bool = False,
+    stop_tokens: Sequence[int] = (),
+    pad_id: int = 0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Continue a batch of left-padded prompts; the model runs in eval mode meanwhile.
+
+    Args:
+        ids: ``[B, T]`` prompt ids (left-padded), or None to start from the prefix alone.
+        prefix: ``[B, P, D]`` conditioning embeddings before the prompt.
+        attention_mask: ``[B, P + T]`` True at real positions; None = all real.
+        temperature, top_k, top_p: sampling controls (see :func:`filter_logits`); unused when
+            ``do_sample`` is False (greedy).
+        stop_tokens: a row stops after emitting one of these (it is kept) and gets ``pad_id``
+            afterwards; generation ends early once every row has stopped.
+        generator: random source for sampling.
+        use_cache: prefill once and decode one token per step (False recomputes everything).
+
+    Returns:
+        New tokens ``[B, N]``, ``N <= max_new_tokens``.
+    """
+    _check_generate_options(max_new_tokens, temperature, top_k, top_p, do_sample)
+    if ids is None:
+        if prefix is None:
+            raise ValueError("generate needs ids, a prefix, or both")
+        ids = torch.zeros(prefix.shape[0], 0, dtype=torch.long, device=prefix.device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            next_logits = (
+                _cached_logits(model, ids, prefix, attention_mask, max_new_tokens)
+                if use_cache
+                else _uncached_logits(model, ids, prefix, attention_mask)
+            )
+            choose = partial(
+                choose_tokens,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                generator=generator,
+            )
+            return _decode_loop(next_logits, choose, ids, max_new_tokens, stop_tokens, pad_id)
+    finally:
+        model.train(was_training)
+
+
+def _decode_loop(
+    next_logits: NextLogits,
+    choose: Callable[[torch.Tensor], torch.Tensor],
+    ids: torch.Tensor,
+    max_new_tokens: int,
+    stop_tokens: Sequence[int],
+    pad_id: int,
+) -> torch.Tensor:
+    """Pick ``max_new_tokens`` tokens per row, padding rows that stopped: ``-> [B, N]``."""
+    batch, device = ids.shape[0], ids.device
+    out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    stops = torch.tensor(list(stop_tokens), dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    token: torch.Tensor | None = None
+    for step in range(max_new_tokens):
+        token = choose(next_logits(token))  # (B,); fed back as is, so pad_id need not be a token
+        if not len(stop_tokens):
+            out[:, step] = token
+            continue
+        out[:, step] = token.masked_fill(finished, pad_id)
+        finished |= torch.isin(token, stops)
+        if bool(finished.all()):
+            return out[:, : step + 1]
+    return out
+
+
+# --- GPT-2 checkpoints ----------------------------------------------------------------------
+
+_GPT2_BLOCK = {  # HF name inside h.{i}. -> (ours inside blocks.{i}., transpose Conv1D weight)
+    "ln_1.weight": ("norm1.weight", False),
+    "ln_1.bias": ("norm1.bias", False),
+    "attn.c_attn.weight": ("attention.qkv.weight", True),
+    "attn.c_attn.bias": ("attention.qkv.bias", False),
+    "attn.c_proj.weight": ("attention.out.weight", True),
+    "attn.c_proj.bias": ("attention.out.bias", False),
+    "ln_2.weight": ("norm2.weight", False),
+    "ln_2.bias": ("norm2.bias", False),
+    "mlp.c_fc.weight": ("mlp.fc.weight", True),
+    "mlp.c_fc.bias": ("mlp.fc.bias", False),
+    "mlp.c_proj.weight": ("mlp.proj.weight", True),
+    "mlp.c_proj.bias": ("mlp.proj.bias", False),
+}
+_GPT2_TOP = {
+    "wte.weight": "token_embedding.weight",
+    "wpe.weight": "position_embedding.weight",
+    "ln_f.weight": "norm.weight",
+    "ln_f.bias": "norm.bias",
+    "lm_head.weight": "lm_head.weight",
+}
+_GPT2_BUFFERS = ("attn.bias", "attn.masked_bias")  # causal-mask buffers of old checkpoints
+_GPT2_ACTIVATIONS = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu"}
+
+
+def gpt2_decoder_config(hf: dict[str, Any], source: str = "config.json") -> DecoderConfig:
+    """A :class:`DecoderConfig` equal to a Hugging Face GPT-2 ``config.json`` dictionary."""
+    if hf.get("model_type") != "gpt2":
+        raise ValueError(f"{source}: model_type is {hf.get('model_type')!r}, expected 'gpt2'")
+    activation = hf.get("activation_function", "gelu_new")
+    if activation not in _GPT2_ACTIVATIONS:
+        raise ValueError(f"{source}: activation_function {activation!r} is not supported")
+    if not hf.get("scale_attn_weights", True) or hf.get("scale_attn_by_inverse_layer_idx"):
+        raise ValueError(f"{source}: only the standard 1/sqrt(head_dim) attention is supported")
+    if hf.get("add_cross_attention"):
+        raise ValueError(f"{source}: GPT-2 with cross-attention is not supported")
+    try:
+        dim = int(hf["n_embd"])
+        return DecoderConfig(
+            vocab_size=int(hf["vocab_size"]),
+            max_positions=int(hf["n_positions"]),
+            dim=dim,
+            depth=int(hf["n_layer"]),
+            heads=int(hf["n_head"]),
+            mlp_hidden=int(hf.get("n_inner") or 4 * dim),
+            positions="learned",
+            tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
+            layer_norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
+            activation=_GPT2_ACTIVATIONS[activation],
+        )
+    except KeyError as missing:
+        raise ValueError(f"{source}: missing GPT-2 field {missing}") from None
+
+
+def convert_gpt2_state_dict(
+    state: dict[str, torch.Tensor], config: DecoderConfig
+) -> dict[str, torch.Tensor]:
+    """Rename HF GPT-2 weights to ours, transposing Conv1D ``[in, out]`` to Linear ``[out, in]``."""
+    converted: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for hf_name, tensor in state.items():
+        name = hf_name.removeprefix("transformer.")
+        if name.startswith("h."):
+            _, index, rest = name.split(".", 2)
+            if rest in _GPT2_BUFFERS:
+                continue
+            if rest not in _GPT2_BLOCK:
+                unknown.append(hf_name)
+                continue
+            ours, transpose = _GPT2_BLOCK[rest]
+            converted[f"blocks.{index}.{ours}"] = tensor.t().contiguous() if transpose else tensor
+        elif name in _GPT2_TOP:
+            converted[_GPT2_TOP[name]] = tensor
+        else:
+            unknown.append(hf_name)
+    if unknown:
+        raise ValueError(f"unexpected GPT-2 weights: {sorted(unknown)[:8]}")
+    if config.tie_embeddings:
+        converted["lm_head.weight"] = converted["token_embedding.weight"]
+    return converted
+
+
+def _read_gpt2_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """Tensors of ``model.safetensors`` or else ``pytorch_model.bin`` in ``folder``."""
+    if (folder / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(folder / "model.safetensors"))
+    if (folder / "pytorch_model.bin").is_file():
+        loaded = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return dict(loaded)
+    found = sorted(path.name for path in folder.iterdir())
+    raise FileNotFoundError(
+        f"{folder} has no model.safetensors or pytorch_model.bin (found {found}); "
+        "save the model there with save_pretrained() (sharded checkpoints are not supported)"
+    )
+
+
+def load_gpt2(directory: str | Path) -> DecoderLM:
+    """Load a Hugging Face GPT-2 checkpoint from a local folder, in eval mode.
+
+    Args:
+        directory: holds ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``.
+
+    Raises:
+        FileNotFoundError: the folder or one of its files is missing.
+        ValueError: the config is not GPT-2 or uses an unsupported variant.
+    """
+    folder = Path(directory)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{config_path} not found: load_gpt2 needs a folder written by save_pretrained()"
+        )
+    config = gpt2_decoder_config(json.loads(config_path.read_text()), str(config_path))
+    model = DecoderLM(config)
+    state = convert_gpt2_state_dict(_read_gpt2_weights(folder), config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{folder}: missing weights {missing}, unexpected weights {unexpected}")
+    return model.eval()

@@ -1,0 +1,300 @@
+"""The GPT-style decoder against transformers' GPT-2, its own uncached path, and hand values."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from trimodal.generation.decoder import (
+    DecoderConfig,
+    DecoderLM,
+    filter_logits,
+    generate,
+    load_gpt2,
+)
+
+transformers = pytest.importorskip("transformers")
+
+VOCAB = 100
+PAD = 0
+
+
+def tiny_gpt2_config() -> transformers.GPT2Config:
+    """2 layers, 2 heads, width 32; special ids inside the 100-token vocabulary."""
+    return transformers.GPT2Config(
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        vocab_size=VOCAB,
+        n_positions=64,
+        initializer_range=0.2,  # spread logits so greedy choices are far from ties
+        bos_token_id=VOCAB - 1,
+        eos_token_id=VOCAB - 1,
+    )
+
+
+@pytest.fixture(scope="module")
+def hf_gpt2() -> transformers.GPT2LMHeadModel:
+    """A random tiny GPT-2 in eval mode."""
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(tiny_gpt2_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def gpt2_folder(
+    hf_gpt2: transformers.GPT2LMHeadModel, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """``hf_gpt2`` written by ``save_pretrained`` (safetensors)."""
+    folder = tmp_path_factory.mktemp("gpt2")
+    hf_gpt2.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ours(gpt2_folder: Path) -> DecoderLM:
+    """``hf_gpt2`` loaded into our decoder."""
+    return load_gpt2(gpt2_folder)
+
+
+def tiny_decoder(positions: str = "learned", seed: int = 0) -> DecoderLM:
+    """A random tiny decoder with weights scaled up so greedy choices are far from ties."""
+    torch.manual_seed(seed)
+    config = DecoderConfig(
+        vocab_size=VOCAB, max_positions=64, dim=32, depth=2, heads=2, positions=positions
+    )
+    model = DecoderLM(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.mul_(8.0)
+    return model.eval()
+
+
+def left_padded(lengths: list[int], total: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random ids ``[B, total]`` left-padded with PAD to ``lengths``, and their mask."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, VOCAB - 1, (len(lengths), total), generator=generator)
+    mask = torch.arange(total)[None, :] >= total - torch.tensor(lengths)[:, None]
+    return ids.masked_fill(~mask, PAD), mask
+
+
+# --- GPT-2 parity --------------------------------------------------------------------------
+
+
+def test_logits_match_transformers(hf_gpt2: transformers.GPT2LMHeadModel, ours: DecoderLM) -> None:
+    ids = torch.randint(0, VOCAB, (3, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = hf_gpt2(ids).logits
+        logits, _ = ours(ids)
+    assert logits.shape == (3, 12, VOCAB)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
+
+
+def test_legacy_bin_checkpoint_loads(hf_gpt2: transformers.GPT2LMHeadModel, tmp_path: Path) -> None:
+    """transformers 5 writes safetensors even with ``safe_serialization=False``, so the
+    ``pytorch_model.bin`` is written by hand in the original GPT-2 layout: no ``transformer.``
+    prefix, causal-mask buffers included."""
+    hf_gpt2.config.to_json_file(tmp_path / "config.json")
+    state = {
+        name.removeprefix("transformer."): tensor
+        for name, tensor in hf_gpt2.state_dict().items()
+        if name != "lm_head.weight"
+    }
+    state["h.0.attn.bias"] = torch.tril(torch.ones(1, 1, 64, 64))
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    ids = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        logits, _ = load_gpt2(tmp_path)(ids)
+        torch.testing.assert_close(logits, hf_gpt2(ids).logits, atol=1e-4, rtol=0)
+
+
+def test_padded_logits_match_transformers(
+    hf_gpt2: transformers.GPT2LMHeadModel, ours: DecoderLM
+) -> None:
+    ids, mask = left_padded([10, 6, 3], 10)
+    positions = (mask.long().cumsum(-1) - 1).clamp_min(0)
+    with torch.no_grad():
+        expected = hf_gpt2(ids, attention_mask=mask.long(), position_ids=positions).logits
+        logits, _ = ours(ids, attention_mask=mask)
+        alone, _ = ours(ids[1:2, 4:])
+    torch.testing.assert_close(logits[mask], expected[mask], atol=1e-4, rtol=0)
+    torch.testing.assert_close(logits[1:2, 4:], alone, atol=1e-5, rtol=0)
+    assert torch.isfinite(logits).all()
+
+
+def test_greedy_matches_transformers_generate(
+    hf_gpt2: transformers.GPT2LMHeadModel, ours: DecoderLM
+) -> None:
+    ids, mask = left_padded([8, 5, 2], 8, seed=4)
+    expected = hf_gpt2.generate(
+        ids, attention_mask=mask.long(), max_new_tokens=12, do_sample=False, pad_token_id=PAD
+    )[:, ids.shape[1] :]
+    tokens = generate(
+        ours,
+        ids,
+        attention_mask=mask,
+        max_new_tokens=12,
+        stop_tokens=(VOCAB - 1,),
+        pad_id=PAD,
+    )
+    assert torch.equal(tokens, expected)
+
+
+def test_load_gpt2_errors_are_actionable(gpt2_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        load_gpt2(tmp_path)
+    (tmp_path / "config.json").write_text((gpt2_folder / "config.json").read_text())
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors or pytorch_model\.bin"):
+        load_gpt2(tmp_path)
+    config = json.loads((gpt2_folder / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    with pytest.raises(ValueError, match="expected 'gpt2'"):
+        load_gpt2(tmp_path)
+
+
+# --- model and KV cache ----------------------------------------------------------------------
+
+
+def test_init_ties_head_and_scales_residual_projections() -> None:
+    model = DecoderLM(DecoderConfig(vocab_size=VOCAB, dim=64, depth=8, heads=4))
+    assert model.lm_head.weight is model.token_embedding.weight
+    residual = torch.cat([block.mlp.proj.weight.flatten() for block in model.blocks])
+    assert residual.std().item() == pytest.approx(0.02 / math.sqrt(16), rel=0.05)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_training_forward_backpropagates(positions: str) -> None:
+    config = DecoderConfig(
+        vocab_size=VOCAB, dim=32, depth=2, heads=2, dropout=0.1, positions=positions
+    )
+    model = DecoderLM(config).train()
+    ids = torch.randint(0, VOCAB, (2, 9))
+    logits, cache = model(ids[:, :-1], prefix=torch.randn(2, 2, 32))
+    assert cache is None
+    loss = torch.nn.functional.cross_entropy(logits[:, 2:].reshape(-1, VOCAB), ids[:, 1:].flatten())
+    loss.backward()
+    assert model.token_embedding.weight.grad is not None
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_cached_forward_equals_full_forward(positions: str) -> None:
+    model = tiny_decoder(positions)
+    prefix = torch.randn(2, 3, 32)
+    ids = torch.randint(0, VOCAB, (2, 7))
+    with torch.no_grad():
+        full, _ = model(ids, prefix)
+        cache = model.new_cache(2, 10)
+        prefill, _ = model(ids[:, :4], prefix, cache=cache)
+        steps = [model(ids[:, t : t + 1], cache=cache)[0] for t in range(4, 7)]
+    torch.testing.assert_close(prefill, full[:, :7], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.cat(steps, 1), full[:, 7:], atol=1e-5, rtol=0)
+    assert cache.length == 10
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+@pytest.mark.parametrize("with_prefix", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+def test_cached_and_uncached_greedy_agree(positions: str, with_prefix: bool, padded: bool) -> None:
+    model = tiny_decoder(positions)
+    ids, mask = left_padded([6, 3, 6] if padded else [6, 6, 6], 6)
+    prefix = torch.randn(3, 4, 32, generator=torch.Generator().manual_seed(5))
+    prefix_mask = torch.ones(3, 4, dtype=torch.bool)
+    options = {
+        "prefix": prefix if with_prefix else None,
+        "attention_mask": torch.cat([prefix_mask, mask], 1) if with_prefix else mask,
+        "max_new_tokens": 10,
+    }
+    cached = generate(model, ids, **options)
+    uncached = generate(model, ids, use_cache=False, **options)
+    assert cached.shape == (3, 10)
+    assert torch.equal(cached, uncached)
+
+
+def test_generate_from_prefix_alone() -> None:
+    model = tiny_decoder()
+    prefix = torch.randn(2, 5, 32)
+    cached = generate(model, None, prefix, max_new_tokens=6)
+    assert torch.equal(cached, generate(model, None, prefix, max_new_tokens=6, use_cache=False))
+
+
+def test_too_long_sequences_are_refused() -> None:
+    model = tiny_decoder()
+    with pytest.raises(ValueError, match="max_positions=64"):
+        model(torch.zeros(1, 65, dtype=torch.long))
+    cache = model.new_cache(1, 4)
+    with pytest.raises(ValueError, match="holds 4 positions"):
+        model(torch.zeros(1, 5, dtype=torch.long), cache=cache)
+
+
+# --- sampling and stopping ---------------------------------------------------------------------
+
+
+def test_filter_logits_top_p_keeps_the_nucleus() -> None:
+    probs = torch.tensor([[0.05, 0.5, 0.15, 0.3], [0.6, 0.2, 0.15, 0.05]])
+    # Sorted masses ahead of each token: row 0 (tokens 1, 3, 2, 0) 0, .5, .8, .95;
+    # row 1 (tokens 0, 1, 2, 3) 0, .6, .8, .95. A token stays while that mass is < top_p.
+    kept = torch.isfinite(filter_logits(probs.log(), top_p=0.7))
+    assert kept.tolist() == [[False, True, False, True], [True, True, False, False]]
+    kept = torch.isfinite(filter_logits(probs.log(), top_p=0.9))
+    assert kept.tolist() == [[False, True, True, True], [True, True, True, False]]
+    kept = torch.isfinite(filter_logits(probs.log(), top_p=0.4))
+    assert kept.tolist() == [[False, True, False, False], [True, False, False, False]]
+
+
+def test_filter_logits_top_k_and_combined() -> None:
+    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
+    assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[False, True, True, False]]
+    filtered = filter_logits(logits, top_k=3, top_p=0.5)
+    assert torch.isfinite(filtered).tolist() == [[False, True, False, False]]
+    assert filtered[0, 1] == 4.0
+    assert torch.equal(filter_logits(logits), logits)
+
+
+def test_sampling_is_deterministic_under_a_seeded_generator() -> None:
+    model, ids = tiny_decoder(), torch.randint(1, VOCAB, (4, 5))
+
+    def sample(seed: int) -> torch.Tensor:
+        return generate(
+            model,
+            ids,
+            max_new_tokens=12,
+            do_sample=True,
+            temperature=1.5,
+            top_p=0.95,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    assert torch.equal(sample(7), sample(7))
+    assert not torch.equal(sample(7), sample(8))
+
+
+def test_top_k_one_sampling_equals_greedy() -> None:
+    model, ids = tiny_decoder(), torch.randint(1, VOCAB, (3, 5))
+    greedy = generate(model, ids, max_new_tokens=8)
+    sampled = generate(
+        model, ids, max_new_tokens=8, do_sample=True, top_k=1, generator=torch.Generator()
+    )
+    assert torch.equal(greedy, sampled)
+
+
+def test_stop_tokens_stop_rows_independently() -> None:
+    model, ids = (
+        tiny_decoder(),
+        torch.randint(1, VOCAB, (3, 5), generator=torch.Generator().manual_seed(9)),
+    )
+    free = generate(model, ids, max_new_tokens=8)
+    stop = int(free[0, 2])
+    stopped = generate(model, ids, max_new_tokens=8, stop_tokens=(stop,), pad_id=-1)
+    for row in range(3):
+        hits = (free[row] == stop).nonzero()
+        end = int(hits[0]) + 1 if len(hits) else free.shape[1]
+        assert torch.equal(stopped[row, :end], free[row, :end])
+        assert (stopped[row, end:] == -1).all()
+    # Every row stops at its first token: generation ends after one step.
+    first_tokens = tuple(int(token) for token in free[:, 0])
+    assert generate(model, ids, max_new_tokens=8, stop_tokens=first_tokens).shape == (3, 1)
