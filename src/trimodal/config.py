@@ -70,6 +70,18 @@ class FusionConfig:
 
 
 @dataclass
+class DecoderModelConfig:
+    """The generative decoder (``depth`` 0: none). It reads image/audio tokens as a prefix."""
+
+    depth: int = 0
+    dim: int = 128
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    positions: str = "learned"
+    max_positions: int = 160
+
+
+@dataclass
 class ModelConfig:
     """Widths and parts of the tri-modal model."""
 
@@ -87,6 +99,7 @@ class ModelConfig:
     """How encoders pool tokens into the shared embedding: ``mean`` or ``attention``."""
     fusion_image_pool: int = 1
     """Average-pool the image token grid by this factor before fusion (K/V cost / pool**2)."""
+    decoder: DecoderModelConfig = field(default_factory=DecoderModelConfig)
     vqa_inputs: str = "both"
     """What the answer head sees: ``both`` (image + question), or a blind baseline that sees
     only the ``question`` or only the ``image`` (trained with the same recipe otherwise)."""
@@ -141,6 +154,21 @@ class MultiTaskConfig(StageConfig):
 
 
 @dataclass
+class GenerateConfig(StageConfig):
+    """Stage 3: the decoder learns captions, transcripts, answers and dialogues.
+
+    ``freeze_encoders`` keeps the encoders fixed (LLaVA's first stage), training only the
+    projector and the decoder. ``epochs`` 0 skips the stage.
+    """
+
+    epochs: float = 0.0
+    tasks: list[str] = field(
+        default_factory=lambda: ["caption", "transcribe", "vqa_typed", "vqa_spoken", "dialogue"]
+    )
+    freeze_encoders: bool = True
+
+
+@dataclass
 class TrainConfig:
     """Both stages plus run-wide settings."""
 
@@ -148,6 +176,7 @@ class TrainConfig:
     threads: int = 0
     align: AlignConfig = field(default_factory=AlignConfig)
     multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
     log_every: int = 20
     checkpoint_every: int = 200
     max_train_scenes: int = 0

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from trimodal.data.dataset import pad_sequences, pad_spectrograms
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
+from trimodal.generation.chat import Turn, render_ids, text_turns
+from trimodal.generation.conditioning import generate_replies
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
@@ -96,6 +98,47 @@ class Model:
         return [
             (answers[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
+
+    # -- generation -------------------------------------------------------------------
+    @torch.no_grad()
+    def chat(self, turns: Sequence[Turn], max_new_tokens: int = 40, **sampling: Any) -> str:
+        """The assistant's next reply to a conversation (the last turn is the user's).
+
+        Every image and audio of the conversation, in order, becomes the decoder's prefix.
+        ``sampling``: ``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``generator``.
+        """
+        decoder = self.network.decoder
+        if decoder is None:
+            raise ValueError(
+                "this checkpoint has no decoder; train a recipe with model.decoder.depth > 0 "
+                "and a generate stage (e.g. configs/generate.yaml)"
+            )
+        parts = []
+        for turn in turns:
+            if turn.image is not None:
+                parts.append(self._images([turn.image]).sequence())
+            if turn.audio is not None:
+                parts.append(self._audio([turn.audio]).sequence())
+        prefix = self.network.decoder_prefix(*parts) if parts else None
+        ids, _ = render_ids(self.tokenizer, text_turns(turns), open_reply=True)
+        (reply,) = generate_replies(
+            decoder,
+            prefix,
+            [ids],
+            self.tokenizer.pad_id,
+            self.tokenizer.eos_id,
+            max_new_tokens,
+            **sampling,
+        )
+        return self.tokenizer.decode(reply).strip()
+
+    def caption(self, image: PathLike, **options: Any) -> str:
+        """Describe an image in words."""
+        return self.chat([Turn("user", image=image)], **options)
+
+    def transcribe(self, audio: PathLike, **options: Any) -> str:
+        """Write down what a recording says."""
+        return self.chat([Turn("user", audio=audio)], **options)
 
     def evaluate(
         self, manifest: PathLike, split: str = "test", out: PathLike | None = None, **settings: Any

@@ -25,6 +25,7 @@ from trimodal.eval.baselines import QuestionPrior
 from trimodal.eval.basic import QUESTION_MODALITY, embed_rows, retrieval_metrics, vqa_accuracy
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
 from trimodal.eval.zero_shot import world_zero_shot
+from trimodal.generation.evaluate import generation_metrics
 from trimodal.inference import Model
 from trimodal.modules.layers import TokenSequence
 
@@ -192,6 +193,14 @@ def split_metrics(
             result["missing_modality"] = missing_modality(model, tensors, rows, full)
             if prior is not None:
                 result["question_prior"] = prior.accuracy(tensors, rows)
+        if network.decoder is not None:
+            result["generation"] = generation_metrics(
+                network,
+                model.tokenizer,
+                tensors,
+                [inputs.manifest.samples[i] for i in rows.tolist()],
+                rows,
+            )
         scenes = [inputs.manifest.samples[i].scene for i in rows.tolist()]
         if any(scene and scene.get("objects") for scene in scenes):
             images = embed_rows(network, tensors, rows)["image"]

@@ -32,6 +32,8 @@ from torch import nn
 
 from trimodal.config import Config, config_from_json, to_dict
 from trimodal.data.tokenizer import TextTokenizer
+from trimodal.generation.conditioning import PrefixProjector, build_decoder, join_prefixes
+from trimodal.generation.decoder import DecoderLM
 from trimodal.losses.contrastive import LearnableTemperature
 from trimodal.modules.encoders.audio import AudioEncoder
 from trimodal.modules.encoders.base import EncoderOutput
@@ -41,6 +43,8 @@ from trimodal.modules.fusion import build_fusion
 from trimodal.modules.layers import TokenSequence, TransformerStack
 
 MODALITIES = ("audio", "image", "text")
+TIED = ("decoder.lm_head.weight",)
+"""Parameters tied to another (the decoder's LM head is its token embedding): not saved."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ class TriModalModel(nn.Module):
         )
         self.attribute_head = nn.Linear(m.dim, max(1, len(vocabulary.attributes)))
         self.tokenizer: TextTokenizer | None = None
+        self.projector: PrefixProjector | None = None
+        self.decoder: DecoderLM | None = None
+        if m.decoder.depth > 0:
+            self.projector = PrefixProjector(m.dim, m.decoder.dim)
+            self.decoder = build_decoder(m.decoder, vocab_size)
         if m.vqa_inputs not in ("both", "question", "image"):
             raise ValueError(
                 f"model.vqa_inputs must be 'both', 'question' or 'image', got {m.vqa_inputs!r}"
@@ -177,13 +186,23 @@ class TriModalModel(nn.Module):
         masked = image.tokens.masked_fill(~image.mask.unsqueeze(-1), float("-inf"))
         return self.attribute_head(masked.amax(dim=1))
 
+    def decoder_prefix(self, *parts: TokenSequence) -> TokenSequence:
+        """Project encoder tokens into the decoder's prefix (parts concatenated in order)."""
+        if self.projector is None:
+            raise ValueError(
+                "this checkpoint has no decoder (model.decoder.depth is 0); train a recipe with "
+                "a decoder and a generate stage"
+            )
+        joined = join_prefixes(parts)
+        return TokenSequence(self.projector(joined.tokens), joined.mask)
+
     # -- checkpoints ----------------------------------------------------------------------
     def write_files(
         self, directory: Path, tokenizer: TextTokenizer, metrics: dict[str, Any] | None = None
     ) -> None:
         """Write config, weights, tokenizer, vocabulary and metrics into an existing folder."""
         (directory / "config.json").write_text(json.dumps(to_dict(self.config), indent=2))
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items() if k not in TIED}
         save_file(state, str(directory / "model.safetensors"))
         tokenizer.save(directory / "tokenizer.json")
         vocabulary = {"answers": self.vocabulary.answers, "attributes": self.vocabulary.attributes}
@@ -218,7 +237,13 @@ class TriModalModel(nn.Module):
         vocabulary = Vocabulary(**json.loads((source / "vocab.json").read_text()))
         tokenizer = TextTokenizer.load(source / "tokenizer.json")
         model = cls(config, tokenizer.vocab_size, vocabulary)
-        model.load_state_dict(load_file(str(source / "model.safetensors"), device=map_location))
+        state = load_file(str(source / "model.safetensors"), device=map_location)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - set(TIED):
+            raise ValueError(
+                f"{source}/model.safetensors does not match its config.json: "
+                f"missing {sorted(set(missing) - set(TIED))}, unexpected {sorted(unexpected)}"
+            )
         model.tokenizer = tokenizer
         return model.eval()
 

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from trimodal.config import Config, MultiTaskConfig, StageConfig, to_dict
+from trimodal.config import Config, GenerateConfig, MultiTaskConfig, StageConfig, to_dict
 from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
@@ -51,7 +51,7 @@ from trimodal.train.distributed import (
 )
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
 
-STAGES = ("align", "multitask")
+STAGES = ("align", "multitask", "generate")
 
 
 @dataclass
@@ -144,6 +144,8 @@ class TrainStep(nn.Module):
         pairs = _pairs(align.pairs)
         losses: dict[str, torch.Tensor] = {}
         parts: dict[str, float] = {}
+        if stage == "generate":
+            return self._generation(step, active)
         if stage == "align" or "contrastive" in active:
             total, pair_parts = task_losses.contrastive_loss(
                 step, pairs, align.loss, align.margin, self.distributed
@@ -164,6 +166,15 @@ class TrainStep(nn.Module):
         output = self.weighting(losses)
         parts |= {k: float(v.detach()) for k, v in output.parts.items()}
         return output.total, parts, dict(output.weights)
+
+    def _generation(
+        self, step: task_losses.StepInputs, active: list[str]
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """Stage 3: the mean of the generative tasks' next-token losses."""
+        losses = {task: task_losses.generation_loss(step, task) for task in active}
+        total = torch.stack(list(losses.values())).mean()
+        parts = {task: float(loss.detach()) for task, loss in losses.items()}
+        return total, parts, dict.fromkeys(losses, 1.0 / len(losses))
 
 
 def _optimizer(step_module: TrainStep, stage: StageConfig) -> torch.optim.AdamW:
@@ -257,6 +268,7 @@ class Trainer:
             progress,
         )
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
+        self.model.tokenizer = data.tokenizer
         self.log = MetricsLog(run_dir, context.is_main)
         train = config.train
         self.plans = [
@@ -264,7 +276,11 @@ class Trainer:
                 i, name, stage, steps_for(stage.epochs, len(data.train_rows), stage.batch_size)
             )
             for i, (name, stage) in enumerate(
-                (("align", train.align), ("multitask", train.multitask))
+                (
+                    ("align", train.align),
+                    ("multitask", train.multitask),
+                    ("generate", train.generate),
+                )
             )
         ]
         self.global_step = 0
@@ -299,6 +315,7 @@ class Trainer:
 
     def _run_stage(self, plan: StagePlan, state: TrainingState | None, max_steps: int) -> bool:
         weighting = self._weighting() if plan.name == "multitask" else None
+        self._set_trainable(plan)
         step_module = TrainStep(self.model, weighting, self.config, self.context.enabled)
         if weighting is not None and state is not None:
             weighting.load_state_dict(state.weighting)
@@ -359,6 +376,14 @@ class Trainer:
         )
         return True
 
+    def _set_trainable(self, plan: StagePlan) -> None:
+        """Stage 3 with ``freeze_encoders`` trains only the projector and decoder."""
+        generate = self.config.train.generate
+        frozen = plan.name == "generate" and generate.freeze_encoders
+        for name, parameter in self.model.named_parameters():
+            own = name.startswith(("projector.", "decoder."))
+            parameter.requires_grad_(own or not frozen)
+
     def _window(self, plan: StagePlan) -> int:
         """Steps per DWA window: one epoch, or a quarter of the stage when that is shorter."""
         per_epoch = max(1, len(self.data.train_rows) // plan.config.batch_size)
@@ -377,6 +402,9 @@ class Trainer:
     def _active_tasks(self, plan: StagePlan, sampler: LossDrivenTaskSampler | None) -> list[str]:
         if plan.name == "align":
             return ["contrastive"]
+        if plan.name == "generate":
+            assert isinstance(plan.config, GenerateConfig)
+            return list(plan.config.tasks)
         multitask = plan.config
         assert isinstance(multitask, MultiTaskConfig)
         if sampler is None:

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
+from trimodal.generation.chat import CAPTION_PROMPT, SPOKEN_PROMPT, TRANSCRIBE_PROMPT, render_ids
+from trimodal.generation.conditioning import lm_loss
 from trimodal.losses.contrastive import pairwise_contrastive
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
@@ -147,3 +149,100 @@ def attribute_loss(step: StepInputs) -> torch.Tensor:
     logits = step.model.attribute_logits(step.image())
     targets = step.tensors.attributes[step.rows]
     return F.binary_cross_entropy_with_logits(logits[has], targets[has])
+
+
+# -- stage 3: generation ---------------------------------------------------------------------
+GENERATION_TASKS = ("caption", "transcribe", "vqa_typed", "vqa_spoken", "dialogue")
+
+
+def _masked_ids(ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
+    return ids[mask].tolist()
+
+
+def _pick_questions(step: StepInputs, count: int) -> torch.Tensor:
+    """``[B, count]`` question slots per row, random among answered ones (-1: none left)."""
+    answers = step.tensors.answers[step.rows]
+    valid = answers >= 0
+    scores = torch.rand(answers.shape, generator=step.generator).masked_fill(~valid, -1.0)
+    picked = scores.topk(min(count, answers.shape[1]), dim=1)
+    return picked.indices.masked_fill(picked.values < 0, -1)
+
+
+def _answer_ids(step: StepInputs, row: int, question: int) -> list[int]:
+    tokenizer = step.model.tokenizer
+    assert tokenizer is not None
+    answer = step.model.vocabulary.answers[int(step.tensors.answers[row, question])]
+    return tokenizer.encode(answer)
+
+
+def _question_ids(step: StepInputs, row: int, question: int) -> list[int]:
+    tensors = step.tensors
+    return _masked_ids(tensors.question_ids[row, question], tensors.question_mask[row, question])
+
+
+def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
+    """Next-token loss of the decoder on one generative task for the step's rows.
+
+    ``caption``: image -> caption; ``transcribe``: spoken caption -> its text; ``vqa_typed``:
+    image + typed question -> answer; ``vqa_spoken``: image + spoken question -> answer;
+    ``dialogue``: image -> a caption turn then two question/answer turns.
+    """
+    model, tensors, rows = step.model, step.tensors, step.rows
+    tokenizer = model.tokenizer
+    if model.decoder is None or tokenizer is None:
+        raise ValueError("stage 'generate' needs model.decoder.depth > 0")
+    caption = [_masked_ids(tensors.caption_ids[r], tensors.caption_mask[r]) for r in rows.tolist()]
+    keep = torch.tensor([len(c) > 0 for c in caption])
+    conversations: list[list[tuple[str, str | list[int]]]] = []
+    if task == "caption":
+        prefix = model.decoder_prefix(step.image().sequence())
+        conversations = [[("user", CAPTION_PROMPT), ("assistant", c)] for c in caption]
+    elif task == "transcribe":
+        prefix = model.decoder_prefix(step.audio().sequence())
+        keep &= tensors.has_audio[rows]
+        conversations = [[("user", TRANSCRIBE_PROMPT), ("assistant", c)] for c in caption]
+    elif task in ("vqa_typed", "dialogue"):
+        prefix = model.decoder_prefix(step.image().sequence())
+        slots = _pick_questions(step, 1 if task == "vqa_typed" else 2)
+        keep = (slots >= 0).all(1) & (keep if task == "dialogue" else True)
+        for i, row in enumerate(rows.tolist()):
+            turns: list[tuple[str, str | list[int]]] = []
+            if task == "dialogue":
+                turns += [("user", CAPTION_PROMPT), ("assistant", caption[i])]
+            for q in slots[i].tolist():
+                if q >= 0:
+                    turns += [
+                        ("user", _question_ids(step, row, q)),
+                        ("assistant", _answer_ids(step, row, q)),
+                    ]
+            conversations.append(turns or [("user", ""), ("assistant", "")])
+    elif task == "vqa_spoken":
+        index = tensors.spoken_index[rows]
+        keep = index >= 0
+        if not bool(keep.any()):
+            return _zero_loss(step)
+        known = torch.nonzero(keep).squeeze(1)
+        features, mask = tensors.spoken_audio.batch(rows[known])
+        spoken = model.encode_audio(features, mask).sequence()
+        image = step.image().sequence().select(known)
+        prefix = model.decoder_prefix(image, spoken)
+        conversations = [
+            [("user", SPOKEN_PROMPT), ("assistant", _answer_ids(step, int(rows[i]), int(index[i])))]
+            for i in known.tolist()
+        ]
+        keep = torch.ones(len(known), dtype=torch.bool)
+    else:
+        raise ValueError(
+            f"train.generate.tasks: unknown task {task!r}; choose from {GENERATION_TASKS}"
+        )
+    chosen = torch.nonzero(keep).squeeze(1)
+    if chosen.numel() == 0:
+        return _zero_loss(step)
+    rendered = [render_ids(tokenizer, conversations[i], open_reply=False) for i in chosen.tolist()]
+    return lm_loss(
+        model.decoder,
+        prefix.select(chosen),
+        [ids for ids, _ in rendered],
+        [targets for _, targets in rendered],
+        tokenizer.pad_id,
+    )

@@ -1,0 +1,142 @@
+"""Conditioning the decoder on image and audio tokens (LLaVA-style prefix) and its LM loss.
+
+The encoders' tokens ``[B, P, dim]`` go through a projector (LayerNorm + Linear) into the
+decoder width and are placed before the text ids. Prefixes of different lengths (audio) are
+right-padded and masked; the decoder counts only real positions, so padding changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trimodal.config import DecoderModelConfig
+from trimodal.generation.decoder import DecoderConfig, DecoderLM, generate
+from trimodal.modules.layers import TokenSequence
+
+IGNORE = -100
+
+
+class PrefixProjector(nn.Module):
+    """Encoder tokens ``[B, P, dim]`` -> decoder prefix ``[B, P, decoder_dim]``."""
+
+    def __init__(self, dim: int, decoder_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.linear = nn.Linear(dim, decoder_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Project each token."""
+        return self.linear(self.norm(tokens))
+
+
+def build_decoder(config: DecoderModelConfig, vocab_size: int) -> DecoderLM:
+    """A :class:`DecoderLM` over the trimodal tokenizer's vocabulary."""
+    return DecoderLM(
+        DecoderConfig(
+            vocab_size=vocab_size,
+            max_positions=config.max_positions,
+            dim=config.dim,
+            depth=config.depth,
+            heads=config.heads,
+            mlp_ratio=config.mlp_ratio,
+            positions=config.positions,
+        )
+    )
+
+
+def join_prefixes(parts: Sequence[TokenSequence]) -> TokenSequence:
+    """Concatenate per-modality prefixes along the token axis (e.g. image then question audio)."""
+    return TokenSequence(
+        torch.cat([p.tokens for p in parts], dim=1), torch.cat([p.mask for p in parts], dim=1)
+    )
+
+
+def teacher_forcing_batch(
+    rows: Sequence[Sequence[int]], targets: Sequence[Sequence[bool]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ``ids [B, T]``, ``mask [B, T]`` and ``labels [B, T]`` (IGNORE off-target)."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    for i, (row, target) in enumerate(zip(rows, targets, strict=True)):
+        values = torch.tensor(row, dtype=torch.long)
+        ids[i, : len(row)] = values
+        mask[i, : len(row)] = True
+        chosen = torch.tensor(target, dtype=torch.bool)
+        labels[i, : len(row)] = values.masked_fill(~chosen, IGNORE)
+    return ids, mask, labels
+
+
+def lm_loss(
+    decoder: DecoderLM,
+    prefix: TokenSequence,
+    rows: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[bool]],
+    pad_id: int,
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over target tokens, given a projected prefix.
+
+    Args:
+        prefix: projected tokens ``[B, P, Dd]`` and mask ``[B, P]``.
+        rows: token ids of each conversation (see :func:`trimodal.generation.chat.render_ids`).
+        targets: per id, whether it is predicted (assistant reply tokens).
+    """
+    ids, mask, labels = teacher_forcing_batch(rows, targets, pad_id)
+    attention = torch.cat([prefix.mask, mask], dim=1)  # (B, P + T)
+    logits, _ = decoder(ids, prefix=prefix.tokens, attention_mask=attention)
+    text_logits = logits[:, prefix.tokens.shape[1] :]  # (B, T, V)
+    # position t predicts id t + 1
+    return F.cross_entropy(
+        text_logits[:, :-1].reshape(-1, text_logits.shape[-1]),
+        labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE,
+    )
+
+
+@torch.no_grad()
+def generate_replies(
+    decoder: DecoderLM,
+    prefix: TokenSequence | None,
+    rows: Sequence[Sequence[int]],
+    pad_id: int,
+    eos_id: int,
+    max_new_tokens: int = 40,
+    **sampling: object,
+) -> list[list[int]]:
+    """Continue each conversation (ending in ``assistant:``) until ``<eos>``; new ids per row.
+
+    Prompts are left-padded after the prefix: ``[prefix | pad | prompt]``; padded positions are
+    masked and not counted, so each row decodes as if alone.
+    """
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, length - len(row) :] = True
+    attention = mask if prefix is None else torch.cat([prefix.mask, mask], dim=1)
+    room = decoder.config.max_positions - int(attention.sum(1).max())
+    produced = generate(
+        decoder,
+        ids,
+        prefix=None if prefix is None else prefix.tokens,
+        attention_mask=attention,
+        max_new_tokens=max(1, min(max_new_tokens, room)),
+        stop_tokens=(eos_id,),
+        pad_id=pad_id,
+        **sampling,  # type: ignore[arg-type]
+    )
+    replies = []
+    for row in produced.tolist():
+        reply = []
+        for token in row:
+            if token == eos_id:
+                break
+            reply.append(token)
+        replies.append(reply)
+    return replies

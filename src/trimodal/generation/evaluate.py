@@ -1,0 +1,167 @@
+"""Evaluate the decoder: captions (BLEU-4, CIDEr-D, attribute accuracy), transcripts (WER) and
+generative VQA (exact match, typed and spoken).
+
+Captions are generated greedily for each scene's image and compared with the scene's caption
+(the single reference) and, parsed back into objects and relations, with its scene graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from trimodal.data.manifest import Sample
+from trimodal.data.tensors import SceneTensors, to_float_images
+from trimodal.data.tokenizer import TextTokenizer
+from trimodal.generation.chat import (
+    CAPTION_PROMPT,
+    SPOKEN_PROMPT,
+    TRANSCRIBE_PROMPT,
+    render_ids,
+)
+from trimodal.generation.conditioning import generate_replies
+from trimodal.generation.metrics import bleu, caption_attribute_accuracy, cider_d, word_error_rate
+from trimodal.models.trimodal import TriModalModel
+from trimodal.modules.layers import TokenSequence
+
+
+def _replies(
+    model: TriModalModel,
+    tokenizer: TextTokenizer,
+    prefixes: TokenSequence,
+    prompts: Sequence[str | list[int]],
+    max_new_tokens: int,
+) -> list[str]:
+    assert model.decoder is not None
+    rows = [render_ids(tokenizer, [("user", p)], open_reply=True)[0] for p in prompts]
+    replies = generate_replies(
+        model.decoder, prefixes, rows, tokenizer.pad_id, tokenizer.eos_id, max_new_tokens
+    )
+    return [tokenizer.decode(r).strip() for r in replies]
+
+
+@torch.no_grad()
+def generation_metrics(
+    model: TriModalModel,
+    tokenizer: TextTokenizer,
+    tensors: SceneTensors,
+    samples: Sequence[Sample],
+    rows: torch.Tensor,
+    batch: int = 64,
+    max_new_tokens: int = 40,
+) -> dict[str, Any]:
+    """Caption, transcript and generative-VQA metrics on ``rows`` (``samples`` are their rows).
+
+    Returns:
+        ``{"caption": {bleu4, cider_d, attributes: {...}, count}, "transcribe": {wer, count},
+        "vqa_typed": {exact_match, count}, "vqa_spoken": {...}, "examples": [...]}``.
+    """
+    captions, transcripts, typed, spoken = [], [], [], []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        image = model.encode_image(to_float_images(tensors.images[chunk])).sequence()
+        captions += _replies(
+            model,
+            tokenizer,
+            model.decoder_prefix(image),
+            [CAPTION_PROMPT] * len(chunk),
+            max_new_tokens,
+        )
+        voiced = chunk[tensors.has_audio[chunk]]
+        if len(voiced):
+            features, mask = tensors.caption_audio.batch(voiced)
+            audio = model.encode_audio(features, mask).sequence()
+            said = _replies(
+                model,
+                tokenizer,
+                model.decoder_prefix(audio),
+                [TRANSCRIBE_PROMPT] * len(voiced),
+                max_new_tokens,
+            )
+            transcripts += list(zip(voiced.tolist(), said, strict=True))
+        typed += _typed_answers(model, tokenizer, tensors, chunk, image)
+        spoken += _spoken_answers(model, tokenizer, tensors, chunk, image)
+    texts = [s.text or "" for s in samples]
+    scenes = [s.scene or {} for s in samples]
+    with_scene = [i for i, scene in enumerate(scenes) if scene.get("objects")]
+    return {
+        "caption": {
+            "count": len(captions),
+            "bleu4": bleu(captions, [[t] for t in texts]),
+            "cider_d": cider_d(captions, [[t] for t in texts]),
+            "attributes": caption_attribute_accuracy(
+                [captions[i] for i in with_scene], [scenes[i] for i in with_scene]
+            )
+            if with_scene
+            else {},
+        },
+        "transcribe": _wer(transcripts, rows, texts),
+        "vqa_typed": _exact_match(typed),
+        "vqa_spoken": _exact_match(spoken),
+        "examples": [
+            {"id": samples[i].id, "caption": captions[i], "reference": texts[i]}
+            for i in range(min(5, len(captions)))
+        ],
+    }
+
+
+def _wer(
+    transcripts: list[tuple[int, str]], rows: torch.Tensor, texts: list[str]
+) -> dict[str, Any]:
+    """Corpus WER of transcripts ``(row, text)`` against the captions of those rows."""
+    if not transcripts:
+        return {"count": 0}
+    position = {row: i for i, row in enumerate(rows.tolist())}
+    references = [texts[position[row]] for row, _ in transcripts]
+    return {
+        "count": len(transcripts),
+        "wer": word_error_rate([said for _, said in transcripts], references),
+    }
+
+
+def _typed_answers(
+    model: TriModalModel,
+    tokenizer: TextTokenizer,
+    tensors: SceneTensors,
+    chunk: torch.Tensor,
+    image: TokenSequence,
+) -> list[tuple[str, str]]:
+    scene, question = torch.nonzero(tensors.answers[chunk] >= 0, as_tuple=True)
+    if scene.numel() == 0:
+        return []
+    prompts = [
+        tensors.question_ids[chunk[s], q][tensors.question_mask[chunk[s], q]].tolist()
+        for s, q in zip(scene.tolist(), question.tolist(), strict=True)
+    ]
+    replies = _replies(model, tokenizer, model.decoder_prefix(image.select(scene)), prompts, 8)
+    truths = [model.vocabulary.answers[int(a)] for a in tensors.answers[chunk[scene], question]]
+    return list(zip(replies, truths, strict=True))
+
+
+def _spoken_answers(
+    model: TriModalModel,
+    tokenizer: TextTokenizer,
+    tensors: SceneTensors,
+    chunk: torch.Tensor,
+    image: TokenSequence,
+) -> list[tuple[str, str]]:
+    index = tensors.spoken_index[chunk]
+    scene = torch.nonzero(index >= 0).squeeze(1)
+    scene = scene[tensors.answers[chunk[scene], index[scene]] >= 0]
+    if scene.numel() == 0:
+        return []
+    features, mask = tensors.spoken_audio.batch(chunk[scene])
+    question = model.encode_audio(features, mask).sequence()
+    prefix = model.decoder_prefix(image.select(scene), question)
+    replies = _replies(model, tokenizer, prefix, [SPOKEN_PROMPT] * len(scene), 8)
+    truths = [
+        model.vocabulary.answers[int(tensors.answers[chunk[s], index[s]])] for s in scene.tolist()
+    ]
+    return list(zip(replies, truths, strict=True))
+
+
+def _exact_match(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    hits = sum(reply.strip().lower() == truth.lower() for reply, truth in pairs)
+    return {"exact_match": hits / max(1, len(pairs)), "count": len(pairs)}
