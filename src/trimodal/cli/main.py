@@ -13,6 +13,7 @@ from trimodal import __version__
 from trimodal.cli import data as data_cli
 from trimodal.cli import demo as demo_cli
 from trimodal.cli import digits as digits_cli
+from trimodal.cli import generate as generate_cli
 from trimodal.cli import train as train_cli
 from trimodal.cli import use as use_cli
 from trimodal.cli import world as world_cli
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     use_cli.register(verbs)
     demo_cli.register(verbs)
     digits_cli.register(verbs)
+    generate_cli.register(verbs)
     return parser
 
 

@@ -1,10 +1,10 @@
 """The chat template and the prompts of trimodal's generative tasks.
 
 A conversation is a list of turns with roles ``user`` and ``assistant``; a user turn may carry an
-image and/or audio. The text side renders as::
+image and/or audio. The text side is the concatenation of separately tokenized pieces::
 
-    <bos>user: what is left of the star? assistant: a small red circle<eos>user: and its
-    size? assistant: small<eos>
+    <bos> [user:] [what is left of the star?] [assistant:] [a small red circle] <eos>
+          [user:] [and its size?] [assistant:] [small] <eos>
 
 and the media of every turn, in order, become the decoder's prefix (their projected encoder
 tokens, LLaVA style). Training computes the loss on assistant tokens (and their ``<eos>``) only.

@@ -327,8 +327,9 @@ class Trainer:
         sampler = self._sampler(plan)
         start = 0
         if state is not None:
-            optimizer.load_state_dict(state.optimizer)
-            scheduler.load_state_dict(state.scheduler)
+            if state.step > 0:  # at a stage boundary the new stage starts a fresh optimizer
+                optimizer.load_state_dict(state.optimizer)
+                scheduler.load_state_dict(state.scheduler)
             torch.set_rng_state(state.rng)
             if sampler is not None and state.sampler is not None:
                 sampler.load_state_dict(state.sampler)
@@ -374,7 +375,8 @@ class Trainer:
         self.history.append(
             {"stage": plan.name, "steps": plan.steps, "seconds": time.perf_counter() - started}
         )
-        return True
+        # max_steps reached exactly at the end of this stage: stop before the next one
+        return not (max_steps > 0 and self.global_step >= max_steps)
 
     def _set_trainable(self, plan: StagePlan) -> None:
         """Stage 3 with ``freeze_encoders`` trains only the projector and decoder."""

@@ -1,0 +1,120 @@
+"""Stage 3 on the tiny world: losses logged, frozen encoders, resume, and the generation API."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import torch
+
+from trimodal import Model
+from trimodal.cli.main import main
+from trimodal.config import load_config
+from trimodal.generation.chat import CAPTION_PROMPT, Turn, render_ids
+from trimodal.models.trimodal import TriModalModel
+from trimodal.train.loop import train
+from trimodal.world.generate import WorldSummary
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "configs" / "tiny_generate.yaml"
+
+
+@pytest.fixture(scope="module")
+def generate_run(
+    tiny_world: tuple[Path, WorldSummary], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """(run stopped at the end of stage 2, the same run finished after resuming)."""
+    config = load_config(RECIPE)
+    run = tmp_path_factory.mktemp("gen") / "run"
+    summary = train(config, tiny_world[0], run, max_steps=10, progress=False)
+    assert summary["global_step"] == 10  # align 5 + multitask 5 steps on 38 train scenes
+    stage2 = tmp_path_factory.mktemp("gen") / "stage2"
+    TriModalModel.from_pretrained(run).save_pretrained(stage2, Model.from_pretrained(run).tokenizer)
+    train(config, tiny_world[0], run, resume=True, progress=False)
+    return stage2, run
+
+
+def test_generate_stage_logs_each_task(generate_run: tuple[Path, Path]) -> None:
+    _, run = generate_run
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    generate = [r for r in records if r.get("stage") == "generate"]
+    assert generate
+    for task in ("caption", "transcribe", "vqa_typed", "vqa_spoken", "dialogue"):
+        assert generate[-1]["loss"][task] > 0
+
+
+def test_frozen_encoders_and_trained_decoder(generate_run: tuple[Path, Path]) -> None:
+    stage2, run = generate_run
+    before, after = TriModalModel.from_pretrained(stage2), TriModalModel.from_pretrained(run)
+    old, new = before.state_dict(), after.state_dict()
+    for name in old:
+        changed = not torch.equal(old[name], new[name])
+        assert changed == name.startswith(("projector.", "decoder.")), name
+    assert after.decoder is not None
+    assert after.decoder.lm_head.weight is after.decoder.token_embedding.weight
+
+
+def test_caption_is_greedy_decoding(
+    generate_run: tuple[Path, Path], tiny_world: tuple[Path, WorldSummary]
+) -> None:
+    model = Model.from_pretrained(generate_run[1])
+    image = tiny_world[0] / "images" / "000000.png"
+    caption = model.caption(image, max_new_tokens=6)
+    # naive reference: full forward (no cache) and argmax, one token at a time
+    network, tokenizer = model.network, model.tokenizer
+    assert network.decoder is not None
+    with torch.no_grad():
+        prefix = network.decoder_prefix(model._images([image]).sequence())
+        ids, _ = render_ids(tokenizer, [("user", CAPTION_PROMPT)], open_reply=True)
+        produced: list[int] = []
+        for _ in range(6):
+            logits, _ = network.decoder(torch.tensor([ids + produced]), prefix=prefix.tokens)
+            token = int(logits[0, -1].argmax())
+            if token == tokenizer.eos_id:
+                break
+            produced.append(token)
+    assert caption == tokenizer.decode(produced).strip()
+
+
+def test_chat_and_cli(
+    generate_run: tuple[Path, Path],
+    tiny_world: tuple[Path, WorldSummary],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run, world = generate_run[1], tiny_world[0]
+    model = Model.from_pretrained(run)
+    image, audio = world / "images" / "000001.png", world / "audio" / "000001_question.wav"
+    turns = [Turn("user", "what color is the star?", image=image)]
+    first = model.chat(turns, max_new_tokens=4)
+    second = model.chat(
+        [*turns, Turn("assistant", first), Turn("user", audio=audio)], max_new_tokens=4
+    )
+    assert isinstance(second, str)
+    assert (
+        main(["caption", "--checkpoint", str(run), "--image", str(image), "--max-new-tokens", "4"])
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == model.caption(image, max_new_tokens=4)
+    assert (
+        main(
+            ["transcribe", "--checkpoint", str(run), "--audio", str(audio), "--max-new-tokens", "4"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == model.transcribe(audio, max_new_tokens=4)
+    from trimodal.cli.generate import build_chat_args, run_chat
+
+    sink = StringIO()
+    script = StringIO(f"/image {image}\nwhat color is the star?\n/audio {audio}\n\n/reset\n/quit\n")
+    assert run_chat(build_chat_args(run, max_new_tokens=4), script, sink) == 0
+    lines = sink.getvalue().splitlines()
+    assert sum(line.startswith("assistant: ") for line in lines) == 2
+    assert "(conversation cleared)" in lines
+    assert lines[lines.index(f"(image attached: {image})") + 1] == f"assistant: {first}"
+
+
+def test_generation_needs_a_decoder(tiny_run: Path) -> None:
+    with pytest.raises(ValueError, match="no decoder"):
+        Model.from_pretrained(tiny_run).caption("x.png")
