@@ -317,7 +317,7 @@ class Trainer:
         weighting = self._weighting() if plan.name == "multitask" else None
         self._set_trainable(plan)
         step_module = TrainStep(self.model, weighting, self.config, self.context.enabled)
-        if weighting is not None and state is not None:
+        if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
         optimizer = _optimizer(step_module, plan.config)
         warmup = min(plan.config.warmup_steps, max(1, plan.steps // 5))
@@ -331,7 +331,7 @@ class Trainer:
                 optimizer.load_state_dict(state.optimizer)
                 scheduler.load_state_dict(state.scheduler)
             torch.set_rng_state(state.rng)
-            if sampler is not None and state.sampler is not None:
+            if sampler is not None and state.sampler is not None and state.step > 0:
                 sampler.load_state_dict(state.sampler)
             start = state.step
         runner: nn.Module = step_module
