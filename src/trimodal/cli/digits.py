@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trimodal.cli.train import add_override_argument
 from trimodal.config import Config, load_config, to_dict
 from trimodal.data.digits import build_digits, format_summary
 from trimodal.eval.digits import evaluate_digits, format_table
@@ -34,14 +35,7 @@ def register(verbs: Any) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the captions, voices, split and training"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="A.B=C",
-        help="override a recipe value",
-    )
+    add_override_argument(parser)
     parser.add_argument("--workers", type=int, default=None, help="processes for speech")
     parser.add_argument(
         "--limit", type=int, default=0, help="use the first N digits only (0: all 1,797)"

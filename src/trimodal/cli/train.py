@@ -16,14 +16,7 @@ def register(verbs: Any) -> None:
     parser.add_argument("--config", default="configs/default.yaml", help="YAML recipe")
     parser.add_argument("--world", required=True, help="world folder or manifest file")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="A.B=C",
-        help="override a recipe value",
-    )
+    add_override_argument(parser)
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run folder's last checkpoint"
     )
@@ -32,6 +25,18 @@ def register(verbs: Any) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
+
+
+def add_override_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set A.B=C`` (repeatable): override a value of the YAML recipe."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="A.B=C",
+        help="override a recipe value",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,12 +25,11 @@ bytes do not depend on the worker count.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import soundfile
 from PIL import Image
 
 from trimodal.io import atomic_write_text, write_jsonl_atomic
+from trimodal.world.generate import map_in_fresh_processes
 from trimodal.world.speech import VOICES, Synthesizer, VoiceSettings
 
 FORMAT_VERSION = 1
@@ -236,28 +236,13 @@ def _write_digit(job: DigitJob) -> tuple[int, float]:
     return job.index, len(wave) / SAMPLE_RATE
 
 
-def _write_chunk(jobs: Sequence[DigitJob]) -> list[tuple[int, float]]:
-    return [_write_digit(job) for job in jobs]
-
-
-def _chunks(jobs: Sequence[DigitJob], size: int) -> Iterator[Sequence[DigitJob]]:
-    for start in range(0, len(jobs), size):
-        yield jobs[start : start + size]
-
-
 def _run_workers(
     root: Path, config: DigitsConfig, jobs: list[DigitJob], workers: int
 ) -> list[tuple[int, float]]:
     """Write every digit's files; each fixed chunk runs in a newly forked process."""
-    context = multiprocessing.get_context("fork")
-    pool = context.Pool(
-        max(1, workers), initializer=_init_worker, initargs=(str(root), config), maxtasksperchild=1
+    return map_in_fresh_processes(
+        _write_digit, jobs, CHUNK, workers, _init_worker, (str(root), config)
     )
-    results: list[tuple[int, float]] = []
-    with pool:
-        for chunk in pool.imap_unordered(_write_chunk, _chunks(jobs, CHUNK)):
-            results.extend(chunk)
-    return sorted(results)
 
 
 def manifest_row(job: DigitJob) -> dict[str, Any]:

@@ -21,10 +21,11 @@ import os
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import soundfile
@@ -183,39 +184,56 @@ def _manifest_row(job: SceneJob) -> dict[str, Any]:
 
 SceneTiming = tuple[int, float, float, float, float]
 
+J = TypeVar("J")
+R = TypeVar("R")
+
 CHUNK_SCENES = 32
 """Scenes synthesized by one fresh process: the unit of reproducibility (see world.speech)."""
 
 
-def _chunks(jobs: Sequence[SceneJob], size: int) -> Iterator[Sequence[SceneJob]]:
-    for start in range(0, len(jobs), size):
-        yield jobs[start : start + size]
+def _apply_to_chunk(write_one: Callable[[J], R], jobs: Sequence[J]) -> list[R]:
+    return [write_one(job) for job in jobs]
 
 
-def _write_chunk(jobs: Sequence[SceneJob]) -> list[SceneTiming]:
-    return [_write_scene(job) for job in jobs]
+def map_in_fresh_processes(
+    write_one: Callable[[J], R],
+    jobs: Sequence[J],
+    chunk: int,
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    progress: tqdm | None = None,
+) -> list[R]:
+    """``[write_one(job) for job in jobs]``, each fixed chunk of jobs in a newly forked process.
+
+    ``maxtasksperchild=1`` gives every chunk a pristine eSpeak state, so a file's bytes depend
+    only on its chunk, never on the worker count or on which worker ran what before. Results
+    come back sorted. ``write_one`` and ``initializer`` must be module-level functions.
+    """
+    results: list[R] = []
+    context = multiprocessing.get_context("fork")
+    pool = context.Pool(
+        max(1, workers), initializer=initializer, initargs=initargs, maxtasksperchild=1
+    )
+    chunks = (jobs[start : start + chunk] for start in range(0, len(jobs), chunk))
+    with pool:
+        for chunk_results in pool.imap_unordered(partial(_apply_to_chunk, write_one), chunks):
+            results.extend(chunk_results)
+            if progress is not None:
+                progress.update(len(chunk_results))
+    return sorted(results)  # type: ignore[type-var]
 
 
 def _run_workers(
     root: Path, config: WorldConfig, jobs: list[SceneJob], workers: int, progress: bool
 ) -> list[SceneTiming]:
-    """Write every scene's files; each fixed chunk of scenes runs in a newly forked process.
-
-    ``maxtasksperchild=1`` gives every chunk a pristine eSpeak state, so a file's bytes depend
-    only on its chunk, never on the worker count or on which worker ran what before.
-    """
-    results: list[SceneTiming] = []
+    """Write every scene's files (see :func:`map_in_fresh_processes`)."""
     bar = tqdm(total=len(jobs), desc="world", unit="scene", disable=not progress, leave=False)
-    context = multiprocessing.get_context("fork")
-    pool = context.Pool(
-        max(1, workers), initializer=_init_worker, initargs=(str(root), config), maxtasksperchild=1
+    results = map_in_fresh_processes(
+        _write_scene, jobs, CHUNK_SCENES, workers, _init_worker, (str(root), config), bar
     )
-    with pool:
-        for chunk_results in pool.imap_unordered(_write_chunk, _chunks(jobs, CHUNK_SCENES)):
-            results.extend(chunk_results)
-            bar.update(len(chunk_results))
     bar.close()
-    return sorted(results)
+    return results
 
 
 def _directory_size(root: Path) -> int:
