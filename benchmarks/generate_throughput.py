@@ -30,7 +30,9 @@ from collections.abc import Callable
 
 import torch
 
-from trimodal.generation.decoder import DecoderLM, generate, load_gpt2
+from trimodal.generation.decoder import DecoderLM
+from trimodal.generation.gpt2 import load_gpt2
+from trimodal.generation.sampling import generate
 
 
 def gpt2_pair(args: argparse.Namespace, vocab: int) -> tuple[torch.nn.Module, DecoderLM]:

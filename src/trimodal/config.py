@@ -127,12 +127,28 @@ class StageConfig:
 
 
 @dataclass
+class VisionConfig(StageConfig):
+    """Stage 0: the image tower alone on image-only tasks (``attributes``, ``objects``).
+
+    Image steps cost a fraction of a full multi-task step, so a short warm-up buys the image
+    tower many cheap updates on scene-graph targets before the other stages start.
+    ``epochs`` 0 (the default) skips the stage.
+    """
+
+    epochs: float = 0.0
+    tasks: list[str] = field(default_factory=lambda: ["objects"])
+
+
+@dataclass
 class AlignConfig(StageConfig):
     """Stage 1: contrastive alignment over modality pairs ("image-text", "audio-text", ...)."""
 
     pairs: list[str] = field(default_factory=lambda: ["image-text", "audio-text"])
     loss: str = "info_nce"
     margin: float = 0.2
+    auxiliary: list[str] = field(default_factory=list)
+    """Image-only tasks added to the contrastive loss at weight 1 (``attributes``,
+    ``objects``): the image tower gets direct supervision from the first step."""
 
 
 @dataclass
@@ -170,10 +186,11 @@ class GenerateConfig(StageConfig):
 
 @dataclass
 class TrainConfig:
-    """Both stages plus run-wide settings."""
+    """The stages (vision, align, multitask, generate) plus run-wide settings."""
 
     seed: int = 0
     threads: int = 0
+    vision: VisionConfig = field(default_factory=VisionConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)

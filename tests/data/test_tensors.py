@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import (
+    OBJECT_GROUPS,
+    attribute_groups,
     attribute_names,
     build_scene_tensors,
     cached_scene_tensors,
@@ -55,11 +58,23 @@ def test_tensors_match_direct_decoding(
             f"count:{['one', 'two', 'three'][len(objects) - 1]}"
         }
         assert on == by_hand
+        groups = attribute_groups(attributes)
+        for k, obj in enumerate(objects):
+            box = tensors.object_boxes[row, k].tolist()
+            assert box == pytest.approx([obj["x"], obj["y"], obj["radius"]], abs=1e-6)
+            names = [
+                groups[g][int(i)]
+                for g, i in zip(OBJECT_GROUPS, tensors.object_labels[row, k].tolist(), strict=True)
+            ]
+            assert names == [obj["color"], obj["shape"], obj["size"]]
+        assert (tensors.object_labels[row, len(objects) :] == -1).all()
     save_scene_tensors(tensors, tmp_path / "t.safetensors")
     loaded = load_scene_tensors(tmp_path / "t.safetensors")
     assert loaded.ids == tensors.ids and loaded.content_keys == tensors.content_keys
     assert torch.equal(loaded.caption_audio.frames, tensors.caption_audio.frames)
     assert torch.equal(loaded.question_ids, tensors.question_ids)
+    assert torch.equal(loaded.object_labels, tensors.object_labels)
+    assert torch.equal(loaded.object_boxes, tensors.object_boxes)
     cached = cached_scene_tensors(
         manifest, tokenizer, answers, attributes, cache_dir=tmp_path / "cache"
     )

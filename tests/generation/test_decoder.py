@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trimodal.generation.decoder import (
-    DecoderConfig,
-    DecoderLM,
-    filter_logits,
-    generate,
-    load_gpt2,
-)
+from trimodal.generation.decoder import DecoderConfig, DecoderLM
+from trimodal.generation.gpt2 import load_gpt2
+from trimodal.generation.sampling import filter_logits, generate
 
 transformers = pytest.importorskip("transformers")
 

@@ -9,18 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trimodal.generation.metrics import (
+from trimodal.generation.caption_parser import (
     ParsedCaption,
     ParsedObject,
     ParsedRelation,
     attribute_accuracy,
-    bleu,
     caption_attribute_accuracy,
-    cider_d,
     parse_caption,
-    tokenize_caption,
-    word_error_rate,
 )
+from trimodal.generation.metrics import bleu, cider_d, tokenize_caption, word_error_rate
 from trimodal.world.language import CAPTION_TEMPLATES, caption
 from trimodal.world.scene import COLORS, SHAPES, SIZES, Scene, SceneObject, sample_scene
 

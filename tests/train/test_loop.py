@@ -59,8 +59,10 @@ def test_cli_train_writes_checkpoint_metrics_and_config(
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     multitask = [r for r in records if r["stage"] == "multitask"]
     assert multitask, "every multitask step is logged with log_every=1"
-    for task in ("contrastive", "vqa_typed", "vqa_spoken", "attributes"):
+    for task in ("contrastive", "vqa_typed", "vqa_spoken", "attributes", "objects"):
         assert task in multitask[-1]["loss"] and task in multitask[-1]["weight"]
+    align = [r for r in records if r["stage"] == "align"]
+    assert align and all("objects" in r["loss"] for r in align)
     assert all(r["samples_per_s"] > 0 for r in records)
     # DWA windows close during the stage, so its weights move away from the initial 1.0.
     last_weights = multitask[-1]["weight"]

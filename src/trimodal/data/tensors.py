@@ -27,7 +27,7 @@ from trimodal.data.manifest import Manifest, Sample
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 COUNT_WORDS = ("one", "two", "three")
 
 
@@ -42,6 +42,19 @@ def attribute_names(scene_samples: Sequence[Sample]) -> list[str]:
     names = [f"color:{c}" for c in sorted(colors)] + [f"shape:{s}" for s in sorted(shapes)]
     names += [f"size:{s}" for s in sorted(sizes)]
     return names + [f"count:{c}" for c in COUNT_WORDS] if names else []
+
+
+OBJECT_GROUPS = ("color", "shape", "size")
+
+
+def attribute_groups(attributes: Sequence[str]) -> dict[str, list[str]]:
+    """The colour, shape and size values among attribute names (``"shape:star"`` -> star)."""
+    groups: dict[str, list[str]] = {group: [] for group in OBJECT_GROUPS}
+    for name in attributes:
+        group, _, value = name.partition(":")
+        if group in groups:
+            groups[group].append(value)
+    return groups
 
 
 def content_key(sample: Sample) -> str:
@@ -121,6 +134,10 @@ class SceneTensors:
         spoken_audio: ragged log-mel of spoken questions; ``spoken_index [N]`` says which
             question it speaks (-1: none).
         attributes: ``[N, A]`` multi-hot scene attributes (``has_scene`` False rows unused).
+        object_boxes: ``[N, K, 3]`` each object's centre ``x, y`` and ``radius`` as fractions of
+            the image side (rows padded to the most objects ``K``; see ``object_labels``).
+        object_labels: ``[N, K, 3]`` each object's colour, shape and size as an index into
+            :func:`attribute_groups` (-1: padding, or a value the vocabulary lacks).
     """
 
     ids: list[str]
@@ -139,6 +156,8 @@ class SceneTensors:
     spoken_index: torch.Tensor
     attributes: torch.Tensor
     has_scene: torch.Tensor
+    object_boxes: torch.Tensor
+    object_labels: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -163,6 +182,8 @@ class SceneTensors:
             spoken_index=self.spoken_index[rows],
             attributes=self.attributes[rows],
             has_scene=self.has_scene[rows],
+            object_boxes=self.object_boxes[rows],
+            object_labels=self.object_labels[rows],
         )
 
     def rows_in(self, *splits: str) -> torch.Tensor:
@@ -257,6 +278,30 @@ def _attribute_matrix(
     return matrix, has_scene
 
 
+def _object_tables(
+    samples: Sequence[Sample], attributes: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``object_boxes [N, K, 3]`` and ``object_labels [N, K, 3]`` (see :class:`SceneTensors`).
+
+    Objects without a position (``x``, ``y``, ``radius``) are left out: they can't be placed.
+    """
+    index = {g: {v: i for i, v in enumerate(vs)} for g, vs in attribute_groups(attributes).items()}
+    placed = [
+        [o for o in (s.scene or {}).get("objects", []) if {"x", "y", "radius"} <= o.keys()]
+        for s in samples
+    ]
+    most = max(1, max(map(len, placed), default=0))
+    boxes = torch.zeros(len(samples), most, 3)
+    labels = torch.full((len(samples), most, 3), -1, dtype=torch.long)
+    for row, objects in enumerate(placed):
+        for k, obj in enumerate(objects):
+            boxes[row, k] = torch.tensor([float(obj["x"]), float(obj["y"]), float(obj["radius"])])
+            labels[row, k] = torch.tensor(
+                [index[g].get(str(obj.get(g)), -1) for g in OBJECT_GROUPS]
+            )
+    return boxes, labels
+
+
 def _warn_truncated(
     kind: str, sequences: Sequence[Sequence[int]], limit: int, source: Path
 ) -> None:
@@ -330,6 +375,7 @@ def build_scene_tensors(
                 spoken_paths[row] = question.spoken_question
     log_mel = LogMel(n_mels=n_mels)
     attribute_matrix, has_scene = _attribute_matrix(samples, attributes)
+    object_boxes, object_labels = _object_tables(samples, attributes)
     return SceneTensors(
         ids=[s.id for s in samples],
         splits=[s.split for s in samples],
@@ -347,6 +393,8 @@ def build_scene_tensors(
         spoken_index=spoken_index,
         attributes=attribute_matrix,
         has_scene=has_scene,
+        object_boxes=object_boxes,
+        object_labels=object_labels,
     )
 
 
@@ -361,6 +409,8 @@ _TENSOR_FIELDS = (
     "spoken_index",
     "attributes",
     "has_scene",
+    "object_boxes",
+    "object_labels",
 )
 
 

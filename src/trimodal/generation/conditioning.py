@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trimodal.config import DecoderModelConfig
-from trimodal.generation.decoder import DecoderConfig, DecoderLM, generate
+from trimodal.generation.decoder import DecoderConfig, DecoderLM
+from trimodal.generation.sampling import generate
 from trimodal.modules.layers import TokenSequence
 
 IGNORE = -100

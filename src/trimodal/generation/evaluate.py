@@ -15,6 +15,7 @@ import torch
 from trimodal.data.manifest import Sample
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.tokenizer import TextTokenizer
+from trimodal.generation.caption_parser import caption_attribute_accuracy
 from trimodal.generation.chat import (
     CAPTION_PROMPT,
     SPOKEN_PROMPT,
@@ -22,7 +23,7 @@ from trimodal.generation.chat import (
     render_ids,
 )
 from trimodal.generation.conditioning import generate_replies
-from trimodal.generation.metrics import bleu, caption_attribute_accuracy, cider_d, word_error_rate
+from trimodal.generation.metrics import bleu, cider_d, word_error_rate
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.layers import TokenSequence
 

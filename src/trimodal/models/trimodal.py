@@ -7,6 +7,7 @@
     log-mel [B,M,F] -> AudioEncoder -> tokens + pooled ─┘
     {modality: tokens} -> Fusion -> [CLS] + fused tokens -> backbone -> answer head (VQA)
     image tokens -> attribute head (multi-label scene attributes)
+    each image token -> object head (colour / shape / size of the object under it, or none)
 
 A checkpoint is a directory: ``config.json`` (resolved recipe), ``model.safetensors``,
 ``tokenizer.json``, ``vocab.json`` (answers, attributes) and ``metrics.json``; it is written to a
@@ -31,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trimodal.config import Config, config_from_json, to_dict
+from trimodal.data.tensors import OBJECT_GROUPS, attribute_groups
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.generation.conditioning import PrefixProjector, build_decoder, join_prefixes
 from trimodal.generation.decoder import DecoderLM
@@ -45,6 +47,8 @@ from trimodal.modules.layers import TokenSequence, TransformerStack
 MODALITIES = ("audio", "image", "text")
 TIED = ("decoder.lm_head.weight",)
 """Parameters tied to another (the decoder's LM head is its token embedding): not saved."""
+OPTIONAL = ("object_head.weight", "object_head.bias")
+"""Training-only heads that checkpoints from before they existed lack (left at their init)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class TriModalModel(nn.Module):
             nn.Linear(m.dim, m.dim), nn.GELU(), nn.Linear(m.dim, len(vocabulary.answers))
         )
         self.attribute_head = nn.Linear(m.dim, max(1, len(vocabulary.attributes)))
+        self.object_head = nn.Linear(m.dim, sum(self.object_classes()))
         self.tokenizer: TextTokenizer | None = None
         self.projector: PrefixProjector | None = None
         self.decoder: DecoderLM | None = None
@@ -186,6 +191,16 @@ class TriModalModel(nn.Module):
         masked = image.tokens.masked_fill(~image.mask.unsqueeze(-1), float("-inf"))
         return self.attribute_head(masked.amax(dim=1))
 
+    def object_classes(self) -> list[int]:
+        """Classes per object group (colour, shape, size): the values plus "no object" (last)."""
+        groups = attribute_groups(self.vocabulary.attributes)
+        return [len(groups[group]) + 1 for group in OBJECT_GROUPS]
+
+    def object_logits(self, image: EncoderOutput) -> list[torch.Tensor]:
+        """Per-token object scores: one ``[B, T, classes]`` tensor per group of
+        :meth:`object_classes` (colour, shape, size of the object covering each token's cell)."""
+        return list(self.object_head(image.tokens).split(self.object_classes(), dim=-1))
+
     def decoder_prefix(self, *parts: TokenSequence) -> TokenSequence:
         """Project encoder tokens into the decoder's prefix (parts concatenated in order)."""
         if self.projector is None:
@@ -239,10 +254,11 @@ class TriModalModel(nn.Module):
         model = cls(config, tokenizer.vocab_size, vocabulary)
         state = load_file(str(source / "model.safetensors"), device=map_location)
         missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - set(TIED):
+        absent = set(missing) - set(TIED) - set(OPTIONAL)
+        if unexpected or absent:
             raise ValueError(
                 f"{source}/model.safetensors does not match its config.json: "
-                f"missing {sorted(set(missing) - set(TIED))}, unexpected {sorted(unexpected)}"
+                f"missing {sorted(absent)}, unexpected {sorted(unexpected)}"
             )
         model.tokenizer = tokenizer
         return model.eval()

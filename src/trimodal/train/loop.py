@@ -1,4 +1,5 @@
-"""``trimodal train``: stage 1 (align) then stage 2 (multi-task), resumable, DDP-ready.
+"""``trimodal train``: stage 0 (vision, optional), stage 1 (align), stage 2 (multi-task) and
+stage 3 (generate, optional), resumable, DDP-ready.
 
 The same entry point runs alone or under ``torchrun --nproc_per_node=N``: the process group is
 joined when torchrun's variables are set, each rank computes its share of every global batch,
@@ -29,7 +30,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from trimodal.config import Config, GenerateConfig, MultiTaskConfig, StageConfig, to_dict
+from trimodal.config import (
+    Config,
+    GenerateConfig,
+    MultiTaskConfig,
+    StageConfig,
+    VisionConfig,
+    to_dict,
+)
 from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
@@ -51,7 +59,7 @@ from trimodal.train.distributed import (
 )
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
 
-STAGES = ("align", "multitask", "generate")
+STAGES = ("vision", "align", "multitask", "generate")
 
 
 @dataclass
@@ -146,6 +154,8 @@ class TrainStep(nn.Module):
         parts: dict[str, float] = {}
         if stage == "generate":
             return self._generation(step, active)
+        if stage == "vision":
+            return self._image_tasks(step, active)
         if stage == "align" or "contrastive" in active:
             total, pair_parts = task_losses.contrastive_loss(
                 step, pairs, align.loss, align.margin, self.distributed
@@ -153,19 +163,42 @@ class TrainStep(nn.Module):
             losses["contrastive"] = total
             parts |= {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
         if stage == "align":
-            parts["contrastive"] = float(losses["contrastive"].detach())
-            return losses["contrastive"], parts, {"contrastive": 1.0}
+            return self._align(step, losses["contrastive"], parts)
         multitask = self.config.train.multitask
         if "vqa_typed" in active:
             losses["vqa_typed"] = task_losses.typed_vqa_loss(step, multitask.questions_per_scene)
         if "vqa_spoken" in active:
             losses["vqa_spoken"] = task_losses.spoken_vqa_loss(step)
-        if "attributes" in active:
-            losses["attributes"] = task_losses.attribute_loss(step)
+        for name in task_losses.IMAGE_TASKS:
+            if name in active:
+                losses[name] = task_losses.IMAGE_TASK_LOSSES[name](step)
         assert self.weighting is not None
         output = self.weighting(losses)
         parts |= {k: float(v.detach()) for k, v in output.parts.items()}
         return output.total, parts, dict(output.weights)
+
+    def _image_tasks(
+        self, step: task_losses.StepInputs, active: list[str]
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """Stage 0: the sum of the image-only tasks' losses."""
+        losses = {name: task_losses.IMAGE_TASK_LOSSES[name](step) for name in active}
+        total = torch.stack(list(losses.values())).sum()
+        parts = {name: float(loss.detach()) for name, loss in losses.items()}
+        return total, parts, dict.fromkeys(losses, 1.0)
+
+    def _align(
+        self, step: task_losses.StepInputs, contrastive: torch.Tensor, parts: dict[str, float]
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """Stage 1: the contrastive loss plus any ``align.auxiliary`` image tasks (weight 1)."""
+        total = contrastive
+        parts["contrastive"] = float(contrastive.detach())
+        weights = {"contrastive": 1.0}
+        for name in self.config.train.align.auxiliary:
+            loss = task_losses.IMAGE_TASK_LOSSES[name](step)
+            total = total + loss
+            parts[name] = float(loss.detach())
+            weights[name] = 1.0
+        return total, parts, weights
 
     def _generation(
         self, step: task_losses.StepInputs, active: list[str]
@@ -267,6 +300,15 @@ class Trainer:
             context,
             progress,
         )
+        task_losses.check_tasks(
+            config.train.vision.tasks, task_losses.IMAGE_TASKS, "train.vision.tasks"
+        )
+        task_losses.check_tasks(
+            config.train.align.auxiliary, task_losses.IMAGE_TASKS, "train.align.auxiliary"
+        )
+        task_losses.check_tasks(
+            config.train.multitask.tasks, task_losses.TASKS, "train.multitask.tasks"
+        )
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
         self.model.tokenizer = data.tokenizer
         self.log = MetricsLog(run_dir, context.is_main)
@@ -277,6 +319,7 @@ class Trainer:
             )
             for i, (name, stage) in enumerate(
                 (
+                    ("vision", train.vision),
                     ("align", train.align),
                     ("multitask", train.multitask),
                     ("generate", train.generate),
@@ -404,6 +447,9 @@ class Trainer:
     def _active_tasks(self, plan: StagePlan, sampler: LossDrivenTaskSampler | None) -> list[str]:
         if plan.name == "align":
             return ["contrastive"]
+        if plan.name == "vision":
+            assert isinstance(plan.config, VisionConfig)
+            return list(plan.config.tasks)
         if plan.name == "generate":
             assert isinstance(plan.config, GenerateConfig)
             return list(plan.config.tasks)

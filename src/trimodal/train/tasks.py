@@ -6,6 +6,7 @@ can compute any subset of tasks in a step (the loss-driven scheduler picks the s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +20,9 @@ from trimodal.losses.contrastive import pairwise_contrastive
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
-TASKS = ("contrastive", "vqa_typed", "vqa_spoken", "attributes")
+TASKS = ("contrastive", "vqa_typed", "vqa_spoken", "attributes", "objects")
+IMAGE_TASKS = ("attributes", "objects")
+"""Tasks that need only images (and scene graphs): they may join stage 1 too."""
 
 
 @dataclass
@@ -149,6 +152,77 @@ def attribute_loss(step: StepInputs) -> torch.Tensor:
     logits = step.model.attribute_logits(step.image())
     targets = step.tensors.attributes[step.rows]
     return F.binary_cross_entropy_with_logits(logits[has], targets[has])
+
+
+def object_grid_targets(
+    boxes: torch.Tensor, labels: torch.Tensor, grid: int, background: list[int]
+) -> torch.Tensor:
+    """Dense object targets for a ``grid x grid`` token layout: ``[B, 3, grid * grid]``.
+
+    A token's cell is covered by an object when the cell centre lies within the object's
+    radius (or half a cell, so a small object always owns the cell under its centre); of
+    several covering objects the nearest centre wins. A covered cell gets that object's colour,
+    shape and size index (-100, ignored, where the object's value is unknown); an uncovered one
+    gets ``background`` (the "no object" class of each group).
+
+    Args:
+        boxes: ``[B, K, 3]`` centre ``x, y`` and radius as fractions of the image side.
+        labels: ``[B, K, 3]`` colour, shape, size indices (-1 on padding rows of ``K``).
+    """
+    centres = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
+    cell_y, cell_x = torch.meshgrid(centres, centres, indexing="ij")  # row-major like tokens
+    dx = cell_x.reshape(1, 1, -1) - boxes[..., 0:1]  # (B, K, T)
+    dy = cell_y.reshape(1, 1, -1) - boxes[..., 1:2]
+    distance = (dx.square() + dy.square()).sqrt()
+    reach = boxes[..., 2:3].clamp(min=0.5 / grid)
+    present = (labels >= 0).any(-1, keepdim=True)  # (B, K, 1)
+    covering = (distance < reach) & present
+    nearest = distance.masked_fill(~covering, float("inf")).argmin(dim=1)  # (B, T)
+    picked = labels.gather(1, nearest.unsqueeze(-1).expand(-1, -1, 3))  # (B, T, 3)
+    picked = picked.masked_fill(picked < 0, -100)
+    fill = torch.tensor(background, dtype=torch.long).expand_as(picked)
+    return torch.where(covering.any(1).unsqueeze(-1), picked, fill).transpose(1, 2)
+
+
+def object_loss(step: StepInputs) -> torch.Tensor:
+    """Per-token cross-entropy of the object under each image token (colour, shape, size).
+
+    Presence labels ("is there a star") tell the image tower *that* a shape is somewhere;
+    dense targets tell every token *what* covers it, which teaches shape in far fewer steps.
+    Rows without a placed scene graph are skipped.
+    """
+    model, tensors, rows = step.model, step.tensors, step.rows
+    has = tensors.has_scene[rows] & (tensors.object_labels[rows] >= 0).any(-1).any(-1)
+    if not bool(has.any()):
+        return _zero_loss(step)
+    image = step.image()
+    count = image.tokens.shape[1]
+    grid = math.isqrt(count)
+    if grid * grid != count:
+        raise ValueError(f"the objects task needs a square image token grid, got {count} tokens")
+    classes = model.object_classes()
+    targets = object_grid_targets(
+        tensors.object_boxes[rows[has]],
+        tensors.object_labels[rows[has]],
+        grid,
+        [c - 1 for c in classes],
+    )
+    logits = model.object_logits(image)
+    losses = [
+        F.cross_entropy(group[has].flatten(0, 1), targets[:, g].flatten(), ignore_index=-100)
+        for g, group in enumerate(logits)
+    ]
+    return torch.stack(losses).sum()
+
+
+IMAGE_TASK_LOSSES = {"attributes": attribute_loss, "objects": object_loss}
+
+
+def check_tasks(names: list[str], allowed: tuple[str, ...], field_name: str) -> None:
+    """Raise a clear error naming the config field when a task name is unknown."""
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ValueError(f"{field_name}: unknown task(s) {unknown}; choose from {list(allowed)}")
 
 
 # -- stage 3: generation ---------------------------------------------------------------------

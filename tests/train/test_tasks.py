@@ -1,0 +1,131 @@
+"""Dense object targets and the objects task against naive references."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from trimodal.config import load_config
+from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.train.loop import train
+from trimodal.train.tasks import StepInputs, object_grid_targets, object_loss
+from trimodal.world.generate import WorldSummary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def naive_targets(
+    boxes: torch.Tensor, labels: torch.Tensor, grid: int, background: list[int]
+) -> torch.Tensor:
+    """Cell by cell, object by object: the nearest covering object's labels, else background."""
+    batch, objects, _ = boxes.shape
+    out = torch.empty(batch, 3, grid * grid, dtype=torch.long)
+    for b in range(batch):
+        for row in range(grid):
+            for col in range(grid):
+                cx, cy = (col + 0.5) / grid, (row + 0.5) / grid
+                best, chosen = math.inf, None
+                for k in range(objects):
+                    if (labels[b, k] < 0).all():
+                        continue
+                    x, y, radius = boxes[b, k].tolist()
+                    distance = math.hypot(cx - x, cy - y)
+                    if distance < max(radius, 0.5 / grid) and distance < best:
+                        best, chosen = distance, k
+                for g in range(3):
+                    if chosen is None:
+                        value = background[g]
+                    else:
+                        value = int(labels[b, chosen, g])
+                        value = -100 if value < 0 else value
+                    out[b, g, row * grid + col] = value
+    return out
+
+
+def test_one_large_centred_object_covers_the_middle_cells() -> None:
+    boxes = torch.tensor([[[0.5, 0.5, 0.3]]])
+    labels = torch.tensor([[[2, 4, 1]]])
+    targets = object_grid_targets(boxes, labels, 4, [7, 6, 2])
+    # Centres of the middle four cells are 0.177 from (0.5, 0.5); every other cell is farther
+    # than 0.3 (the nearest, e.g. (0.375, 0.125), is 0.395 away).
+    middle = [5, 6, 9, 10]
+    for g, (value, empty) in enumerate(zip([2, 4, 1], [7, 6, 2], strict=True)):
+        expected = torch.full((16,), empty)
+        expected[middle] = value
+        assert torch.equal(targets[0, g], expected)
+
+
+def test_a_small_object_still_owns_the_cell_under_its_centre() -> None:
+    boxes = torch.tensor([[[0.1, 0.9, 0.02], [0.0, 0.0, 0.0]]])
+    labels = torch.tensor([[[0, 3, 0], [-1, -1, -1]]])
+    targets = object_grid_targets(boxes, labels, 4, [7, 6, 2])
+    assert targets[0, 1, 12].item() == 3  # row 3 (y = 0.9), column 0 (x = 0.1)
+    assert (targets[0, 1, torch.arange(16) != 12] == 6).all()
+
+
+def test_targets_match_a_naive_loop_on_random_scenes() -> None:
+    generator = torch.Generator().manual_seed(0)
+    boxes = torch.rand(6, 3, 3, generator=generator)
+    boxes[..., 2] = boxes[..., 2] * 0.3
+    labels = torch.randint(-1, 5, (6, 3, 3), generator=generator)
+    labels[0, 2] = -1  # a padding object
+    for grid in (4, 8):
+        expected = naive_targets(boxes, labels, grid, [5, 5, 5])
+        assert torch.equal(object_grid_targets(boxes, labels, grid, [5, 5, 5]), expected)
+
+
+def test_object_loss_reaches_the_image_tower_and_skips_rows_without_scenes(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    from trimodal.train.loop import prepare_data
+
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    data = prepare_data(config, tiny_world[0])
+    model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
+    rows = data.train_rows[:6]
+    step = StepInputs(model, data.tensors, rows, torch.Generator().manual_seed(0))
+    loss = object_loss(step)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0
+    first_conv = next(model.image_encoder.stem.parameters())
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    # By hand: the mean cross-entropy of each group over every cell of every row, summed.
+    with torch.no_grad():
+        logits = model.object_logits(step.image())
+        grid = math.isqrt(logits[0].shape[1])
+        targets = object_grid_targets(
+            data.tensors.object_boxes[rows],
+            data.tensors.object_labels[rows],
+            grid,
+            [c - 1 for c in model.object_classes()],
+        )
+        by_hand = sum(
+            -torch.log_softmax(group, -1).gather(-1, targets[:, g].unsqueeze(-1)).mean()
+            for g, group in enumerate(logits)
+        )
+    assert float(loss.detach()) == pytest.approx(float(by_hand), rel=1e-5)
+    no_scene = data.tensors.subset(rows)
+    no_scene.has_scene[:] = False
+    blind = StepInputs(model, no_scene, torch.arange(6), torch.Generator().manual_seed(0))
+    assert float(object_loss(blind)) == 0.0
+
+
+def test_object_classes_follow_the_vocabulary() -> None:
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    attributes = ["color:red", "color:blue", "shape:star", "size:small", "size:large", "count:one"]
+    model = TriModalModel(config, 50, Vocabulary(answers=["yes"], attributes=attributes))
+    assert model.object_classes() == [3, 2, 3]
+
+
+def test_unknown_task_names_are_clear_errors(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    config = load_config(ROOT / "configs" / "tiny.yaml", ["train.align.auxiliary=[shapes]"])
+    with pytest.raises(ValueError, match=r"train.align.auxiliary: unknown task\(s\) \['shapes'\]"):
+        train(config, tiny_world[0], tmp_path / "run", progress=False)
+    config = load_config(ROOT / "configs" / "tiny.yaml", ["train.multitask.tasks=[vqa]"])
+    with pytest.raises(ValueError, match=r"train.multitask.tasks: unknown task\(s\) \['vqa'\]"):
+        train(config, tiny_world[0], tmp_path / "run2", progress=False)
