@@ -23,6 +23,7 @@ from trimodal.data.tensors import SceneTensors, cached_scene_tensors, to_float_i
 from trimodal.eval.attention import question_grad_cam
 from trimodal.eval.baselines import QuestionPrior
 from trimodal.eval.basic import QUESTION_MODALITY, embed_rows, retrieval_metrics, vqa_accuracy
+from trimodal.eval.objects import object_head_accuracy, trains_object_head
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
 from trimodal.eval.zero_shot import world_zero_shot
 from trimodal.generation.evaluate import generation_metrics
@@ -201,6 +202,10 @@ def split_metrics(
                 [inputs.manifest.samples[i] for i in rows.tolist()],
                 rows,
             )
+        if trains_object_head(network):
+            objects = object_head_accuracy(network, tensors, rows)
+            if objects is not None:
+                result["object_head"] = objects
         scenes = [inputs.manifest.samples[i].scene for i in rows.tolist()]
         if any(scene and scene.get("objects") for scene in scenes):
             images = embed_rows(network, tensors, rows)["image"]

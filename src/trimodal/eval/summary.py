@@ -36,6 +36,9 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, list[float]]]:
         ("zero-shot color (1 object)", ("zero_shot", "color", "single_object_accuracy")),
         ("zero-shot shape (1 object)", ("zero_shot", "shape", "single_object_accuracy")),
         ("zero-shot color+shape (1 obj)", ("zero_shot", "color_shape", "single_object_accuracy")),
+        ("object head color (per object)", ("object_head", "color")),
+        ("object head shape (per object)", ("object_head", "shape")),
+        ("object head size (per object)", ("object_head", "size")),
     ]
     out = [(label, [_get(split, *path) for split in splits]) for label, path in rows]
     return [(label, values) for label, values in out if not all(math.isnan(v) for v in values)]
