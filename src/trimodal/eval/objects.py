@@ -46,8 +46,7 @@ def object_head_accuracy(
         if not bool((labels >= 0).any()):
             continue
         logits = model.object_logits(model.encode_image(to_float_images(tensors.images[chunk])))
-        grid = math.isqrt(logits[0].shape[1])
-        cells = centre_cells(tensors.object_boxes[chunk], grid)  # (B, K)
+        cells = centre_cells(tensors.object_boxes[chunk], model.image_encoder.grid)  # (B, K)
         for g, group in enumerate(logits):
             predicted = group.gather(1, cells.unsqueeze(-1).expand(-1, -1, group.shape[-1]))
             known = labels[..., g] >= 0

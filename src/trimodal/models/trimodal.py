@@ -89,7 +89,9 @@ class TriModalModel(nn.Module):
             nn.Linear(m.dim, m.dim), nn.GELU(), nn.Linear(m.dim, len(vocabulary.answers))
         )
         self.attribute_head = nn.Linear(m.dim, max(1, len(vocabulary.attributes)))
-        self.object_head = nn.Linear(m.dim, sum(self.object_classes()))
+        groups = attribute_groups(vocabulary.attributes)
+        self._object_classes = [len(groups[group]) + 1 for group in OBJECT_GROUPS]
+        self.object_head = nn.Linear(m.dim, sum(self._object_classes))
         self.tokenizer: TextTokenizer | None = None
         self.projector: PrefixProjector | None = None
         self.decoder: DecoderLM | None = None
@@ -193,13 +195,12 @@ class TriModalModel(nn.Module):
 
     def object_classes(self) -> list[int]:
         """Classes per object group (colour, shape, size): the values plus "no object" (last)."""
-        groups = attribute_groups(self.vocabulary.attributes)
-        return [len(groups[group]) + 1 for group in OBJECT_GROUPS]
+        return list(self._object_classes)
 
     def object_logits(self, image: EncoderOutput) -> list[torch.Tensor]:
         """Per-token object scores: one ``[B, T, classes]`` tensor per group of
         :meth:`object_classes` (colour, shape, size of the object covering each token's cell)."""
-        return list(self.object_head(image.tokens).split(self.object_classes(), dim=-1))
+        return list(self.object_head(image.tokens).split(self._object_classes, dim=-1))
 
     def decoder_prefix(self, *parts: TokenSequence) -> TokenSequence:
         """Project encoder tokens into the decoder's prefix (parts concatenated in order)."""

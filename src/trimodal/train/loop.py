@@ -190,15 +190,12 @@ class TrainStep(nn.Module):
         self, step: task_losses.StepInputs, contrastive: torch.Tensor, parts: dict[str, float]
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
         """Stage 1: the contrastive loss plus any ``align.auxiliary`` image tasks (weight 1)."""
-        total = contrastive
         parts["contrastive"] = float(contrastive.detach())
-        weights = {"contrastive": 1.0}
-        for name in self.config.train.align.auxiliary:
-            loss = task_losses.IMAGE_TASK_LOSSES[name](step)
-            total = total + loss
-            parts[name] = float(loss.detach())
-            weights[name] = 1.0
-        return total, parts, weights
+        auxiliary = list(self.config.train.align.auxiliary)
+        if not auxiliary:
+            return contrastive, parts, {"contrastive": 1.0}
+        extra, extra_parts, extra_weights = self._image_tasks(step, auxiliary)
+        return contrastive + extra, parts | extra_parts, {"contrastive": 1.0} | extra_weights
 
     def _generation(
         self, step: task_losses.StepInputs, active: list[str]

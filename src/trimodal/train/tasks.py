@@ -6,7 +6,6 @@ can compute any subset of tasks in a step (the loss-driven scheduler picks the s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -195,19 +194,14 @@ def object_loss(step: StepInputs) -> torch.Tensor:
     has = tensors.has_scene[rows] & (tensors.object_labels[rows] >= 0).any(-1).any(-1)
     if not bool(has.any()):
         return _zero_loss(step)
-    image = step.image()
-    count = image.tokens.shape[1]
-    grid = math.isqrt(count)
-    if grid * grid != count:
-        raise ValueError(f"the objects task needs a square image token grid, got {count} tokens")
     classes = model.object_classes()
     targets = object_grid_targets(
         tensors.object_boxes[rows[has]],
         tensors.object_labels[rows[has]],
-        grid,
+        model.image_encoder.grid,
         [c - 1 for c in classes],
     )
-    logits = model.object_logits(image)
+    logits = model.object_logits(step.image())
     losses = [
         F.cross_entropy(group[has].flatten(0, 1), targets[:, g].flatten(), ignore_index=-100)
         for g, group in enumerate(logits)
