@@ -89,14 +89,13 @@ def lm_loss(
     """
     ids, mask, labels = teacher_forcing_batch(rows, targets, pad_id)
     attention = torch.cat([prefix.mask, mask], dim=1)  # (B, P + T)
-    logits, _ = decoder(ids, prefix=prefix.tokens, attention_mask=attention)
-    text_logits = logits[:, prefix.tokens.shape[1] :]  # (B, T, V)
-    # position t predicts id t + 1
-    return F.cross_entropy(
-        text_logits[:, :-1].reshape(-1, text_logits.shape[-1]),
-        labels[:, 1:].reshape(-1),
-        ignore_index=IGNORE,
-    )
+    hidden = decoder.features(ids, prefix=prefix.tokens, attention_mask=attention)
+    text_hidden = hidden[:, prefix.tokens.shape[1] : -1]  # (B, T - 1, Dd); t predicts id t + 1
+    predicted = labels[:, 1:] != IGNORE  # (B, T - 1)
+    if not bool(predicted.any()):
+        return hidden.sum() * 0.0
+    # The vocabulary matmul only where a token is predicted (not at prefix or prompt positions).
+    return F.cross_entropy(decoder.lm_head(text_hidden[predicted]), labels[:, 1:][predicted])
 
 
 @torch.no_grad()

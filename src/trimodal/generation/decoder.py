@@ -321,6 +321,24 @@ class DecoderLM(nn.Module):
         Returns:
             Logits ``[B, P + T, V]`` (``[B, 1, V]`` when ``last_only``) and ``cache``.
         """
+        x = self.features(ids, prefix, attention_mask, cache)  # (B, P + T, D)
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(x), cache
+
+    def features(
+        self,
+        ids: torch.Tensor | None,
+        prefix: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Final (normalized) hidden states ``[B, P + T, D]`` that the LM head reads.
+
+        Arguments as for :meth:`forward`. Training reads logits only where a token is predicted
+        (``lm_head(features[chosen])``), which skips the vocabulary matmul at prefix and prompt
+        positions.
+        """
         x = self.embed(ids, prefix)  # (B, T, D), T counts the prefix
         batch, length, _ = x.shape
         past = 0 if cache is None else cache.length
@@ -341,9 +359,7 @@ class DecoderLM(nn.Module):
             x = block(x, attend, layer)
         if cache is not None:
             cache.length = past + length
-        if last_only:
-            x = x[:, -1:]
-        return self.lm_head(self.norm(x)), cache
+        return self.norm(x)
 
     def embed(self, ids: torch.Tensor | None, prefix: torch.Tensor | None) -> torch.Tensor:
         """``[prefix | token embeddings]``: ``[B, P + T, D]`` (no positions yet)."""
