@@ -71,7 +71,11 @@ class FusionConfig:
 
 @dataclass
 class DecoderModelConfig:
-    """The generative decoder (``depth`` 0: none). It reads image/audio tokens as a prefix."""
+    """The generative decoder (``depth`` 0: none).
+
+    ``conditioning``: how it reads image/audio tokens: ``prefix`` (before the text, LLaVA-style)
+    or ``cross_attention`` (a memory every block attends to).
+    """
 
     depth: int = 0
     dim: int = 128
@@ -79,6 +83,7 @@ class DecoderModelConfig:
     mlp_ratio: float = 4.0
     positions: str = "learned"
     max_positions: int = 160
+    conditioning: str = "prefix"
 
 
 @dataclass

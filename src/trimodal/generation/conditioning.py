@@ -1,8 +1,13 @@
-"""Conditioning the decoder on image and audio tokens (LLaVA-style prefix) and its LM loss.
+"""Conditioning the decoder on image and audio tokens and its LM loss.
 
 The encoders' tokens ``[B, P, dim]`` go through a projector (LayerNorm + Linear) into the
-decoder width and are placed before the text ids. Prefixes of different lengths (audio) are
-right-padded and masked; the decoder counts only real positions, so padding changes nothing.
+decoder width. ``model.decoder.conditioning``:
+
+- ``prefix`` (LLaVA-style): they are placed before the text ids. Prefixes of different lengths
+  (audio) are right-padded and masked; the decoder counts only real positions, so padding
+  changes nothing.
+- ``cross_attention``: they are the memory every decoder block attends to (they take no
+  positions), as in an encoder-decoder.
 """
 
 from __future__ import annotations
@@ -34,8 +39,15 @@ class PrefixProjector(nn.Module):
         return self.linear(self.norm(tokens))
 
 
+CONDITIONING = ("prefix", "cross_attention")
+
+
 def build_decoder(config: DecoderModelConfig, vocab_size: int) -> DecoderLM:
     """A :class:`DecoderLM` over the trimodal tokenizer's vocabulary."""
+    if config.conditioning not in CONDITIONING:
+        raise ValueError(
+            f"model.decoder.conditioning must be one of {CONDITIONING}, got {config.conditioning!r}"
+        )
     return DecoderLM(
         DecoderConfig(
             vocab_size=vocab_size,
@@ -45,8 +57,21 @@ def build_decoder(config: DecoderModelConfig, vocab_size: int) -> DecoderLM:
             heads=config.heads,
             mlp_ratio=config.mlp_ratio,
             positions=config.positions,
+            cross_attention=config.conditioning == "cross_attention",
         )
     )
+
+
+Conditioning = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
+
+
+def condition(decoder: DecoderLM, tokens: TokenSequence | None) -> Conditioning:
+    """``(prefix, memory, memory_mask)``: projected tokens as ``decoder`` reads them."""
+    if tokens is None:
+        return None, None, None
+    if decoder.config.cross_attention:
+        return None, tokens.tokens, tokens.mask
+    return tokens.tokens, None, None
 
 
 def join_prefixes(parts: Sequence[TokenSequence]) -> TokenSequence:
@@ -88,9 +113,12 @@ def lm_loss(
         targets: per id, whether it is predicted (assistant reply tokens).
     """
     ids, mask, labels = teacher_forcing_batch(rows, targets, pad_id)
-    attention = torch.cat([prefix.mask, mask], dim=1)  # (B, P + T)
-    hidden = decoder.features(ids, prefix=prefix.tokens, attention_mask=attention)
-    text_hidden = hidden[:, prefix.tokens.shape[1] : -1]  # (B, T - 1, Dd); t predicts id t + 1
+    cross = decoder.config.cross_attention
+    attention = mask if cross else torch.cat([prefix.mask, mask], dim=1)  # (B, [P +] T)
+    prefix_tokens, memory, memory_mask = condition(decoder, prefix)
+    hidden = decoder.features(ids, prefix_tokens, attention, memory=memory, memory_mask=memory_mask)
+    start = 0 if cross else prefix.tokens.shape[1]
+    text_hidden = hidden[:, start:-1]  # (B, T - 1, Dd); position t predicts id t + 1
     predicted = labels[:, 1:] != IGNORE  # (B, T - 1)
     if not bool(predicted.any()):
         return hidden.sum() * 0.0
@@ -119,13 +147,17 @@ def generate_replies(
     for i, row in enumerate(rows):
         ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
         mask[i, length - len(row) :] = True
-    attention = mask if prefix is None else torch.cat([prefix.mask, mask], dim=1)
+    cross = decoder.config.cross_attention
+    attention = mask if prefix is None or cross else torch.cat([prefix.mask, mask], dim=1)
     room = decoder.config.max_positions - int(attention.sum(1).max())
+    prefix_tokens, memory, memory_mask = condition(decoder, prefix)
     produced = generate(
         decoder,
         ids,
-        prefix=None if prefix is None else prefix.tokens,
+        prefix_tokens,
         attention_mask=attention,
+        memory=memory,
+        memory_mask=memory_mask,
         max_new_tokens=max(1, min(max_new_tokens, room)),
         stop_tokens=(eos_id,),
         pad_id=pad_id,

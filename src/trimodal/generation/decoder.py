@@ -16,12 +16,19 @@ every row must be real: the next token is read from it.
 KV cache: :class:`KVCache` preallocates ``[depth, B, H, capacity, head_dim]`` keys and values
 once; each call writes its new keys in place and attends over a view of the filled part, so a
 decoding step neither allocates nor copies the past (concatenation would copy it every step).
+
+Cross-attention (``DecoderConfig.cross_attention``, GPT-2's ``add_cross_attention``): each block
+also attends from its tokens to a ``memory [B, M, D]`` of conditioning tokens (encoder outputs)
+between self-attention and MLP. Memory takes no positions; its keys and values are computed once
+per generation and kept in the cache. A call without memory (and none cached) skips the
+cross-attention sublayers, so text-only prompts still work.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +56,8 @@ class DecoderConfig:
         layer_norm_eps: LayerNorm epsilon (GPT-2: 1e-5).
         activation: ``"gelu_new"`` (tanh approximation, GPT-2's) or ``"gelu"`` (exact erf).
         rotary_base: RoPE frequency base.
+        cross_attention: every block also attends over a conditioning memory (see the module
+            docstring).
     """
 
     vocab_size: int = 4096
@@ -64,6 +73,7 @@ class DecoderConfig:
     layer_norm_eps: float = 1e-5
     activation: str = "gelu_new"
     rotary_base: float = 10_000.0
+    cross_attention: bool = False
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -101,12 +111,17 @@ class KVCache:
         length: filled positions (prefix + tokens seen so far).
         key_mask: ``[B, capacity]`` True at real positions; None while every position so far
             is real, which lets attention run without a mask.
+        memory: per layer, the cross-attention keys and values ``[B, H, M, hd]`` of the
+            conditioning memory, stored by the call that received it; None without one.
+        memory_mask: SDPA mask ``[B, 1, 1, M]`` of that memory (None = all real).
     """
 
     keys: torch.Tensor
     values: torch.Tensor
     length: int = 0
     key_mask: torch.Tensor | None = None
+    memory: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    memory_mask: torch.Tensor | None = None
 
     @classmethod
     def allocate(
@@ -162,12 +177,14 @@ class KVCache:
 
 @dataclass(frozen=True)
 class _Attend:
-    """What every block needs in one call: RoPE tables, SDPA mask, cache."""
+    """What every block needs in one call: RoPE tables, SDPA masks, cache, memory."""
 
     rotary: tuple[torch.Tensor, torch.Tensor] | None  # cos, sin: (B|1, 1, T, hd)
     mask: torch.Tensor | None  # (B|1, 1, T, S) bool, True = may attend
     is_causal: bool
     cache: KVCache | None
+    memory: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer (B, h, M, hd)
+    memory_mask: torch.Tensor | None = None  # (B, 1, 1, M) bool
 
 
 class Rotary(nn.Module):
@@ -230,6 +247,36 @@ class CausalSelfAttention(nn.Module):
         return self.residual_dropout(self.out(y.transpose(1, 2).reshape(batch, length, dim)))
 
 
+class CrossAttention(nn.Module):
+    """Multi-head attention from the tokens ``[B, T, D]`` to a memory ``[B, M, D]``."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.heads, self.head_dim, self.dropout = config.heads, config.head_dim, config.dropout
+        self.query = nn.Linear(config.dim, config.dim)
+        self.key_value = nn.Linear(config.dim, 2 * config.dim)
+        self.out = nn.Linear(config.dim, config.dim)
+        self.residual_dropout = nn.Dropout(config.dropout)
+
+    def memory_keys(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``[B, H, M, hd]`` of ``memory [B, M, D]`` (once per generation)."""
+        batch, length, _ = memory.shape
+        kv = self.key_value(memory).view(batch, length, 2, self.heads, self.head_dim)
+        key, value = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        return key, value
+
+    def forward(
+        self, x: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``x [B, T, D]`` over the memory's keys/values and ``mask [B, 1, 1, M]`` -> ``[B, T, D]``."""
+        batch, length, dim = x.shape
+        q = self.query(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+        y = F.scaled_dot_product_attention(
+            q, *memory, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, h, T, hd)
+        return self.residual_dropout(self.out(y.transpose(1, 2).reshape(batch, length, dim)))
+
+
 class DecoderMLP(nn.Module):
     """GELU feed-forward ``[..., D] -> [..., D]`` (tanh-approximate GELU for ``gelu_new``)."""
 
@@ -246,18 +293,23 @@ class DecoderMLP(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """Pre-LayerNorm block: causal self-attention then MLP, a residual around each."""
+    """Pre-LayerNorm block: causal self-attention, (cross-attention,) MLP; a residual each."""
 
     def __init__(self, config: DecoderConfig):
         super().__init__()
         self.norm1 = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
         self.attention = CausalSelfAttention(config)
+        if config.cross_attention:
+            self.norm_cross = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+            self.cross = CrossAttention(config)
         self.norm2 = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
         self.mlp = DecoderMLP(config)
 
     def forward(self, x: torch.Tensor, attend: _Attend, layer: int) -> torch.Tensor:
         """``[B, T, D]`` -> ``[B, T, D]``."""
         x = x + self.attention(self.norm1(x), attend, layer)
+        if attend.memory is not None:
+            x = x + self.cross(self.norm_cross(x), attend.memory[layer], attend.memory_mask)
         return x + self.mlp(self.norm2(x))
 
 
@@ -292,7 +344,7 @@ class DecoderLM(nn.Module):
                 nn.init.zeros_(module.bias)
         residual_std = 0.02 / math.sqrt(2 * self.config.depth)
         for name, parameter in self.named_parameters():
-            if name.endswith(("attention.out.weight", "mlp.proj.weight")):
+            if name.endswith(("attention.out.weight", "cross.out.weight", "mlp.proj.weight")):
                 nn.init.normal_(parameter, 0.0, residual_std)
 
     def new_cache(self, batch: int, capacity: int) -> KVCache:
@@ -307,6 +359,8 @@ class DecoderLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         last_only: bool = False,
+        memory: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache | None]:
         """Next-token logits for ``[prefix | ids]``, continuing after ``cache`` if given.
 
@@ -317,11 +371,15 @@ class DecoderLM(nn.Module):
                 None = all real. Masks of earlier calls are remembered by ``cache``.
             cache: filled in place; positions continue after ``cache.length``.
             last_only: compute logits for the last position only (generation).
+            memory: ``[B, M, D]`` conditioning tokens for cross-attention (needs
+                ``config.cross_attention``); with a cache, given once and remembered.
+            memory_mask: ``[B, M]`` True at real memory tokens (None = all real); every row
+                needs at least one.
 
         Returns:
             Logits ``[B, P + T, V]`` (``[B, 1, V]`` when ``last_only``) and ``cache``.
         """
-        x = self.features(ids, prefix, attention_mask, cache)  # (B, P + T, D)
+        x = self.features(ids, prefix, attention_mask, cache, memory, memory_mask)  # (B, P+T, D)
         if last_only:
             x = x[:, -1:]
         return self.lm_head(x), cache
@@ -332,6 +390,8 @@ class DecoderLM(nn.Module):
         prefix: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        memory: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final (normalized) hidden states ``[B, P + T, D]`` that the LM head reads.
 
@@ -348,11 +408,14 @@ class DecoderLM(nn.Module):
         positions = position_index(key_mask, past, length)  # slice or (B, T)
         if self.position_embedding is not None:
             x = x + self.position_embedding.weight[positions]  # (T, D) or (B, T, D)
+        memory_keys, memory_sdpa_mask = self._memory(memory, memory_mask, batch, cache)
         attend = _Attend(
             rotary=None if self.rotary is None else self.rotary(positions),
             mask=sdpa_mask(key_mask, past, length, x.device),
             is_causal=key_mask is None and past == 0 and length > 1,
             cache=cache,
+            memory=memory_keys,
+            memory_mask=memory_sdpa_mask,
         )
         x = self.dropout(x)
         for layer, block in enumerate(self.blocks):
@@ -360,6 +423,39 @@ class DecoderLM(nn.Module):
         if cache is not None:
             cache.length = past + length
         return self.norm(x)
+
+    def _memory(
+        self,
+        memory: torch.Tensor | None,
+        memory_mask: torch.Tensor | None,
+        batch: int,
+        cache: KVCache | None,
+    ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, torch.Tensor | None]:
+        """Per-layer cross-attention keys/values and SDPA mask ``[B, 1, 1, M]`` for this call.
+
+        From ``memory`` when given (stored in ``cache``), else from the cache, else none.
+        """
+        if memory is None:
+            if memory_mask is not None:
+                raise ValueError("memory_mask was given without memory")
+            return (None, None) if cache is None else (cache.memory, cache.memory_mask)
+        if not self.config.cross_attention:
+            raise ValueError(
+                "this decoder has no cross-attention (DecoderConfig.cross_attention is False); "
+                "pass the conditioning tokens as a prefix instead"
+            )
+        if memory.dim() != 3 or memory.shape[0] != batch or memory.shape[2] != self.config.dim:
+            raise ValueError(
+                f"memory must be [B={batch}, M, {self.config.dim}], got {tuple(memory.shape)}"
+            )
+        mask = _real_or_none(memory_mask, batch, memory.shape[1], "memory_mask [B, M]")
+        if mask is not None and not bool(mask.any(1).all()):
+            raise ValueError("every row of memory_mask needs at least one real (True) token")
+        sdpa = None if mask is None else mask[:, None, None, :]
+        keys = [cast(DecoderBlock, block).cross.memory_keys(memory) for block in self.blocks]
+        if cache is not None:
+            cache.memory, cache.memory_mask = keys, sdpa
+        return keys, sdpa
 
     def embed(self, ids: torch.Tensor | None, prefix: torch.Tensor | None) -> torch.Tensor:
         """``[prefix | token embeddings]``: ``[B, P + T, D]`` (no positions yet)."""
@@ -389,14 +485,14 @@ class DecoderLM(nn.Module):
             )
 
 
-def _real_or_none(mask: torch.Tensor | None, batch: int, length: int) -> torch.Tensor | None:
+def _real_or_none(
+    mask: torch.Tensor | None, batch: int, length: int, name: str = "attention_mask [B, P + T]"
+) -> torch.Tensor | None:
     """Check ``mask [B, T]``; None when absent or all real (so attention can skip it)."""
     if mask is None:
         return None
     if tuple(mask.shape) != (batch, length):
-        raise ValueError(
-            f"attention_mask must be [B, P + T] = {[batch, length]}, got {list(mask.shape)}"
-        )
+        raise ValueError(f"{name} must be {[batch, length]}, got {list(mask.shape)}")
     mask = mask.to(torch.bool)
     return None if bool(mask.all()) else mask
 

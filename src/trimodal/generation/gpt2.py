@@ -1,6 +1,7 @@
 """Load a Hugging Face GPT-2 checkpoint (safetensors or .bin) from a local folder.
 
-The weights are renamed into :class:`~trimodal.generation.decoder.DecoderLM`'s layout (GPT-2's
+GPT-2 with ``add_cross_attention`` (an encoder-decoder's decoder) loads too; its encoder states
+become the decoder's ``memory``. The weights are renamed into :class:`~trimodal.generation.decoder.DecoderLM`'s layout (GPT-2's
 ``Conv1D`` weights are transposed into ``nn.Linear`` form); nothing is downloaded.
 """
 
@@ -27,6 +28,15 @@ _GPT2_BLOCK = {  # HF name inside h.{i}. -> (ours inside blocks.{i}., transpose 
     "mlp.c_fc.bias": ("mlp.fc.bias", False),
     "mlp.c_proj.weight": ("mlp.proj.weight", True),
     "mlp.c_proj.bias": ("mlp.proj.bias", False),
+    # add_cross_attention=True: q from the tokens, k and v from the encoder states
+    "ln_cross_attn.weight": ("norm_cross.weight", False),
+    "ln_cross_attn.bias": ("norm_cross.bias", False),
+    "crossattention.q_attn.weight": ("cross.query.weight", True),
+    "crossattention.q_attn.bias": ("cross.query.bias", False),
+    "crossattention.c_attn.weight": ("cross.key_value.weight", True),
+    "crossattention.c_attn.bias": ("cross.key_value.bias", False),
+    "crossattention.c_proj.weight": ("cross.out.weight", True),
+    "crossattention.c_proj.bias": ("cross.out.bias", False),
 }
 _GPT2_TOP = {
     "wte.weight": "token_embedding.weight",
@@ -35,7 +45,13 @@ _GPT2_TOP = {
     "ln_f.bias": "norm.bias",
     "lm_head.weight": "lm_head.weight",
 }
-_GPT2_BUFFERS = ("attn.bias", "attn.masked_bias")  # causal-mask buffers of old checkpoints
+# causal-mask buffers of old checkpoints
+_GPT2_BUFFERS = (
+    "attn.bias",
+    "attn.masked_bias",
+    "crossattention.bias",
+    "crossattention.masked_bias",
+)
 _GPT2_ACTIVATIONS = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu"}
 
 
@@ -48,8 +64,6 @@ def gpt2_decoder_config(hf: dict[str, Any], source: str = "config.json") -> Deco
         raise ValueError(f"{source}: activation_function {activation!r} is not supported")
     if not hf.get("scale_attn_weights", True) or hf.get("scale_attn_by_inverse_layer_idx"):
         raise ValueError(f"{source}: only the standard 1/sqrt(head_dim) attention is supported")
-    if hf.get("add_cross_attention"):
-        raise ValueError(f"{source}: GPT-2 with cross-attention is not supported")
     try:
         dim = int(hf["n_embd"])
         return DecoderConfig(
@@ -63,6 +77,7 @@ def gpt2_decoder_config(hf: dict[str, Any], source: str = "config.json") -> Deco
             tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
             layer_norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
             activation=_GPT2_ACTIVATIONS[activation],
+            cross_attention=bool(hf.get("add_cross_attention", False)),
         )
     except KeyError as missing:
         raise ValueError(f"{source}: missing GPT-2 field {missing}") from None

@@ -52,6 +52,7 @@ def choose_tokens(
 
 
 NextLogits = Callable[[torch.Tensor | None], torch.Tensor]
+Memory = tuple[torch.Tensor | None, torch.Tensor | None]  # cross-attention tokens, their mask
 
 
 def _cached_logits(
@@ -60,14 +61,20 @@ def _cached_logits(
     prefix: torch.Tensor | None,
     mask: torch.Tensor | None,
     max_new_tokens: int,
+    memory: Memory,
 ) -> NextLogits:
-    """Prefill once, then feed one token per step: token ``[B] | None`` -> logits ``[B, V]``."""
+    """Prefill once, then feed one token per step: token ``[B] | None`` -> logits ``[B, V]``.
+
+    The memory's cross-attention keys are computed at the prefill and kept in the cache.
+    """
     prompt = ids.shape[1] + (0 if prefix is None else prefix.shape[1])
     cache = model.new_cache(ids.shape[0], prompt + max_new_tokens)
 
     def next_logits(token: torch.Tensor | None) -> torch.Tensor:
         if token is None:
-            logits, _ = model(ids, prefix, mask, cache, last_only=True)
+            logits, _ = model(
+                ids, prefix, mask, cache, last_only=True, memory=memory[0], memory_mask=memory[1]
+            )
         else:
             logits, _ = model(token[:, None], cache=cache, last_only=True)
         return logits[:, -1]
@@ -80,6 +87,7 @@ def _uncached_logits(
     ids: torch.Tensor,
     prefix: torch.Tensor | None,
     mask: torch.Tensor | None,
+    memory: Memory,
 ) -> NextLogits:
     """Recompute the whole sequence every step (reference for the cached path)."""
 
@@ -89,7 +97,9 @@ def _uncached_logits(
             ids = torch.cat([ids, token[:, None]], dim=1)
             if mask is not None:
                 mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        logits, _ = model(ids, prefix, mask, last_only=True)
+        logits, _ = model(
+            ids, prefix, mask, last_only=True, memory=memory[0], memory_mask=memory[1]
+        )
         return logits[:, -1]
 
     return next_logits
@@ -121,6 +131,8 @@ def generate(
     pad_id: int = 0,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    memory: torch.Tensor | None = None,
+    memory_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Continue a batch of left-padded prompts; the model runs in eval mode meanwhile.
 
@@ -134,6 +146,8 @@ def generate(
             afterwards; generation ends early once every row has stopped.
         generator: random source for sampling.
         use_cache: prefill once and decode one token per step (False recomputes everything).
+        memory: ``[B, M, D]`` conditioning tokens for a cross-attention decoder.
+        memory_mask: ``[B, M]`` True at real memory tokens; None = all real.
 
     Returns:
         New tokens ``[B, N]``, ``N <= max_new_tokens``.
@@ -143,14 +157,15 @@ def generate(
         if prefix is None:
             raise ValueError("generate needs ids, a prefix, or both")
         ids = torch.zeros(prefix.shape[0], 0, dtype=torch.long, device=prefix.device)
+    cross: Memory = (memory, memory_mask)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             next_logits = (
-                _cached_logits(model, ids, prefix, attention_mask, max_new_tokens)
+                _cached_logits(model, ids, prefix, attention_mask, max_new_tokens, cross)
                 if use_cache
-                else _uncached_logits(model, ids, prefix, attention_mask)
+                else _uncached_logits(model, ids, prefix, attention_mask, cross)
             )
             choose = partial(
                 choose_tokens,
