@@ -12,7 +12,7 @@ import torch
 from trimodal import Model
 from trimodal.cli.main import main
 from trimodal.config import load_config
-from trimodal.generation.chat import CAPTION_PROMPT, Turn, render_ids
+from trimodal.generation.chat import CAPTION_PROMPT, TRANSCRIBE_PROMPT, Turn, render_ids
 from trimodal.models.trimodal import TriModalModel
 from trimodal.train.loop import train
 from trimodal.world.generate import WorldSummary
@@ -118,3 +118,44 @@ def test_chat_and_cli(
 def test_generation_needs_a_decoder(tiny_run: Path) -> None:
     with pytest.raises(ValueError, match="no decoder"):
         Model.from_pretrained(tiny_run).caption("x.png")
+
+
+@pytest.fixture(scope="module")
+def cross_run(
+    tiny_world: tuple[Path, WorldSummary], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny generate recipe with a cross-attention decoder, trained to the end."""
+    config = load_config(RECIPE, ["model.decoder.conditioning=cross_attention"])
+    run = tmp_path_factory.mktemp("gen_cross") / "run"
+    train(config, tiny_world[0], run, progress=False)
+    return run
+
+
+def test_cross_attention_transcribe_is_greedy_decoding(
+    cross_run: Path, tiny_world: tuple[Path, WorldSummary]
+) -> None:
+    model = Model.from_pretrained(cross_run)
+    network, tokenizer = model.network, model.tokenizer
+    assert network.decoder is not None and network.decoder.config.cross_attention
+    audio = tiny_world[0] / "audio" / "000002_caption.wav"
+    transcript = model.transcribe(audio, max_new_tokens=6)
+    with torch.no_grad():  # naive reference: the memory re-read by a full forward every step
+        memory = network.decoder_prefix(model._audio([audio]).sequence())
+        ids, _ = render_ids(tokenizer, [("user", TRANSCRIBE_PROMPT)], open_reply=True)
+        produced: list[int] = []
+        for _ in range(6):
+            logits, _ = network.decoder(
+                torch.tensor([ids + produced]), memory=memory.tokens, memory_mask=memory.mask
+            )
+            token = int(logits[0, -1].argmax())
+            if token == tokenizer.eos_id:
+                break
+            produced.append(token)
+    assert transcript == tokenizer.decode(produced).strip()
+    assert isinstance(
+        model.chat(
+            [Turn("user", "what is it?", image=tiny_world[0] / "images" / "000002.png")],
+            max_new_tokens=3,
+        ),
+        str,
+    )
