@@ -93,3 +93,17 @@ def test_summary_rows_and_table() -> None:
     assert all(not math.isnan(v[0]) for v in rows.values())
     text = summary_table(metrics())
     assert "gallery (scenes)" in text and "image_noise" in text and "0.625 -> 0.250 at 0.4" in text
+
+
+def test_summary_rows_include_generation_metrics() -> None:
+    results = metrics()
+    results["splits"]["test"]["generation"] = {
+        "caption": {"bleu4": 0.25, "cider_d": 2.5, "attributes": {"overall": 0.5}},
+        "transcribe": {"wer": 0.375},
+        "vqa_typed": {"exact_match": 0.75},
+    }
+    rows = dict(summary_rows(results))
+    assert rows["caption BLEU-4"] == [0.25] and rows["caption CIDEr-D"] == [2.5]
+    assert rows["caption attribute accuracy"] == [0.5] and rows["transcription WER"] == [0.375]
+    assert rows["generative VQA typed (exact)"] == [0.75]
+    assert "generative VQA spoken (exact)" not in rows

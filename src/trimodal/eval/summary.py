@@ -39,6 +39,12 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, list[float]]]:
         ("object head color (per object)", ("object_head", "color")),
         ("object head shape (per object)", ("object_head", "shape")),
         ("object head size (per object)", ("object_head", "size")),
+        ("caption BLEU-4", ("generation", "caption", "bleu4")),
+        ("caption CIDEr-D", ("generation", "caption", "cider_d")),
+        ("caption attribute accuracy", ("generation", "caption", "attributes", "overall")),
+        ("transcription WER", ("generation", "transcribe", "wer")),
+        ("generative VQA typed (exact)", ("generation", "vqa_typed", "exact_match")),
+        ("generative VQA spoken (exact)", ("generation", "vqa_spoken", "exact_match")),
     ]
     out = [(label, [_get(split, *path) for split in splits]) for label, path in rows]
     return [(label, values) for label, values in out if not all(math.isnan(v) for v in values)]
