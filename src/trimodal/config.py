@@ -102,6 +102,10 @@ class ModelConfig:
     backbone_heads: int = 4
     pool: str = "mean"
     """How encoders pool tokens into the shared embedding: ``mean`` or ``attention``."""
+    position_init: str = "normal"
+    """Initial learned positions of the text and image encoders: ``normal`` (N(0, 0.02), small
+    next to the token features) or ``sincos`` (a sin/cos table on their scale). ``sincos`` made
+    the default recipe worse (docs/model.md), so ``normal`` stays the default."""
     fusion_image_pool: int = 1
     """Average-pool the image token grid by this factor before fusion (K/V cost / pool**2)."""
     decoder: DecoderModelConfig = field(default_factory=DecoderModelConfig)

@@ -12,6 +12,8 @@ from trimodal.modules.layers import (
     MultiHeadAttention,
     Pooler,
     TransformerStack,
+    initial_grid_positions,
+    initial_positions,
     masked_mean,
     sinusoidal_positions,
 )
@@ -99,3 +101,19 @@ def test_pooler_kinds() -> None:
     assert Pooler("attention", 8, 2)(tokens, mask).shape == (2, 8)
     with pytest.raises(ValueError, match=r"model\.pool"):
         Pooler("max", 8, 2)
+
+
+def test_grid_positions_encode_column_then_row() -> None:
+    table = initial_grid_positions("sincos", 3, 8)  # (9, 8): channels 0-3 column, 4-7 row
+    axis = sinusoidal_positions(3, 4)
+    for token in range(9):
+        row, column = divmod(token, 3)
+        torch.testing.assert_close(table[token], torch.cat([axis[column], axis[row]]))
+    assert torch.equal(initial_positions("sincos", 5, 8), sinusoidal_positions(5, 8))
+
+
+def test_normal_positions_are_small_and_unknown_kinds_are_refused() -> None:
+    torch.manual_seed(0)
+    assert initial_grid_positions("normal", 4, 64).std().item() == pytest.approx(0.02, rel=0.2)
+    with pytest.raises(ValueError, match=r"model\.position_init"):
+        initial_positions("learned", 4, 8)

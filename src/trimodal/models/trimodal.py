@@ -72,9 +72,17 @@ class TriModalModel(nn.Module):
         super().__init__()
         self.config, self.vocabulary = config, vocabulary
         m = config.model
-        self.text_encoder = TextEncoder(m.text, vocab_size, m.dim, m.embed_dim, m.mlp_ratio, m.pool)
+        self.text_encoder = TextEncoder(
+            m.text, vocab_size, m.dim, m.embed_dim, m.mlp_ratio, m.pool, m.position_init
+        )
         self.image_encoder = ImageEncoder(
-            m.image, config.data.image_size, m.dim, m.embed_dim, m.mlp_ratio, m.pool
+            m.image,
+            config.data.image_size,
+            m.dim,
+            m.embed_dim,
+            m.mlp_ratio,
+            m.pool,
+            m.position_init,
         )
         self.audio_encoder = AudioEncoder(
             m.audio, config.data.n_mels, m.dim, m.embed_dim, m.mlp_ratio, m.pool

@@ -196,6 +196,36 @@ def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
 
+POSITION_INITS = ("sincos", "normal")
+
+
+def initial_positions(kind: str, length: int, dim: int) -> torch.Tensor:
+    """Initial learned position table ``[length, dim]``.
+
+    ``normal``: N(0, 0.02) (small next to N(0, 1) token embeddings or BatchNorm features);
+    ``sincos``: the fixed sin/cos table, entries in [-1, 1], on the features' scale.
+    """
+    if kind == "sincos":
+        return sinusoidal_positions(length, dim)
+    if kind == "normal":
+        return torch.randn(length, dim) * 0.02
+    raise ValueError(f"model.position_init must be one of {POSITION_INITS}, got {kind!r}")
+
+
+def initial_grid_positions(kind: str, grid: int, dim: int) -> torch.Tensor:
+    """Initial position table ``[grid * grid, dim]`` of a row-major token grid.
+
+    ``sincos``: the first half of the channels encodes the column, the second half the row
+    (a 1-D sin/cos table each, as in MAE); ``normal`` as in :func:`initial_positions`.
+    """
+    if kind != "sincos" or dim % 4:
+        return initial_positions(kind, grid * grid, dim)
+    axis = sinusoidal_positions(grid, dim // 2)  # (g, D/2)
+    columns = axis.repeat(grid, 1)  # token r * g + c -> column c
+    rows = axis.repeat_interleave(grid, dim=0)  # -> row r
+    return torch.cat([columns, rows], dim=1)
+
+
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     """Fixed sin/cos position table ``[length, dim]`` (Vaswani et al. 2017)."""
     position = torch.arange(length, dtype=torch.float32).unsqueeze(1)

@@ -12,7 +12,7 @@ from torch import nn
 
 from trimodal.config import ImageEncoderConfig
 from trimodal.modules.encoders.base import EncoderOutput
-from trimodal.modules.layers import Pooler, TransformerStack
+from trimodal.modules.layers import Pooler, TransformerStack, initial_grid_positions
 
 
 def stem_norm(kind: str, width: int) -> nn.Module:
@@ -50,6 +50,7 @@ class ImageEncoder(nn.Module):
         embed_dim: int,
         mlp_ratio: float = 4.0,
         pool: str = "mean",
+        position_init: str = "normal",
     ):
         super().__init__()
         if config.kind == "patch":
@@ -65,7 +66,9 @@ class ImageEncoder(nn.Module):
                 f"image size {image_size} is not divisible by the stem stride {stride}"
             )
         self.grid = image_size // stride
-        self.position_embedding = nn.Parameter(torch.randn(self.grid * self.grid, dim) * 0.02)
+        self.position_embedding = nn.Parameter(
+            initial_grid_positions(position_init, self.grid, dim)
+        )
         self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
         self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)

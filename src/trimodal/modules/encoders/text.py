@@ -7,7 +7,7 @@ from torch import nn
 
 from trimodal.config import TextEncoderConfig
 from trimodal.modules.encoders.base import EncoderOutput
-from trimodal.modules.layers import Pooler, TransformerStack
+from trimodal.modules.layers import Pooler, TransformerStack, initial_positions
 
 
 class TextEncoder(nn.Module):
@@ -21,11 +21,14 @@ class TextEncoder(nn.Module):
         embed_dim: int,
         mlp_ratio: float = 4.0,
         pool: str = "mean",
+        position_init: str = "normal",
     ):
         super().__init__()
         self.max_length = config.max_length
         self.token_embedding = nn.Embedding(vocab_size, dim)
-        self.position_embedding = nn.Parameter(torch.randn(config.max_length, dim) * 0.02)
+        self.position_embedding = nn.Parameter(
+            initial_positions(position_init, config.max_length, dim)
+        )
         self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
         self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
