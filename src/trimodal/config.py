@@ -84,6 +84,9 @@ class DecoderModelConfig:
     positions: str = "learned"
     max_positions: int = 160
     conditioning: str = "prefix"
+    memory_positions: bool = False
+    """Add a fixed sin/cos table (a token's index within its modality) to the encoder tokens
+    before the projector's linear layer."""
 
 
 @dataclass

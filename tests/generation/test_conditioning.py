@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from trimodal.generation.conditioning import lm_loss, teacher_forcing_batch
+from trimodal.generation.conditioning import PrefixProjector, lm_loss, teacher_forcing_batch
 from trimodal.generation.decoder import DecoderConfig, DecoderLM
-from trimodal.modules.layers import TokenSequence
+from trimodal.modules.layers import TokenSequence, sinusoidal_positions
 
 
 def naive_lm_loss(
@@ -59,3 +59,21 @@ def test_teacher_forcing_batch_pads_right_and_ignores_non_targets() -> None:
     assert ids.tolist() == [[1, 4, 5], [1, 6, 0]]
     assert mask.tolist() == [[True, True, True], [True, True, False]]
     assert labels.tolist() == [[-100, 4, 5], [-100, 6, -100]]
+
+
+def test_projector_positions_restart_per_modality() -> None:
+    torch.manual_seed(0)
+    plain, positioned = PrefixProjector(8, 6), PrefixProjector(8, 6, positions=True)
+    positioned.load_state_dict(plain.state_dict())
+    tokens = torch.randn(2, 5, 8)
+    normed = torch.nn.functional.layer_norm(tokens, (8,))
+    expected = normed @ plain.linear.weight.T + plain.linear.bias
+    torch.testing.assert_close(plain(tokens), expected)
+    table = sinusoidal_positions(5, 8)
+    shifted = (normed + table) @ plain.linear.weight.T + plain.linear.bias
+    torch.testing.assert_close(positioned(tokens), shifted)
+    # each part counts from 0: the second part's first token gets row 0 of the table
+    later = torch.nn.functional.layer_norm(tokens[:, 3:], (8,)) + table[:2]
+    torch.testing.assert_close(
+        positioned(tokens[:, 3:]), later @ plain.linear.weight.T + plain.linear.bias
+    )

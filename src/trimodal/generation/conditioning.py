@@ -21,22 +21,42 @@ from torch import nn
 from trimodal.config import DecoderModelConfig
 from trimodal.generation.decoder import DecoderConfig, DecoderLM
 from trimodal.generation.sampling import generate
-from trimodal.modules.layers import TokenSequence
+from trimodal.modules.layers import TokenSequence, sinusoidal_positions
 
 IGNORE = -100
 
 
-class PrefixProjector(nn.Module):
-    """Encoder tokens ``[B, P, dim]`` -> decoder prefix ``[B, P, decoder_dim]``."""
+MAX_MEMORY_POSITIONS = 1024
 
-    def __init__(self, dim: int, decoder_dim: int):
+
+class PrefixProjector(nn.Module):
+    """One modality's encoder tokens ``[B, P, dim]`` -> decoder inputs ``[B, P, decoder_dim]``.
+
+    LayerNorm, then (with ``positions``) a fixed sin/cos table indexed by the token's place in
+    its modality (grid cell of an image token, time of an audio token), then Linear. The table
+    makes where a token sits explicit to the decoder; the encoders' own learned positions are
+    small next to their features.
+    """
+
+    positions: torch.Tensor | None
+
+    def __init__(self, dim: int, decoder_dim: int, positions: bool = False):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.linear = nn.Linear(dim, decoder_dim)
+        table = sinusoidal_positions(MAX_MEMORY_POSITIONS, dim) if positions else None
+        self.register_buffer("positions", table, persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Project each token."""
-        return self.linear(self.norm(tokens))
+        """Project each token of one modality."""
+        x = self.norm(tokens)
+        if self.positions is not None:
+            if x.shape[1] > MAX_MEMORY_POSITIONS:
+                raise ValueError(
+                    f"{x.shape[1]} encoder tokens exceed the {MAX_MEMORY_POSITIONS} memory positions"
+                )
+            x = x + self.positions[: x.shape[1]]
+        return self.linear(x)
 
 
 CONDITIONING = ("prefix", "cross_attention")

@@ -104,7 +104,7 @@ class TriModalModel(nn.Module):
         self.projector: PrefixProjector | None = None
         self.decoder: DecoderLM | None = None
         if m.decoder.depth > 0:
-            self.projector = PrefixProjector(m.dim, m.decoder.dim)
+            self.projector = PrefixProjector(m.dim, m.decoder.dim, m.decoder.memory_positions)
             self.decoder = build_decoder(m.decoder, vocab_size)
         if m.vqa_inputs not in ("both", "question", "image"):
             raise ValueError(
@@ -211,14 +211,14 @@ class TriModalModel(nn.Module):
         return list(self.object_head(image.tokens).split(self._object_classes, dim=-1))
 
     def decoder_prefix(self, *parts: TokenSequence) -> TokenSequence:
-        """Project encoder tokens into the decoder's prefix (parts concatenated in order)."""
+        """Project each part's encoder tokens for the decoder, then concatenate them in order."""
         if self.projector is None:
             raise ValueError(
                 "this checkpoint has no decoder (model.decoder.depth is 0); train a recipe with "
                 "a decoder and a generate stage"
             )
-        joined = join_prefixes(parts)
-        return TokenSequence(self.projector(joined.tokens), joined.mask)
+        projector = self.projector
+        return join_prefixes([TokenSequence(projector(part.tokens), part.mask) for part in parts])
 
     # -- checkpoints ----------------------------------------------------------------------
     def write_files(
