@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from trimodal.generation.conditioning import PrefixProjector, lm_loss, teacher_forcing_batch
+from trimodal.config import DecoderModelConfig
+from trimodal.generation.conditioning import (
+    PrefixProjector,
+    build_decoder,
+    lm_loss,
+    teacher_forcing_batch,
+)
 from trimodal.generation.decoder import DecoderConfig, DecoderLM
 from trimodal.modules.layers import TokenSequence, sinusoidal_positions
 
@@ -77,3 +84,11 @@ def test_projector_positions_restart_per_modality() -> None:
     torch.testing.assert_close(
         positioned(tokens[:, 3:]), later @ plain.linear.weight.T + plain.linear.bias
     )
+
+
+def test_unknown_conditioning_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"model\.decoder\.conditioning"):
+        build_decoder(DecoderModelConfig(depth=1, conditioning="film"), vocab_size=10)
+    assert build_decoder(
+        DecoderModelConfig(depth=1, conditioning="cross_attention"), 10
+    ).config.cross_attention
