@@ -1,4 +1,4 @@
-"""The conditioned LM loss against a naive per-row, per-position reference."""
+"""Decoder conditioning: the LM loss against a per-row reference, the projector, options."""
 
 from __future__ import annotations
 
