@@ -13,6 +13,7 @@ decoder width. ``model.decoder.conditioning``:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -82,16 +83,37 @@ def build_decoder(config: DecoderModelConfig, vocab_size: int) -> DecoderLM:
     )
 
 
-Conditioning = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
+@dataclass(frozen=True)
+class DecoderInputs:
+    """Projected encoder tokens placed as ``decoder`` reads them, beside the text's mask.
+
+    Attributes:
+        prefix: ``[B, P, Dd]`` before the text (prefix conditioning), else None.
+        attention_mask: ``[B, (P +) T]`` over the prefix (if any) and the text.
+        memory: ``[B, M, Dd]`` for cross-attention, else None.
+        memory_mask: ``[B, M]`` True at real memory tokens, else None.
+    """
+
+    prefix: torch.Tensor | None
+    attention_mask: torch.Tensor
+    memory: torch.Tensor | None = None
+    memory_mask: torch.Tensor | None = None
+
+    @property
+    def prefix_length(self) -> int:
+        """Positions the prefix takes before the text (0 without one)."""
+        return 0 if self.prefix is None else self.prefix.shape[1]
 
 
-def condition(decoder: DecoderLM, tokens: TokenSequence | None) -> Conditioning:
-    """``(prefix, memory, memory_mask)``: projected tokens as ``decoder`` reads them."""
+def condition(
+    decoder: DecoderLM, tokens: TokenSequence | None, text_mask: torch.Tensor
+) -> DecoderInputs:
+    """Hand projected ``tokens`` to ``decoder`` as a prefix or as memory; ``text_mask [B, T]``."""
     if tokens is None:
-        return None, None, None
+        return DecoderInputs(None, text_mask)
     if decoder.config.cross_attention:
-        return None, tokens.tokens, tokens.mask
-    return tokens.tokens, None, None
+        return DecoderInputs(None, text_mask, tokens.tokens, tokens.mask)
+    return DecoderInputs(tokens.tokens, torch.cat([tokens.mask, text_mask], dim=1))
 
 
 def join_prefixes(parts: Sequence[TokenSequence]) -> TokenSequence:
@@ -133,12 +155,15 @@ def lm_loss(
         targets: per id, whether it is predicted (assistant reply tokens).
     """
     ids, mask, labels = teacher_forcing_batch(rows, targets, pad_id)
-    cross = decoder.config.cross_attention
-    attention = mask if cross else torch.cat([prefix.mask, mask], dim=1)  # (B, [P +] T)
-    prefix_tokens, memory, memory_mask = condition(decoder, prefix)
-    hidden = decoder.features(ids, prefix_tokens, attention, memory=memory, memory_mask=memory_mask)
-    start = 0 if cross else prefix.tokens.shape[1]
-    text_hidden = hidden[:, start:-1]  # (B, T - 1, Dd); position t predicts id t + 1
+    inputs = condition(decoder, prefix, mask)
+    hidden = decoder.features(
+        ids,
+        inputs.prefix,
+        inputs.attention_mask,
+        memory=inputs.memory,
+        memory_mask=inputs.memory_mask,
+    )
+    text_hidden = hidden[:, inputs.prefix_length : -1]  # (B, T - 1, Dd); t predicts id t + 1
     predicted = labels[:, 1:] != IGNORE  # (B, T - 1)
     if not bool(predicted.any()):
         return hidden.sum() * 0.0
@@ -167,17 +192,15 @@ def generate_replies(
     for i, row in enumerate(rows):
         ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
         mask[i, length - len(row) :] = True
-    cross = decoder.config.cross_attention
-    attention = mask if prefix is None or cross else torch.cat([prefix.mask, mask], dim=1)
-    room = decoder.config.max_positions - int(attention.sum(1).max())
-    prefix_tokens, memory, memory_mask = condition(decoder, prefix)
+    inputs = condition(decoder, prefix, mask)
+    room = decoder.config.max_positions - int(inputs.attention_mask.sum(1).max())
     produced = generate(
         decoder,
         ids,
-        prefix_tokens,
-        attention_mask=attention,
-        memory=memory,
-        memory_mask=memory_mask,
+        inputs.prefix,
+        attention_mask=inputs.attention_mask,
+        memory=inputs.memory,
+        memory_mask=inputs.memory_mask,
         max_new_tokens=max(1, min(max_new_tokens, room)),
         stop_tokens=(eos_id,),
         pad_id=pad_id,
