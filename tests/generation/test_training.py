@@ -56,26 +56,31 @@ def test_frozen_encoders_and_trained_decoder(generate_run: tuple[Path, Path]) ->
     assert after.decoder.lm_head.weight is after.decoder.token_embedding.weight
 
 
+def naive_greedy(model: Model, prompt: str, steps: int, **conditioning: torch.Tensor) -> str:
+    """Reference decoding: a full forward (no cache) and argmax, one token at a time."""
+    network, tokenizer = model.network, model.tokenizer
+    assert network.decoder is not None
+    ids, _ = render_ids(tokenizer, [("user", prompt)], open_reply=True)
+    produced: list[int] = []
+    with torch.no_grad():
+        for _ in range(steps):
+            logits, _ = network.decoder(torch.tensor([ids + produced]), **conditioning)
+            token = int(logits[0, -1].argmax())
+            if token == tokenizer.eos_id:
+                break
+            produced.append(token)
+    return tokenizer.decode(produced).strip()
+
+
 def test_caption_is_greedy_decoding(
     generate_run: tuple[Path, Path], tiny_world: tuple[Path, WorldSummary]
 ) -> None:
     model = Model.from_pretrained(generate_run[1])
     image = tiny_world[0] / "images" / "000000.png"
     caption = model.caption(image, max_new_tokens=6)
-    # naive reference: full forward (no cache) and argmax, one token at a time
-    network, tokenizer = model.network, model.tokenizer
-    assert network.decoder is not None
     with torch.no_grad():
-        prefix = network.decoder_prefix(model._images([image]).sequence())
-        ids, _ = render_ids(tokenizer, [("user", CAPTION_PROMPT)], open_reply=True)
-        produced: list[int] = []
-        for _ in range(6):
-            logits, _ = network.decoder(torch.tensor([ids + produced]), prefix=prefix.tokens)
-            token = int(logits[0, -1].argmax())
-            if token == tokenizer.eos_id:
-                break
-            produced.append(token)
-    assert caption == tokenizer.decode(produced).strip()
+        prefix = model.network.decoder_prefix(model._images([image]).sequence())
+    assert caption == naive_greedy(model, CAPTION_PROMPT, 6, prefix=prefix.tokens)
 
 
 def test_chat_and_cli(
@@ -135,23 +140,16 @@ def test_cross_attention_transcribe_is_greedy_decoding(
     cross_run: Path, tiny_world: tuple[Path, WorldSummary]
 ) -> None:
     model = Model.from_pretrained(cross_run)
-    network, tokenizer = model.network, model.tokenizer
+    network = model.network
     assert network.decoder is not None and network.decoder.config.cross_attention
     audio = tiny_world[0] / "audio" / "000002_caption.wav"
     transcript = model.transcribe(audio, max_new_tokens=6)
-    with torch.no_grad():  # naive reference: the memory re-read by a full forward every step
+    with torch.no_grad():  # the reference re-reads the memory with a full forward every step
         memory = network.decoder_prefix(model._audio([audio]).sequence())
-        ids, _ = render_ids(tokenizer, [("user", TRANSCRIBE_PROMPT)], open_reply=True)
-        produced: list[int] = []
-        for _ in range(6):
-            logits, _ = network.decoder(
-                torch.tensor([ids + produced]), memory=memory.tokens, memory_mask=memory.mask
-            )
-            token = int(logits[0, -1].argmax())
-            if token == tokenizer.eos_id:
-                break
-            produced.append(token)
-    assert transcript == tokenizer.decode(produced).strip()
+    expected = naive_greedy(
+        model, TRANSCRIBE_PROMPT, 6, memory=memory.tokens, memory_mask=memory.mask
+    )
+    assert transcript == expected
     assert isinstance(
         model.chat(
             [Turn("user", "what is it?", image=tiny_world[0] / "images" / "000002.png")],
