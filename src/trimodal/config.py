@@ -30,6 +30,11 @@ class TextEncoderConfig:
     depth: int = 2
     heads: int = 4
     max_length: int = 48
+    causal: bool = False
+    """Token ``t`` attends only to tokens ``<= t`` (CLIP's text tower). A bidirectional encoder
+    with small learned positions became a bag of words here: "is the square left of the
+    circle?" and its mirror encoded alike (cosine 0.999995), so relation and compare questions
+    could not be answered; a causal mask makes word order part of every token."""
 
 
 @dataclass
@@ -110,6 +115,13 @@ class ModelConfig:
     next to the token features) or ``sincos`` (a sin/cos table on their scale). ``sincos`` made
     the default recipe worse (docs/model.md), so ``normal`` stays the default."""
     fusion_image_pool: int = 1
+    fusion_positions: bool = False
+    grounding_bins: int = 0
+    """A grounding head on the fused state predicts the grid cell (column and row, each in
+    ``grounding_bins`` bins) of the first two objects a typed question names; 0: no head.
+    Trained from the question pool (``train.multitask.question_pool``)."""
+    """Add a fixed 2-D sin/cos table (column, row) to the image tokens fusion reads, so that
+    where an object is stays legible next to what it is (spatial relations need it)."""
     """Average-pool the image token grid by this factor before fusion (K/V cost / pool**2)."""
     decoder: DecoderModelConfig = field(default_factory=DecoderModelConfig)
     vqa_inputs: str = "both"
@@ -179,6 +191,13 @@ class MultiTaskConfig(StageConfig):
     scheduler: str = "all"
     tasks_per_step: int = 2
     questions_per_scene: int = 2
+    question_pool: bool = False
+    """Typed questions come from every valid question of each training scene's graph
+    (balanced over families and answers) instead of the manifest's few stored ones."""
+    pool_family_weights: dict[str, float] = field(default_factory=dict)
+    """Relative draw weight of question families in the pool (1 where absent)."""
+    grounding_weight: float = 1.0
+    """Weight of the grounding loss inside ``vqa_typed`` (with ``model.grounding_bins``)."""
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,32 @@ def test_image_context_pools_the_grid_by_hand() -> None:
     )
     with pytest.raises(ValueError, match="does not divide"):
         _model("model.fusion_image_pool=3").image_context(output)
+
+
+def test_fusion_positions_add_the_column_and_row_tables_by_hand() -> None:
+    model = _model("model.fusion_positions=true")
+    tokens = torch.randn(2, 9, 8)
+    output = EncoderOutput(tokens, torch.ones(2, 9, dtype=torch.bool), torch.zeros(2, 4))
+    added = model.image_context(output).tokens - tokens  # (2, 9, 8): a 3x3 grid, width 8
+    for token in range(9):
+        row, column = divmod(token, 3)
+        expected = []
+        for place in (column, row):  # channels 0-3: the column; 4-7: the row
+            expected += [
+                math.sin(place),
+                math.cos(place),
+                math.sin(place / 100.0),
+                math.cos(place / 100.0),
+            ]
+        assert torch.allclose(added[:, token], torch.tensor(expected).expand(2, 8), atol=1e-6)
+    unchanged = _model().image_context(output).tokens
+    assert torch.equal(unchanged, tokens)
+    with pytest.raises(ValueError, match="square grid"):
+        model.image_context(
+            EncoderOutput(
+                torch.randn(1, 6, 8), torch.ones(1, 6, dtype=torch.bool), torch.zeros(1, 4)
+            )
+        )
 
 
 def test_answers_from_any_subset_of_modalities() -> None:

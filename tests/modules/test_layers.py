@@ -117,3 +117,43 @@ def test_normal_positions_are_small_and_unknown_kinds_are_refused() -> None:
     assert initial_grid_positions("normal", 4, 64).std().item() == pytest.approx(0.02, rel=0.2)
     with pytest.raises(ValueError, match=r"model\.position_init"):
         initial_positions("learned", 4, 8)
+
+
+def test_causal_attention_matches_a_naive_lower_triangular_softmax() -> None:
+    torch.manual_seed(2)
+    module = MultiHeadAttention(8, heads=2).eval()
+    x = torch.randn(2, 5, 8)
+    key_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    with torch.no_grad():
+        actual = module(x, key_mask=key_mask, causal=True)
+        for t in range(5):
+            # query t sees keys 0..t (and only real ones): the naive loop over that prefix
+            prefix_mask = key_mask & (torch.arange(5) <= t)
+            expected = naive_attention(module, x[:, t : t + 1], x, prefix_mask)
+            assert torch.allclose(actual[:, t : t + 1], expected, atol=1e-5)
+
+
+def test_a_causal_stack_never_looks_ahead_and_sees_word_order() -> None:
+    torch.manual_seed(3)
+    stack = TransformerStack(16, depth=2, heads=4, causal=True).eval()
+    x = torch.randn(1, 6, 16)
+    changed = x.clone()
+    changed[0, 4:] = torch.randn(2, 16)
+    swapped = x[:, [1, 0, 2, 3, 4, 5]]
+    with torch.no_grad():
+        a, b, c = stack(x), stack(changed), stack(swapped)
+        bidirectional = TransformerStack(16, depth=2, heads=4).eval()
+        bidirectional.load_state_dict(stack.state_dict())
+        d, e = bidirectional(x), bidirectional(swapped)
+    assert torch.allclose(a[0, :4], b[0, :4], atol=1e-6)  # tokens 0-3 ignore tokens 4-5
+    assert not torch.allclose(a[0, 4:], b[0, 4:], atol=1e-3)
+    # swapping the first two tokens changes the last token of a causal stack, and nothing
+    # but the swapped rows of a bidirectional one without positions (a bag of words)
+    assert not torch.allclose(a[0, 5], c[0, 5], atol=1e-3)
+    assert torch.allclose(d[0, 2:], e[0, 2:], atol=1e-5)
+
+
+def test_causal_cross_attention_is_refused() -> None:
+    module = MultiHeadAttention(8, heads=2)
+    with pytest.raises(ValueError, match="causal attention is self-attention"):
+        module(torch.randn(1, 2, 8), context=torch.randn(1, 3, 8), causal=True)

@@ -15,6 +15,8 @@ from trimodal.world.language import (
     candidate_questions,
     caption,
     describe,
+    named_objects,
+    object_phrases,
 )
 from trimodal.world.scene import Scene, SceneObject, sample_scene
 
@@ -109,3 +111,30 @@ def test_balancer_picks_distinct_families(per_scene: int) -> None:
         questions = balancer.choose(scene, per_scene)
         assert len(questions) == per_scene
         assert len({q.family for q in questions}) == per_scene
+
+
+def test_named_objects_in_reading_order_by_any_unique_phrase() -> None:
+    circle = _object("circle", "red", "large", 0.2, 0.5)
+    star = _object("star", "blue", "small", 0.8, 0.45)
+    other = _object("star", "green", "large", 0.5, 0.1)
+    scene = Scene(0, "train", (60, 60, 60), (circle, star, other))
+    assert named_objects("is the circle to the left of the blue star?", scene) == [0, 1]
+    assert named_objects("is the small star bigger than the large red circle?", scene) == [1, 0]
+    assert named_objects("what color is the small star?", scene) == [1]
+    assert named_objects("what shape is the green object?", scene) == [2]
+    assert named_objects("how many stars are there?", scene) == []
+    assert named_objects("is there a red circle?", scene) == []  # "a", not "the": no referent
+    # "the star" names no one object here (two stars), so it is not matched
+    assert named_objects("what color is the star?", scene) == []
+
+
+def test_every_two_object_question_names_two_distinct_objects() -> None:
+    for index in range(60):
+        scene = sample_scene(index, seed=5)
+        phrases = object_phrases(scene)
+        for family, questions in candidate_questions(scene).items():
+            expected = {"relation": 2, "compare": 2, "color": 1, "shape": 1, "size": 1}
+            for question in questions:
+                named = named_objects(question.question, scene, phrases)
+                assert len(named) == expected.get(family, 0), question
+                assert len(set(named)) == len(named)

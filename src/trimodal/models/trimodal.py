@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trimodal.config import Config, config_from_json, to_dict
+from trimodal.data.question_pool import GROUNDED_OBJECTS
 from trimodal.data.tensors import OBJECT_GROUPS, attribute_groups
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.generation.conditioning import PrefixProjector, build_decoder, join_prefixes
@@ -42,7 +43,7 @@ from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.encoders.image import ImageEncoder
 from trimodal.modules.encoders.text import TextEncoder
 from trimodal.modules.fusion import build_fusion
-from trimodal.modules.layers import TokenSequence, TransformerStack
+from trimodal.modules.layers import TokenSequence, TransformerStack, initial_grid_positions
 
 MODALITIES = ("audio", "image", "text")
 TIED = ("decoder.lm_head.weight",)
@@ -100,6 +101,11 @@ class TriModalModel(nn.Module):
         groups = attribute_groups(vocabulary.attributes)
         self._object_classes = [len(groups[group]) + 1 for group in OBJECT_GROUPS]
         self.object_head = nn.Linear(m.dim, sum(self._object_classes))
+        self.grounding_head = (
+            nn.Linear(m.dim, 2 * GROUNDED_OBJECTS * m.grounding_bins)
+            if m.grounding_bins > 0
+            else None
+        )
         self.tokenizer: TextTokenizer | None = None
         self.projector: PrefixProjector | None = None
         self.decoder: DecoderLM | None = None
@@ -142,7 +148,7 @@ class TriModalModel(nn.Module):
         """
         pool = self.config.model.fusion_image_pool
         if pool <= 1:
-            return image.sequence()
+            return self._with_positions(image.sequence())
         batch, count, dim = image.tokens.shape
         grid = math.isqrt(count)
         if grid * grid != count or grid % pool:
@@ -152,7 +158,21 @@ class TriModalModel(nn.Module):
         tokens = image.tokens.transpose(1, 2).reshape(batch, dim, grid, grid)
         pooled = F.avg_pool2d(tokens, pool).flatten(2).transpose(1, 2)  # (B, (g/p)^2, D)
         mask = torch.ones(pooled.shape[:2], dtype=torch.bool, device=pooled.device)
-        return TokenSequence(pooled, mask)
+        return self._with_positions(TokenSequence(pooled, mask))
+
+    def _with_positions(self, image: TokenSequence) -> TokenSequence:
+        """Add the fixed 2-D sin/cos grid table when ``model.fusion_positions`` is on."""
+        if not self.config.model.fusion_positions:
+            return image
+        count, dim = image.tokens.shape[1:]
+        grid = math.isqrt(count)
+        if grid * grid != count or dim % 4:
+            raise ValueError(
+                f"model.fusion_positions needs a square grid and a width divisible by 4, "
+                f"got {count} tokens of width {dim}"
+            )
+        table = initial_grid_positions("sincos", grid, dim).to(image.tokens)  # (g*g, D)
+        return TokenSequence(image.tokens + table, image.mask)
 
     # -- heads ----------------------------------------------------------------------------
     def fuse(self, inputs: dict[str, TokenSequence]) -> torch.Tensor:
@@ -164,6 +184,15 @@ class TriModalModel(nn.Module):
             [torch.ones(batch, 1, dtype=torch.bool, device=tokens.device), fused.mask], dim=1
         )
         return self.backbone(tokens, mask)[:, 0]
+
+    def grounding_logits(self, state: torch.Tensor) -> torch.Tensor:
+        """Fused state ``[B, D]`` -> ``[B, 2 * GROUNDED_OBJECTS, bins]`` cell scores: the
+        column bin then the row bin of each of the first two objects a question names."""
+        if self.grounding_head is None:
+            raise ValueError("this model has no grounding head (model.grounding_bins is 0)")
+        return self.grounding_head(state).view(
+            state.shape[0], 2 * GROUNDED_OBJECTS, self.config.model.grounding_bins
+        )
 
     def answer_logits(self, inputs: dict[str, TokenSequence]) -> torch.Tensor:
         """Answer scores ``[B, n_answers]`` for any subset of modalities.

@@ -26,11 +26,20 @@ class TokenSequence:
         return TokenSequence(self.tokens[rows], self.mask[rows])
 
 
-def attention_bias(key_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """Boolean key mask ``[B, S]`` -> SDPA mask ``[B, 1, 1, S]`` (True = may attend)."""
+def attention_bias(
+    key_mask: torch.Tensor | None, causal_length: int | None = None
+) -> torch.Tensor | None:
+    """Boolean key mask ``[B, S]`` -> SDPA mask ``[B, 1, 1, S]`` (True = may attend).
+
+    With ``causal_length`` T (self-attention, T == S) the mask is ``[B, 1, T, T]`` and query
+    ``t`` may attend to keys ``<= t`` only; a key mask of None then means every key is real.
+    """
+    if causal_length is None:
+        return None if key_mask is None else key_mask[:, None, None, :]
+    causal = torch.ones(causal_length, causal_length, dtype=torch.bool).tril()
     if key_mask is None:
-        return None
-    return key_mask[:, None, None, :]
+        return causal
+    return causal.to(key_mask.device) & key_mask[:, None, None, :]
 
 
 class MultiHeadAttention(nn.Module):
@@ -57,16 +66,20 @@ class MultiHeadAttention(nn.Module):
         x: torch.Tensor,
         context: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
+        causal: bool = False,
     ) -> torch.Tensor:
         """Attend from ``x [B, T, D]`` over ``context [B, S, Dkv]`` (``x`` itself if None).
 
         Args:
             key_mask: ``[B, S]`` True at real keys.
+            causal: self-attention where token ``t`` sees only tokens ``<= t``.
 
         Returns:
             ``[B, T, D]``.
         """
         batch, length, dim = x.shape
+        if causal and context is not None:
+            raise ValueError("causal attention is self-attention; got a context")
         source = x if context is None else context
         q = (
             self.query(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
@@ -81,10 +94,17 @@ class MultiHeadAttention(nn.Module):
             q,
             k,
             v,
-            attn_mask=attention_bias(key_mask),
+            attn_mask=self._mask(key_mask, length if causal else None, q.device),
             dropout_p=self.dropout if self.training else 0.0,
         )  # (B, h, T, hd)
         return self.out(y.transpose(1, 2).reshape(batch, length, dim))
+
+    @staticmethod
+    def _mask(
+        key_mask: torch.Tensor | None, causal_length: int | None, device: torch.device
+    ) -> torch.Tensor | None:
+        mask = attention_bias(key_mask, causal_length)
+        return None if mask is None else mask.to(device)
 
 
 class MLP(nn.Module):
@@ -128,21 +148,36 @@ class TransformerBlock(nn.Module):
         mask: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
+        causal: bool = False,
     ) -> torch.Tensor:
-        """``x [B, T, D]`` with ``mask [B, T]``; optional ``context [B, S, Dc]`` -> ``[B, T, D]``."""
-        x = x + self.attention(self.norm1(x), key_mask=mask)
+        """``x [B, T, D]`` with ``mask [B, T]``; optional ``context [B, S, Dc]`` -> ``[B, T, D]``.
+
+        ``causal``: the self-attention lets token ``t`` see only tokens ``<= t``.
+        """
+        x = x + self.attention(self.norm1(x), key_mask=mask, causal=causal)
         if self.cross is not None and self.cross_norm is not None and context is not None:
             x = x + self.cross(self.cross_norm(x), context=context, key_mask=context_mask)
         return x + self.mlp(self.norm2(x))
 
 
 class TransformerStack(nn.Module):
-    """``depth`` :class:`TransformerBlock` s followed by a final LayerNorm."""
+    """``depth`` :class:`TransformerBlock` s followed by a final LayerNorm.
+
+    ``causal``: every self-attention lets token ``t`` see only tokens ``<= t`` (CLIP's text
+    tower): word order then shapes every token, whatever the position table learns.
+    """
 
     def __init__(
-        self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        causal: bool = False,
     ):
         super().__init__()
+        self.causal = causal
         self.blocks = nn.ModuleList(
             TransformerBlock(dim, heads, mlp_ratio, dropout) for _ in range(depth)
         )
@@ -151,7 +186,7 @@ class TransformerStack(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, T, D]`` -> ``[B, T, D]``."""
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, mask, causal=self.causal)
         return self.norm(x)
 
 

@@ -39,6 +39,7 @@ from trimodal.config import (
     to_dict,
 )
 from trimodal.data.manifest import load_manifest
+from trimodal.data.question_pool import QuestionPool, build_question_pool
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.data.transforms import ImageTransform
@@ -70,6 +71,7 @@ class RunData:
     vocabulary: Vocabulary
     tensors: SceneTensors
     train_rows: torch.Tensor
+    pool: QuestionPool | None = None
 
 
 def manifest_path_of(source: str | os.PathLike[str]) -> Path:
@@ -104,7 +106,19 @@ def prepare_data(
     train_rows = tensors.rows_in("train")
     if config.train.max_train_scenes > 0:
         train_rows = train_rows[: config.train.max_train_scenes]
-    return RunData(tokenizer, vocabulary, tensors, train_rows)
+    pool = None
+    if config.train.multitask.question_pool:
+        pool = build_question_pool(
+            manifest,
+            train_rows.tolist(),
+            tokenizer,
+            vocabulary.answers,
+            bins=max(1, config.model.grounding_bins),
+            max_length=config.model.text.max_length,
+            seed=config.train.seed,
+            family_weights=config.train.multitask.pool_family_weights,
+        )
+    return RunData(tokenizer, vocabulary, tensors, train_rows, pool)
 
 
 def _pairs(names: list[str]) -> list[tuple[str, str]]:
@@ -123,9 +137,15 @@ class TrainStep(nn.Module):
     """The whole loss of one step as a module, so DistributedDataParallel can wrap it."""
 
     def __init__(
-        self, model: TriModalModel, weighting: nn.Module | None, config: Config, distributed: bool
+        self,
+        model: TriModalModel,
+        weighting: nn.Module | None,
+        config: Config,
+        distributed: bool,
+        pool: QuestionPool | None = None,
     ):
         super().__init__()
+        self.pool = pool
         self.model, self.weighting, self.config, self.distributed = (
             model,
             weighting,
@@ -166,7 +186,9 @@ class TrainStep(nn.Module):
             return self._align(step, losses["contrastive"], parts)
         multitask = self.config.train.multitask
         if "vqa_typed" in active:
-            losses["vqa_typed"] = task_losses.typed_vqa_loss(step, multitask.questions_per_scene)
+            losses["vqa_typed"] = task_losses.typed_vqa_loss(
+                step, multitask.questions_per_scene, self.pool, multitask.grounding_weight
+            )
         if "vqa_spoken" in active:
             losses["vqa_spoken"] = task_losses.spoken_vqa_loss(step)
         for name in task_losses.IMAGE_TASKS:
@@ -356,7 +378,9 @@ class Trainer:
     def _run_stage(self, plan: StagePlan, state: TrainingState | None, max_steps: int) -> bool:
         weighting = self._weighting() if plan.name == "multitask" else None
         self._set_trainable(plan)
-        step_module = TrainStep(self.model, weighting, self.config, self.context.enabled)
+        step_module = TrainStep(
+            self.model, weighting, self.config, self.context.enabled, self.data.pool
+        )
         if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
         optimizer = _optimizer(step_module, plan.config)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from trimodal.data.question_pool import IGNORE, QuestionPool
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
 from trimodal.generation.chat import CAPTION_PROMPT, SPOKEN_PROMPT, TRANSCRIBE_PROMPT, render_ids
@@ -93,8 +94,20 @@ def contrastive_loss(
     return output.total, output.parts
 
 
-def typed_vqa_loss(step: StepInputs, questions_per_scene: int) -> torch.Tensor:
-    """Cross-entropy of answers to typed questions, ``questions_per_scene`` sampled per scene."""
+def typed_vqa_loss(
+    step: StepInputs,
+    questions_per_scene: int,
+    pool: QuestionPool | None = None,
+    grounding_weight: float = 1.0,
+) -> torch.Tensor:
+    """Cross-entropy of answers to typed questions, ``questions_per_scene`` sampled per scene.
+
+    With a ``pool`` the questions come from it instead of the stored ones, and a model with a
+    grounding head adds ``grounding_weight`` times the cross-entropy of the named objects'
+    cells.
+    """
+    if pool is not None:
+        return _pooled_vqa_loss(step, questions_per_scene, pool, grounding_weight)
     tensors, rows = step.tensors, step.rows
     answers = tensors.answers[rows]  # (B, Q)
     valid = answers >= 0
@@ -118,6 +131,35 @@ def typed_vqa_loss(step: StepInputs, questions_per_scene: int) -> torch.Tensor:
     }
     logits = step.model.answer_logits(inputs)
     return F.cross_entropy(logits, answers[scene, question])
+
+
+def _pooled_vqa_loss(
+    step: StepInputs, questions_per_scene: int, pool: QuestionPool, grounding_weight: float
+) -> torch.Tensor:
+    scene, index = pool.sample(step.rows, questions_per_scene, step.generator)
+    if scene.numel() == 0:
+        return _zero_loss(step)
+    ids, mask = pool.ids[index], pool.mask[index]
+    keep = mask.any(0)
+    encoded = step.model.encode_text(ids[:, keep], mask[:, keep]).sequence()
+    image_tokens = step.model.image_context(step.image())
+    inputs = step.model.visible_inputs({"image": image_tokens.select(scene), "text": encoded})
+    state = step.model.fuse(inputs)
+    loss = F.cross_entropy(step.model.answer_head(state), pool.answers[index])
+    if step.model.grounding_head is None or grounding_weight == 0:
+        return loss
+    return loss + grounding_weight * grounding_loss(
+        step.model.grounding_logits(state), pool.grounding[index]
+    )
+
+
+def grounding_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the known cells of ``logits [M, S, bins]`` / ``targets [M, S]``
+    (``IGNORE`` entries skipped; zero, still attached to the graph, when none is known)."""
+    known = targets != IGNORE
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[known], targets[known])
 
 
 def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:

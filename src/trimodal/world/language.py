@@ -8,6 +8,7 @@ balanced over the whole world.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,11 @@ _DESCRIPTOR_ORDERS: tuple[tuple[str, ...], ...] = (
     ("size", "shape"),
     ("size", "color"),
     ("size", "color", "shape"),
+)
+
+
+_ALL_DESCRIPTORS: tuple[tuple[str, ...], ...] = tuple(
+    names for k in (1, 2, 3) for names in combinations(("size", "color", "shape"), k)
 )
 
 
@@ -235,3 +241,36 @@ class QuestionBalancer:
         options = by_answer[answer]
         counter[answer] += 1
         return options[int(rng.integers(len(options)))]
+
+
+def object_phrases(scene: Scene) -> list[tuple[int, re.Pattern[str]]]:
+    """(object index, pattern of "the <phrase>") for every phrase naming one object uniquely.
+
+    A phrase is any non-empty choice of the object's size, colour and shape in that order
+    ("star", "blue star", "small blue object", ...; "object" stands in for a missing shape),
+    kept when no other object of the scene matches it. Every phrase :func:`describe` makes is
+    among them.
+    """
+    phrases = []
+    for index, obj in enumerate(scene.objects):
+        for names in _ALL_DESCRIPTORS:
+            attributes = {name: getattr(obj, name) for name in names}
+            if sum(_matches(other, attributes) for other in scene.objects) != 1:
+                continue
+            words = [attributes[name] for name in ("size", "color", "shape") if name in attributes]
+            phrase = " ".join(words + ([] if "shape" in attributes else ["object"]))
+            phrases.append((index, re.compile(rf"\bthe {re.escape(phrase)}\b")))
+    return phrases
+
+
+def named_objects(
+    question: str, scene: Scene, phrases: list[tuple[int, re.Pattern[str]]] | None = None
+) -> list[int]:
+    """Indices of the objects ``question`` names ("the large red circle", "the star"), in
+    reading order; ``phrases`` is :func:`object_phrases` of ``scene`` (computed if None)."""
+    first: dict[int, int] = {}
+    for index, pattern in object_phrases(scene) if phrases is None else phrases:
+        match = pattern.search(question)
+        if match is not None and match.start() < first.get(index, len(question)):
+            first[index] = match.start()
+    return sorted(first, key=first.__getitem__)

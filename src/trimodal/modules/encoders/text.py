@@ -29,7 +29,9 @@ class TextEncoder(nn.Module):
         self.position_embedding = nn.Parameter(
             initial_positions(position_init, config.max_length, dim)
         )
-        self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
+        self.transformer = TransformerStack(
+            dim, config.depth, config.heads, mlp_ratio, causal=config.causal
+        )
         self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
 
