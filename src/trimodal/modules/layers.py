@@ -27,19 +27,19 @@ class TokenSequence:
 
 
 def attention_bias(
-    key_mask: torch.Tensor | None, causal_length: int | None = None
+    key_mask: torch.Tensor | None,
+    causal_length: int | None = None,
+    device: torch.device | None = None,
 ) -> torch.Tensor | None:
     """Boolean key mask ``[B, S]`` -> SDPA mask ``[B, 1, 1, S]`` (True = may attend).
 
-    With ``causal_length`` T (self-attention, T == S) the mask is ``[B, 1, T, T]`` and query
-    ``t`` may attend to keys ``<= t`` only; a key mask of None then means every key is real.
+    With ``causal_length`` T (self-attention, T == S) the mask is ``[B, 1, T, T]`` (``[T, T]``
+    without a key mask), built on ``device``, and query ``t`` may attend to keys ``<= t`` only.
     """
     if causal_length is None:
         return None if key_mask is None else key_mask[:, None, None, :]
-    causal = torch.ones(causal_length, causal_length, dtype=torch.bool).tril()
-    if key_mask is None:
-        return causal
-    return causal.to(key_mask.device) & key_mask[:, None, None, :]
+    causal = torch.ones(causal_length, causal_length, dtype=torch.bool, device=device).tril()
+    return causal if key_mask is None else causal & key_mask[:, None, None, :]
 
 
 class MultiHeadAttention(nn.Module):
@@ -94,17 +94,10 @@ class MultiHeadAttention(nn.Module):
             q,
             k,
             v,
-            attn_mask=self._mask(key_mask, length if causal else None, q.device),
+            attn_mask=attention_bias(key_mask, length if causal else None, q.device),
             dropout_p=self.dropout if self.training else 0.0,
         )  # (B, h, T, hd)
         return self.out(y.transpose(1, 2).reshape(batch, length, dim))
-
-    @staticmethod
-    def _mask(
-        key_mask: torch.Tensor | None, causal_length: int | None, device: torch.device
-    ) -> torch.Tensor | None:
-        mask = attention_bias(key_mask, causal_length)
-        return None if mask is None else mask.to(device)
 
 
 class MLP(nn.Module):

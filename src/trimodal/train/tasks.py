@@ -139,9 +139,7 @@ def _pooled_vqa_loss(
     scene, index = pool.sample(step.rows, questions_per_scene, step.generator)
     if scene.numel() == 0:
         return _zero_loss(step)
-    ids, mask = pool.ids[index], pool.mask[index]
-    keep = mask.any(0)
-    encoded = step.model.encode_text(ids[:, keep], mask[:, keep]).sequence()
+    encoded = step.model.encode_padded_text(pool.ids[index], pool.mask[index]).sequence()
     image_tokens = step.model.image_context(step.image())
     inputs = step.model.visible_inputs({"image": image_tokens.select(scene), "text": encoded})
     state = step.model.fuse(inputs)

@@ -130,11 +130,14 @@ def describe(
             continue
         attributes = {name: getattr(obj, name) for name in names}
         if sum(_matches(other, attributes) for other in objects) == 1:
-            words = [attributes[name] for name in ("size", "color", "shape") if name in attributes]
-            if "shape" not in attributes:
-                words.append("object")
-            return " ".join(words)
+            return _phrase(attributes)
     return None
+
+
+def _phrase(attributes: dict[str, str]) -> str:
+    """Attribute values in size-colour-shape order, "object" standing in for no shape."""
+    words = [attributes[name] for name in ("size", "color", "shape") if name in attributes]
+    return " ".join(words + ([] if "shape" in attributes else ["object"]))
 
 
 def _attribute_questions(scene: Scene) -> dict[str, list[Question]]:
@@ -257,9 +260,8 @@ def object_phrases(scene: Scene) -> list[tuple[int, re.Pattern[str]]]:
             attributes = {name: getattr(obj, name) for name in names}
             if sum(_matches(other, attributes) for other in scene.objects) != 1:
                 continue
-            words = [attributes[name] for name in ("size", "color", "shape") if name in attributes]
-            phrase = " ".join(words + ([] if "shape" in attributes else ["object"]))
-            phrases.append((index, re.compile(rf"\bthe {re.escape(phrase)}\b")))
+            pattern = re.compile(rf"\bthe {re.escape(_phrase(attributes))}\b")
+            phrases.append((index, pattern))
     return phrases
 
 
