@@ -115,14 +115,14 @@ class ModelConfig:
     next to the token features) or ``sincos`` (a sin/cos table on their scale). ``sincos`` made
     the default recipe worse (docs/model.md), so ``normal`` stays the default."""
     fusion_image_pool: int = 1
+    """Average-pool the image token grid by this factor before fusion (K/V cost / pool**2)."""
     fusion_positions: bool = False
+    """Add a fixed 2-D sin/cos table (column, row) to the image tokens fusion reads, so that
+    where an object is stays legible next to what it is (spatial relations need it)."""
     grounding_bins: int = 0
     """A grounding head on the fused state predicts the grid cell (column and row, each in
     ``grounding_bins`` bins) of the first two objects a typed question names; 0: no head.
-    Trained from the question pool (``train.multitask.question_pool``)."""
-    """Add a fixed 2-D sin/cos table (column, row) to the image tokens fusion reads, so that
-    where an object is stays legible next to what it is (spatial relations need it)."""
-    """Average-pool the image token grid by this factor before fusion (K/V cost / pool**2)."""
+    Trained from a question pool (``train.multitask.question_pool``, ``train.reason``)."""
     decoder: DecoderModelConfig = field(default_factory=DecoderModelConfig)
     vqa_inputs: str = "both"
     """What the answer head sees: ``both`` (image + question), or a blind baseline that sees
@@ -201,6 +201,24 @@ class MultiTaskConfig(StageConfig):
 
 
 @dataclass
+class ReasonConfig(StageConfig):
+    """Stage 2b: typed questions over a frozen image tower, with the grounding loss.
+
+    The image encoder's tokens are computed once at the start of the stage (eval mode, no
+    gradient), so a step costs only the text tower, fusion, backbone and heads: a few percent
+    of a multi-task step. Questions come from every valid question of each training scene's
+    graph (``family_weights`` as in ``train.multitask.pool_family_weights``), ``batch_size``
+    scenes and ``questions_per_scene`` questions each per step. ``epochs`` 0 skips the stage.
+    """
+
+    epochs: float = 0.0
+    questions_per_scene: int = 2
+    family_weights: dict[str, float] = field(default_factory=dict)
+    grounding_weight: float = 1.0
+    """Weight of the grounding loss (with ``model.grounding_bins``) beside the answer loss."""
+
+
+@dataclass
 class GenerateConfig(StageConfig):
     """Stage 3: the decoder learns captions, transcripts, answers and dialogues.
 
@@ -217,13 +235,14 @@ class GenerateConfig(StageConfig):
 
 @dataclass
 class TrainConfig:
-    """The stages (vision, align, multitask, generate) plus run-wide settings."""
+    """The stages (vision, align, multitask, reason, generate) plus run-wide settings."""
 
     seed: int = 0
     threads: int = 0
     vision: VisionConfig = field(default_factory=VisionConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
+    reason: ReasonConfig = field(default_factory=ReasonConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     log_every: int = 20
     checkpoint_every: int = 200

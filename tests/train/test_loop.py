@@ -114,6 +114,22 @@ def test_resume_across_the_stage_boundary(
     assert all(torch.equal(a[name], b[name]) for name in a)
 
 
+def test_resume_in_the_middle_of_the_reason_stage(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    world, _ = tiny_world
+    reason = ["model.grounding_bins=4", "train.reason.epochs=1", "train.reason.batch_size=8"]
+    config = load_config(TINY, reason)
+    straight = train(config, world, tmp_path / "straight", progress=False)
+    stages = straight["stages"]
+    stop = stages["align"] + stages["multitask"] + 2
+    assert stop < straight["global_step"]
+    train(config, world, tmp_path / "resumed", max_steps=stop, progress=False)
+    train(config, world, tmp_path / "resumed", resume=True, progress=False)
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
 def test_resume_without_checkpoint_is_a_clear_error(
     tiny_world: tuple[Path, WorldSummary], tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from trimodal.data.tensors import to_float_images
 from trimodal.models.trimodal import TriModalModel, Vocabulary
 from trimodal.train.loop import train
 from trimodal.train.tasks import (
+    FrozenImages,
     StepInputs,
     grounding_loss,
     object_grid_targets,
@@ -202,3 +204,69 @@ def test_the_tiny_recipe_trains_with_the_pool_and_reloads(
     assert model.network.config.model.text.causal and model.network.grounding_head is not None
     metrics = [line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any('"vqa_typed"' in line for line in metrics)
+
+
+REASON = [
+    "model.text.causal=true",
+    "model.fusion_positions=true",
+    "model.grounding_bins=4",
+    "train.reason.epochs=2",
+    "train.reason.batch_size=4",
+    "train.reason.family_weights={relation: 2.0}",
+]
+
+
+def test_frozen_images_match_eval_mode_encoding_row_by_row(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    from trimodal.train.loop import prepare_data
+
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    data = prepare_data(config, tiny_world[0])
+    torch.manual_seed(0)
+    model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
+    model.train()
+    rows = data.train_rows[:7]
+    frozen = FrozenImages.encode(model, data.tensors, rows, chunk=3)
+    assert model.training  # the mode is restored
+    model.eval()
+    picked = torch.tensor([int(rows[5]), int(rows[0])])
+    selected = frozen.select(picked)
+    with torch.no_grad():
+        for i, row in enumerate(picked.tolist()):
+            alone = model.encode_image(to_float_images(data.tensors.images[row][None]))
+            assert torch.allclose(selected.tokens[i], alone.tokens[0], atol=1e-5)
+            assert torch.allclose(selected.pooled[i], alone.pooled[0], atol=1e-5)
+    with pytest.raises(ValueError, match="not encoded"):
+        frozen.select(torch.tensor([int(data.train_rows[8])]))
+
+
+def test_the_reason_stage_moves_only_text_fusion_and_heads(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from trimodal.train.loop import prepare_data
+    from trimodal.train.schedule import steps_for
+
+    config = load_config(ROOT / "configs" / "tiny.yaml", REASON)
+    without = load_config(ROOT / "configs" / "tiny.yaml", [*REASON[:-3], "train.reason.epochs=0"])
+    summary = train(config, tiny_world[0], tmp_path / "with", progress=False)
+    train(without, tiny_world[0], tmp_path / "without", progress=False)
+    rows = len(prepare_data(config, tiny_world[0]).train_rows)
+    assert summary["stages"]["reason"] == steps_for(2.0, rows, 4) > 0
+    after = load_file(str(tmp_path / "with" / "checkpoint" / "model.safetensors"))
+    before = load_file(str(tmp_path / "without" / "checkpoint" / "model.safetensors"))
+    assert after.keys() == before.keys()
+    # The stages before stage 2b are identical in both runs, so every difference is its doing.
+    for name in after:
+        if name.startswith(("image_encoder.", "audio_encoder.")):  # BatchNorm statistics too
+            assert torch.equal(after[name], before[name]), name
+    for prefix in ("text_encoder.", "fusion.", "backbone.", "answer_head.", "grounding_head."):
+        names = [name for name in after if name.startswith(prefix)]
+        assert names and any(not torch.equal(after[n], before[n]) for n in names), prefix
+    records = [
+        json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()
+    ]
+    reason = [r for r in records if r["stage"] == "reason"]
+    assert reason and all({"answer", "grounding"} <= set(r["loss"]) for r in reason)

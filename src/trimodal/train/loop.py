@@ -1,5 +1,5 @@
-"""``trimodal train``: stage 0 (vision, optional), stage 1 (align), stage 2 (multi-task) and
-stage 3 (generate, optional), resumable, DDP-ready.
+"""``trimodal train``: stage 0 (vision, optional), stage 1 (align), stage 2 (multi-task),
+stage 2b (reason, optional) and stage 3 (generate, optional), resumable, DDP-ready.
 
 The same entry point runs alone or under ``torchrun --nproc_per_node=N``: the process group is
 joined when torchrun's variables are set, each rank computes its share of every global batch,
@@ -34,6 +34,7 @@ from trimodal.config import (
     Config,
     GenerateConfig,
     MultiTaskConfig,
+    ReasonConfig,
     StageConfig,
     VisionConfig,
     to_dict,
@@ -60,7 +61,7 @@ from trimodal.train.distributed import (
 )
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
 
-STAGES = ("vision", "align", "multitask", "generate")
+STAGES = ("vision", "align", "multitask", "reason", "generate")
 
 
 @dataclass
@@ -72,6 +73,9 @@ class RunData:
     tensors: SceneTensors
     train_rows: torch.Tensor
     pool: QuestionPool | None = None
+    """Questions of stage 2 (``train.multitask.question_pool``)."""
+    reason_pool: QuestionPool | None = None
+    """Questions of stage 2b (``train.reason``)."""
 
 
 def manifest_path_of(source: str | os.PathLike[str]) -> Path:
@@ -106,9 +110,10 @@ def prepare_data(
     train_rows = tensors.rows_in("train")
     if config.train.max_train_scenes > 0:
         train_rows = train_rows[: config.train.max_train_scenes]
-    pool = None
-    if config.train.multitask.question_pool:
-        pool = build_question_pool(
+    multitask, reason = config.train.multitask, config.train.reason
+
+    def pool_of(family_weights: dict[str, float]) -> QuestionPool:
+        return build_question_pool(
             manifest,
             train_rows.tolist(),
             tokenizer,
@@ -116,9 +121,12 @@ def prepare_data(
             bins=max(1, config.model.grounding_bins),
             max_length=config.model.text.max_length,
             seed=config.train.seed,
-            family_weights=config.train.multitask.pool_family_weights,
+            family_weights=family_weights,
         )
-    return RunData(tokenizer, vocabulary, tensors, train_rows, pool)
+
+    pool = pool_of(multitask.pool_family_weights) if multitask.question_pool else None
+    reason_pool = pool_of(reason.family_weights) if reason.epochs > 0 else None
+    return RunData(tokenizer, vocabulary, tensors, train_rows, pool, reason_pool)
 
 
 def _pairs(names: list[str]) -> list[tuple[str, str]]:
@@ -143,9 +151,12 @@ class TrainStep(nn.Module):
         config: Config,
         distributed: bool,
         pool: QuestionPool | None = None,
+        reason_pool: QuestionPool | None = None,
     ):
         super().__init__()
-        self.pool = pool
+        self.pool, self.reason_pool = pool, reason_pool
+        self.frozen_images: task_losses.FrozenImages | None = None
+        """Set by the trainer for stage 2b."""
         self.model, self.weighting, self.config, self.distributed = (
             model,
             weighting,
@@ -176,6 +187,8 @@ class TrainStep(nn.Module):
             return self._generation(step, active)
         if stage == "vision":
             return self._image_tasks(step, active)
+        if stage == "reason":
+            return self._reason(step)
         if stage == "align" or "contrastive" in active:
             total, pair_parts = task_losses.contrastive_loss(
                 step, pairs, align.loss, align.margin, self.distributed
@@ -218,6 +231,23 @@ class TrainStep(nn.Module):
             return contrastive, parts, {"contrastive": 1.0}
         extra, extra_parts, extra_weights = self._image_tasks(step, auxiliary)
         return contrastive + extra, parts | extra_parts, {"contrastive": 1.0} | extra_weights
+
+    def _reason(
+        self, step: task_losses.StepInputs
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+        """Stage 2b: answer loss plus ``grounding_weight`` times the grounding loss."""
+        if self.frozen_images is None or self.reason_pool is None:
+            raise RuntimeError("stage 'reason' needs its question pool and frozen image tokens")
+        reason = self.config.train.reason
+        answer, grounding = task_losses.reason_losses(
+            step, self.frozen_images, self.reason_pool, reason.questions_per_scene
+        )
+        parts = {"answer": float(answer.detach())}
+        if grounding is None:
+            return answer, parts, {"answer": 1.0}
+        parts["grounding"] = float(grounding.detach())
+        weights = {"answer": 1.0, "grounding": reason.grounding_weight}
+        return answer + reason.grounding_weight * grounding, parts, weights
 
     def _generation(
         self, step: task_losses.StepInputs, active: list[str]
@@ -341,6 +371,7 @@ class Trainer:
                     ("vision", train.vision),
                     ("align", train.align),
                     ("multitask", train.multitask),
+                    ("reason", train.reason),
                     ("generate", train.generate),
                 )
             )
@@ -378,9 +409,20 @@ class Trainer:
     def _run_stage(self, plan: StagePlan, state: TrainingState | None, max_steps: int) -> bool:
         weighting = self._weighting() if plan.name == "multitask" else None
         self._set_trainable(plan)
+        # A frozen parameter must not carry the last stage's gradient into gradient clipping.
+        self.model.zero_grad(set_to_none=True)
         step_module = TrainStep(
-            self.model, weighting, self.config, self.context.enabled, self.data.pool
+            self.model,
+            weighting,
+            self.config,
+            self.context.enabled,
+            self.data.pool,
+            self.data.reason_pool,
         )
+        if plan.name == "reason":
+            step_module.frozen_images = task_losses.FrozenImages.encode(
+                self.model, self.data.tensors, self.data.train_rows
+            )
         if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
         optimizer = _optimizer(step_module, plan.config)
@@ -443,12 +485,17 @@ class Trainer:
         return not (max_steps > 0 and self.global_step >= max_steps)
 
     def _set_trainable(self, plan: StagePlan) -> None:
-        """Stage 3 with ``freeze_encoders`` trains only the projector and decoder."""
+        """Stage 3 with ``freeze_encoders`` trains only the projector and decoder; stage 2b
+        trains neither them nor the image and audio towers."""
         generate = self.config.train.generate
         frozen = plan.name == "generate" and generate.freeze_encoders
         for name, parameter in self.model.named_parameters():
             own = name.startswith(("projector.", "decoder."))
-            parameter.requires_grad_(own or not frozen)
+            if plan.name == "reason":
+                fixed = own or name.startswith(("image_encoder.", "audio_encoder."))
+                parameter.requires_grad_(not fixed)
+            else:
+                parameter.requires_grad_(own or not frozen)
 
     def _window(self, plan: StagePlan) -> int:
         """Steps per DWA window: one epoch, or a quarter of the stage when that is shorter."""
@@ -474,6 +521,9 @@ class Trainer:
         if plan.name == "generate":
             assert isinstance(plan.config, GenerateConfig)
             return list(plan.config.tasks)
+        if plan.name == "reason":
+            assert isinstance(plan.config, ReasonConfig)
+            return ["answer", "grounding"] if self.model.grounding_head is not None else ["answer"]
         multitask = plan.config
         assert isinstance(multitask, MultiTaskConfig)
         if sampler is None:
@@ -504,7 +554,7 @@ class Trainer:
         loss, parts, weights = runner(self.data.tensors, rows, plan.name, active, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(runner.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in runner.parameters() if p.requires_grad], 1.0)
         optimizer.step()
         scheduler.step()
         if sampler is not None:

@@ -66,6 +66,59 @@ class StepInputs:
         return self.cache["audio"]
 
 
+@dataclass
+class FrozenImages:
+    """Image encoder outputs computed once, for a stage that keeps the image tower fixed.
+
+    ``outputs`` holds the tokens, mask and pooled embedding of ``rows``; ``position[row]`` is
+    where a tensors row sits in them (-1 for rows not encoded).
+    """
+
+    outputs: EncoderOutput
+    position: torch.Tensor
+
+    @classmethod
+    def encode(
+        cls, model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, chunk: int = 256
+    ) -> FrozenImages:
+        """Encode ``tensors.images[rows]`` in eval mode without gradients (no augmentation),
+        then put the model back in the mode it was in."""
+        was_training = model.training
+        model.eval()
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(rows), chunk):
+                images = to_float_images(tensors.images[rows[start : start + chunk]])
+                parts.append(model.encode_image(images))
+        model.train(was_training)
+        outputs = EncoderOutput(
+            torch.cat([p.tokens for p in parts]),
+            torch.cat([p.mask for p in parts]),
+            torch.cat([p.pooled for p in parts]),
+        )
+        position = torch.full((len(tensors.images),), -1, dtype=torch.long)
+        position[rows] = torch.arange(len(rows))
+        return cls(outputs, position)
+
+    def select(self, rows: torch.Tensor) -> EncoderOutput:
+        """The outputs of ``rows [B]`` (every one must have been encoded)."""
+        at = self.position[rows]
+        if bool((at < 0).any()):
+            missing = rows[at < 0].tolist()[:5]
+            raise ValueError(f"rows {missing} were not encoded by FrozenImages.encode")
+        return EncoderOutput(
+            self.outputs.tokens[at], self.outputs.mask[at], self.outputs.pooled[at]
+        )
+
+
+def reason_losses(
+    step: StepInputs, frozen: FrozenImages, pool: QuestionPool, questions_per_scene: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Stage 2b: the pooled question losses over the frozen image tokens of ``step.rows``."""
+    step.cache["image"] = frozen.select(step.rows)
+    return pooled_vqa_losses(step, questions_per_scene, pool)
+
+
 def _zero_loss(step: StepInputs) -> torch.Tensor:
     """A zero loss attached to the graph, for a step with no rows for a task."""
     return step.model.cls_token.sum() * 0.0
@@ -107,7 +160,10 @@ def typed_vqa_loss(
     cells.
     """
     if pool is not None:
-        return _pooled_vqa_loss(step, questions_per_scene, pool, grounding_weight)
+        answer, grounding = pooled_vqa_losses(step, questions_per_scene, pool)
+        if grounding is None or grounding_weight == 0:
+            return answer
+        return answer + grounding_weight * grounding
     tensors, rows = step.tensors, step.rows
     answers = tensors.answers[rows]  # (B, Q)
     valid = answers >= 0
@@ -133,22 +189,22 @@ def typed_vqa_loss(
     return F.cross_entropy(logits, answers[scene, question])
 
 
-def _pooled_vqa_loss(
-    step: StepInputs, questions_per_scene: int, pool: QuestionPool, grounding_weight: float
-) -> torch.Tensor:
+def pooled_vqa_losses(
+    step: StepInputs, questions_per_scene: int, pool: QuestionPool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(answer cross-entropy, grounding cross-entropy) of ``questions_per_scene`` questions
+    drawn from ``pool`` per scene; the grounding part is None for a model without the head."""
     scene, index = pool.sample(step.rows, questions_per_scene, step.generator)
     if scene.numel() == 0:
-        return _zero_loss(step)
+        return _zero_loss(step), None
     encoded = step.model.encode_padded_text(pool.ids[index], pool.mask[index]).sequence()
     image_tokens = step.model.image_context(step.image())
     inputs = step.model.visible_inputs({"image": image_tokens.select(scene), "text": encoded})
     state = step.model.fuse(inputs)
-    loss = F.cross_entropy(step.model.answer_head(state), pool.answers[index])
-    if step.model.grounding_head is None or grounding_weight == 0:
-        return loss
-    return loss + grounding_weight * grounding_loss(
-        step.model.grounding_logits(state), pool.grounding[index]
-    )
+    answer = F.cross_entropy(step.model.answer_head(state), pool.answers[index])
+    if step.model.grounding_head is None:
+        return answer, None
+    return answer, grounding_loss(step.model.grounding_logits(state), pool.grounding[index])
 
 
 def grounding_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
