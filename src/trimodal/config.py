@@ -202,16 +202,21 @@ class MultiTaskConfig(StageConfig):
 
 @dataclass
 class ReasonConfig(StageConfig):
-    """Stage 2b: typed questions over a frozen image tower, with the grounding loss.
+    """Stage 2b: questions over frozen image and audio towers, with the grounding loss.
 
-    The image encoder's tokens are computed once at the start of the stage (eval mode, no
-    gradient), so a step costs only the text tower, fusion, backbone and heads: a few percent
-    of a multi-task step. Questions come from every valid question of each training scene's
-    graph (``family_weights`` as in ``train.multitask.pool_family_weights``), ``batch_size``
-    scenes and ``questions_per_scene`` questions each per step. ``epochs`` 0 skips the stage.
+    The image and audio encoders' outputs are computed once at the start of the stage (eval
+    mode, no gradient), so a step costs only the text tower, fusion, backbone and heads: about
+    a tenth of a multi-task step. Typed questions come from every valid question of each
+    training scene's graph (``family_weights`` as in ``train.multitask.pool_family_weights``),
+    ``batch_size`` scenes and ``questions_per_scene`` questions each per step. ``epochs`` 0
+    skips the stage.
     """
 
     epochs: float = 0.0
+    tasks: list[str] = field(default_factory=lambda: ["vqa_typed"])
+    """Any of ``vqa_typed`` (pooled questions and grounding), ``vqa_spoken`` (the stored
+    spoken questions) and ``contrastive`` (``train.align.pairs``): the last two keep the
+    spoken path and the shared embedding space in step with the changing text tower."""
     questions_per_scene: int = 2
     family_weights: dict[str, float] = field(default_factory=dict)
     grounding_weight: float = 1.0

@@ -14,8 +14,8 @@ from trimodal.data.tensors import to_float_images
 from trimodal.models.trimodal import TriModalModel, Vocabulary
 from trimodal.train.loop import train
 from trimodal.train.tasks import (
-    FrozenImages,
     StepInputs,
+    freeze_perception,
     grounding_loss,
     object_grid_targets,
     object_loss,
@@ -213,10 +213,11 @@ REASON = [
     "train.reason.epochs=2",
     "train.reason.batch_size=4",
     "train.reason.family_weights={relation: 2.0}",
+    "train.reason.tasks=[vqa_typed, vqa_spoken, contrastive]",
 ]
 
 
-def test_frozen_images_match_eval_mode_encoding_row_by_row(
+def test_frozen_outputs_match_eval_mode_encoding_row_by_row(
     tiny_world: tuple[Path, WorldSummary],
 ) -> None:
     from trimodal.train.loop import prepare_data
@@ -227,18 +228,26 @@ def test_frozen_images_match_eval_mode_encoding_row_by_row(
     model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
     model.train()
     rows = data.train_rows[:7]
-    frozen = FrozenImages.encode(model, data.tensors, rows, chunk=3)
+    frozen = freeze_perception(model, data.tensors, rows, {"image", "audio", "spoken"})
     assert model.training  # the mode is restored
     model.eval()
     picked = torch.tensor([int(rows[5]), int(rows[0])])
-    selected = frozen.select(picked)
+    alone = {
+        "image": lambda r: model.encode_image(to_float_images(data.tensors.images[r])),
+        "audio": lambda r: model.encode_audio(*data.tensors.caption_audio.batch(r)),
+        "spoken": lambda r: model.encode_audio(*data.tensors.spoken_audio.batch(r)),
+    }
     with torch.no_grad():
-        for i, row in enumerate(picked.tolist()):
-            alone = model.encode_image(to_float_images(data.tensors.images[row][None]))
-            assert torch.allclose(selected.tokens[i], alone.tokens[0], atol=1e-5)
-            assert torch.allclose(selected.pooled[i], alone.pooled[0], atol=1e-5)
+        for tower, encode in alone.items():
+            selected = frozen[tower].select(picked)
+            for i, row in enumerate(picked.tolist()):
+                one = encode(torch.tensor([row]))
+                length = int(one.mask.sum())
+                assert selected.mask[i].sum() == length, tower
+                assert torch.allclose(selected.tokens[i, :length], one.tokens[0], atol=1e-5)
+                assert torch.allclose(selected.pooled[i], one.pooled[0], atol=1e-5), tower
     with pytest.raises(ValueError, match="not encoded"):
-        frozen.select(torch.tensor([int(data.train_rows[8])]))
+        frozen["image"].select(torch.tensor([int(data.train_rows[8])]))
 
 
 def test_the_reason_stage_moves_only_text_fusion_and_heads(
@@ -250,7 +259,7 @@ def test_the_reason_stage_moves_only_text_fusion_and_heads(
     from trimodal.train.schedule import steps_for
 
     config = load_config(ROOT / "configs" / "tiny.yaml", REASON)
-    without = load_config(ROOT / "configs" / "tiny.yaml", [*REASON[:-3], "train.reason.epochs=0"])
+    without = load_config(ROOT / "configs" / "tiny.yaml", [*REASON[:3], "train.reason.epochs=0"])
     summary = train(config, tiny_world[0], tmp_path / "with", progress=False)
     train(without, tiny_world[0], tmp_path / "without", progress=False)
     rows = len(prepare_data(config, tiny_world[0]).train_rows)
@@ -269,4 +278,5 @@ def test_the_reason_stage_moves_only_text_fusion_and_heads(
         json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()
     ]
     reason = [r for r in records if r["stage"] == "reason"]
-    assert reason and all({"answer", "grounding"} <= set(r["loss"]) for r in reason)
+    expected = {"vqa_typed", "grounding", "vqa_spoken", "contrastive"}
+    assert reason and all(expected <= set(r["loss"]) for r in reason)

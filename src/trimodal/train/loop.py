@@ -155,8 +155,8 @@ class TrainStep(nn.Module):
     ):
         super().__init__()
         self.pool, self.reason_pool = pool, reason_pool
-        self.frozen_images: task_losses.FrozenImages | None = None
-        """Set by the trainer for stage 2b."""
+        self.frozen: dict[str, task_losses.FrozenOutputs] = {}
+        """Fixed encoder outputs, set by the trainer for stage 2b."""
         self.model, self.weighting, self.config, self.distributed = (
             model,
             weighting,
@@ -188,7 +188,7 @@ class TrainStep(nn.Module):
         if stage == "vision":
             return self._image_tasks(step, active)
         if stage == "reason":
-            return self._reason(step)
+            return self._reason(step, active)
         if stage == "align" or "contrastive" in active:
             total, pair_parts = task_losses.contrastive_loss(
                 step, pairs, align.loss, align.margin, self.distributed
@@ -233,21 +233,36 @@ class TrainStep(nn.Module):
         return contrastive + extra, parts | extra_parts, {"contrastive": 1.0} | extra_weights
 
     def _reason(
-        self, step: task_losses.StepInputs
+        self, step: task_losses.StepInputs, active: list[str]
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Stage 2b: answer loss plus ``grounding_weight`` times the grounding loss."""
-        if self.frozen_images is None or self.reason_pool is None:
-            raise RuntimeError("stage 'reason' needs its question pool and frozen image tokens")
+        """Stage 2b: the ``train.reason.tasks`` over frozen image and audio outputs, each at
+        weight 1, and the grounding loss at ``grounding_weight``."""
+        if "image" not in self.frozen or self.reason_pool is None:
+            raise RuntimeError("stage 'reason' needs its question pool and frozen image outputs")
         reason = self.config.train.reason
-        answer, grounding = task_losses.reason_losses(
-            step, self.frozen_images, self.reason_pool, reason.questions_per_scene
-        )
-        parts = {"answer": float(answer.detach())}
-        if grounding is None:
-            return answer, parts, {"answer": 1.0}
-        parts["grounding"] = float(grounding.detach())
-        weights = {"answer": 1.0, "grounding": reason.grounding_weight}
-        return answer + reason.grounding_weight * grounding, parts, weights
+        step.frozen = self.frozen
+        losses: dict[str, torch.Tensor] = {}
+        weights: dict[str, float] = {}
+        if "vqa_typed" in active:
+            answer, grounding = task_losses.pooled_vqa_losses(
+                step, reason.questions_per_scene, self.reason_pool
+            )
+            losses["vqa_typed"], weights["vqa_typed"] = answer, 1.0
+            if grounding is not None:
+                losses["grounding"], weights["grounding"] = grounding, reason.grounding_weight
+        if "vqa_spoken" in active:
+            losses["vqa_spoken"], weights["vqa_spoken"] = task_losses.spoken_vqa_loss(step), 1.0
+        parts: dict[str, float] = {}
+        if "contrastive" in active:
+            align = self.config.train.align
+            contrastive, pair_parts = task_losses.contrastive_loss(
+                step, _pairs(align.pairs), align.loss, align.margin, self.distributed
+            )
+            losses["contrastive"], weights["contrastive"] = contrastive, 1.0
+            parts |= {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
+        total = torch.stack([weights[name] * loss for name, loss in losses.items()]).sum()
+        parts |= {name: float(loss.detach()) for name, loss in losses.items()}
+        return total, parts, weights
 
     def _generation(
         self, step: task_losses.StepInputs, active: list[str]
@@ -358,6 +373,11 @@ class Trainer:
         task_losses.check_tasks(
             config.train.multitask.tasks, task_losses.TASKS, "train.multitask.tasks"
         )
+        task_losses.check_tasks(
+            config.train.reason.tasks, task_losses.REASON_TASKS, "train.reason.tasks"
+        )
+        if config.train.reason.epochs > 0 and not config.train.reason.tasks:
+            raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
         self.model.tokenizer = data.tokenizer
         self.log = MetricsLog(run_dir, context.is_main)
@@ -420,8 +440,8 @@ class Trainer:
             self.data.reason_pool,
         )
         if plan.name == "reason":
-            step_module.frozen_images = task_losses.FrozenImages.encode(
-                self.model, self.data.tensors, self.data.train_rows
+            step_module.frozen = task_losses.freeze_perception(
+                self.model, self.data.tensors, self.data.train_rows, self._frozen_towers()
             )
         if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
@@ -484,6 +504,18 @@ class Trainer:
         # max_steps reached exactly at the end of this stage: stop before the next one
         return not (max_steps > 0 and self.global_step >= max_steps)
 
+    def _frozen_towers(self) -> set[str]:
+        """What stage 2b reads from fixed encoders: images always, spoken questions for
+        ``vqa_spoken``, spoken captions for a contrastive pair with audio."""
+        tasks = self.config.train.reason.tasks
+        towers = {"image"}
+        if "vqa_spoken" in tasks:
+            towers.add("spoken")
+        pairs = _pairs(self.config.train.align.pairs)
+        if "contrastive" in tasks and any("audio" in pair for pair in pairs):
+            towers.add("audio")
+        return towers
+
     def _set_trainable(self, plan: StagePlan) -> None:
         """Stage 3 with ``freeze_encoders`` trains only the projector and decoder; stage 2b
         trains neither them nor the image and audio towers."""
@@ -523,7 +555,7 @@ class Trainer:
             return list(plan.config.tasks)
         if plan.name == "reason":
             assert isinstance(plan.config, ReasonConfig)
-            return ["answer", "grounding"] if self.model.grounding_head is not None else ["answer"]
+            return list(plan.config.tasks)
         multitask = plan.config
         assert isinstance(multitask, MultiTaskConfig)
         if sampler is None:

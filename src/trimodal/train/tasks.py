@@ -6,6 +6,7 @@ can compute any subset of tasks in a step (the loss-driven scheduler picks the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +22,8 @@ from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
 TASKS = ("contrastive", "vqa_typed", "vqa_spoken", "attributes", "objects")
+REASON_TASKS = ("vqa_typed", "vqa_spoken", "contrastive")
+"""Tasks of stage 2b, which keeps the image and audio towers fixed."""
 IMAGE_TASKS = ("attributes", "objects")
 """Tasks that need only images (and scene graphs): they may join stage 1 too."""
 
@@ -35,9 +38,13 @@ class StepInputs:
     generator: torch.Generator
     augment: ImageTransform | None = None
     cache: dict[str, EncoderOutput] = field(default_factory=dict)
+    frozen: dict[str, FrozenOutputs] = field(default_factory=dict)
+    """Fixed encoder outputs (``image``, ``audio``, ``spoken``) used instead of encoding."""
 
     def image(self) -> EncoderOutput:
         """Image encoder output for ``rows`` (computed once per step)."""
+        if "image" not in self.cache and "image" in self.frozen:
+            self.cache["image"] = self.frozen["image"].select(self.rows)
         if "image" not in self.cache:
             raw = self.tensors.images[self.rows]
             if self.augment is not None:
@@ -60,63 +67,95 @@ class StepInputs:
 
     def audio(self) -> EncoderOutput:
         """Spoken-caption encoder output for ``rows``."""
+        if "audio" not in self.cache and "audio" in self.frozen:
+            self.cache["audio"] = self.frozen["audio"].select(self.rows)
         if "audio" not in self.cache:
             features, mask = self.tensors.caption_audio.batch(self.rows)
             self.cache["audio"] = self.model.encode_audio(features, mask)
         return self.cache["audio"]
 
+    def spoken(self, rows: torch.Tensor) -> EncoderOutput:
+        """Spoken-question encoder output for ``rows`` (a subset that has spoken questions)."""
+        if "spoken" in self.frozen:
+            return self.frozen["spoken"].select(rows)
+        features, mask = self.tensors.spoken_audio.batch(rows)
+        return self.model.encode_audio(features, mask)
+
 
 @dataclass
-class FrozenImages:
-    """Image encoder outputs computed once, for a stage that keeps the image tower fixed.
+class FrozenOutputs:
+    """One encoder's outputs computed once, for a stage that keeps that encoder fixed.
 
-    ``outputs`` holds the tokens, mask and pooled embedding of ``rows``; ``position[row]`` is
-    where a tensors row sits in them (-1 for rows not encoded).
+    ``outputs`` holds the tokens ``[R, T, D]`` (padded to the longest row), mask ``[R, T]`` and
+    pooled embedding ``[R, E]`` of the encoded rows; ``position[row]`` is where a tensors row
+    sits in them (-1 for rows not encoded).
     """
 
     outputs: EncoderOutput
     position: torch.Tensor
 
-    @classmethod
-    def encode(
-        cls, model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, chunk: int = 256
-    ) -> FrozenImages:
-        """Encode ``tensors.images[rows]`` in eval mode without gradients (no augmentation),
-        then put the model back in the mode it was in."""
-        was_training = model.training
-        model.eval()
-        parts = []
-        with torch.no_grad():
-            for start in range(0, len(rows), chunk):
-                images = to_float_images(tensors.images[rows[start : start + chunk]])
-                parts.append(model.encode_image(images))
-        model.train(was_training)
-        outputs = EncoderOutput(
-            torch.cat([p.tokens for p in parts]),
-            torch.cat([p.mask for p in parts]),
-            torch.cat([p.pooled for p in parts]),
-        )
-        position = torch.full((len(tensors.images),), -1, dtype=torch.long)
-        position[rows] = torch.arange(len(rows))
-        return cls(outputs, position)
-
     def select(self, rows: torch.Tensor) -> EncoderOutput:
-        """The outputs of ``rows [B]`` (every one must have been encoded)."""
+        """The outputs of ``rows [B]``, trimmed to their longest row (every one must have been
+        encoded)."""
         at = self.position[rows]
         if bool((at < 0).any()):
             missing = rows[at < 0].tolist()[:5]
-            raise ValueError(f"rows {missing} were not encoded by FrozenImages.encode")
+            raise ValueError(f"rows {missing} were not encoded by encode_frozen")
+        mask = self.outputs.mask[at]
+        keep = mask.any(0)
         return EncoderOutput(
-            self.outputs.tokens[at], self.outputs.mask[at], self.outputs.pooled[at]
+            self.outputs.tokens[at][:, keep], mask[:, keep], self.outputs.pooled[at]
         )
 
 
-def reason_losses(
-    step: StepInputs, frozen: FrozenImages, pool: QuestionPool, questions_per_scene: int
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Stage 2b: the pooled question losses over the frozen image tokens of ``step.rows``."""
-    step.cache["image"] = frozen.select(step.rows)
-    return pooled_vqa_losses(step, questions_per_scene, pool)
+def encode_frozen(
+    model: TriModalModel,
+    encode: Callable[[torch.Tensor], EncoderOutput],
+    rows: torch.Tensor,
+    total_rows: int,
+    chunk: int = 256,
+) -> FrozenOutputs:
+    """``encode(rows chunk)`` over ``rows`` in eval mode without gradients, stacked (tokens
+    padded to the longest chunk); the model goes back to the mode it was in."""
+    was_training = model.training
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(rows), chunk):
+            parts.append(encode(rows[start : start + chunk]))
+    model.train(was_training)
+    longest = max(part.tokens.shape[1] for part in parts)
+    tokens = torch.cat([F.pad(p.tokens, (0, 0, 0, longest - p.tokens.shape[1])) for p in parts])
+    mask = torch.cat([F.pad(p.mask, (0, longest - p.mask.shape[1])) for p in parts])
+    position = torch.full((total_rows,), -1, dtype=torch.long)
+    position[rows] = torch.arange(len(rows))
+    return FrozenOutputs(
+        EncoderOutput(tokens, mask, torch.cat([p.pooled for p in parts])), position
+    )
+
+
+def freeze_perception(
+    model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, towers: set[str]
+) -> dict[str, FrozenOutputs]:
+    """Fixed outputs of ``rows`` for ``towers``: ``image`` (the images), ``audio`` (spoken
+    captions) and ``spoken`` (spoken questions, of the rows that have one)."""
+    total = len(tensors.images)
+    frozen = {}
+    if "image" in towers:
+        frozen["image"] = encode_frozen(
+            model, lambda r: model.encode_image(to_float_images(tensors.images[r])), rows, total
+        )
+    if "audio" in towers:
+        with_audio = rows[tensors.caption_audio.lengths()[rows] > 0]
+        frozen["audio"] = encode_frozen(
+            model, lambda r: model.encode_audio(*tensors.caption_audio.batch(r)), with_audio, total
+        )
+    if "spoken" in towers:
+        with_spoken = rows[tensors.spoken_index[rows] >= 0]
+        frozen["spoken"] = encode_frozen(
+            model, lambda r: model.encode_audio(*tensors.spoken_audio.batch(r)), with_spoken, total
+        )
+    return frozen
 
 
 def _zero_loss(step: StepInputs) -> torch.Tensor:
@@ -229,8 +268,7 @@ def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:
     scene, targets = scene[known], targets[known]
     if scene.numel() == 0:
         return _zero_loss(step)
-    features, mask = tensors.spoken_audio.batch(rows[scene])
-    spoken = step.model.encode_audio(features, mask).sequence()
+    spoken = step.spoken(rows[scene]).sequence()
     image_tokens = step.model.image_context(step.image())
     inputs = {
         "image": image_tokens.select(scene),

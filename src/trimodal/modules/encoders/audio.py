@@ -83,9 +83,22 @@ class AudioEncoder(nn.Module):
             batch, -1, mels * self.stack
         )  # (B, F'/stack, M*stack)
         projected = self.frame_projection(stacked).transpose(1, 2)  # (B, D, F'/stack)
-        tokens = self.subsampling(projected).transpose(1, 2)  # (B, T, D)
-        lengths = self.output_lengths(mask.sum(-1))
-        token_mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]
+        lengths = torch.div(mask.sum(-1) + self.stack - 1, self.stack, rounding_mode="floor")
+        # Zero every step past a clip's end before each conv, as its own zero padding would
+        # be alone: a clip encodes the same in any batch, however much padding follows it.
+        x = self.subsampling[0](projected) * _valid(lengths, projected.shape[-1]).unsqueeze(1)
+        for level in range(self.levels):
+            conv, activation = self.subsampling[1 + 2 * level], self.subsampling[2 + 2 * level]
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+            x = activation(conv(x))
+            x = x * _valid(lengths, x.shape[-1]).unsqueeze(1)
+        tokens = x.transpose(1, 2)  # (B, T, D)
+        token_mask = _valid(lengths, tokens.shape[1])
         tokens = tokens + self.positions[: tokens.shape[1]]
         tokens = self.transformer(tokens, token_mask)
         return EncoderOutput(tokens, token_mask, self.projection(self.pooler(tokens, token_mask)))
+
+
+def _valid(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``[B, steps]`` mask: True at the first ``lengths[b]`` steps of row ``b``."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
