@@ -35,6 +35,9 @@ class TextEncoderConfig:
     with small learned positions became a bag of words here: "is the square left of the
     circle?" and its mirror encoded alike (cosine 0.999995), so relation and compare questions
     could not be answered; a causal mask makes word order part of every token."""
+    causal_questions: bool = False
+    """Only typed questions are encoded causally; captions keep bidirectional attention (the
+    same weights), so the retrieval embedding is untouched by the mask."""
 
 
 @dataclass

@@ -47,11 +47,13 @@ class Model:
     def _images(self, paths: Sequence[PathLike]) -> EncoderOutput:
         return self.network.encode_image(torch.stack([self.image_transform(p) for p in paths]))
 
-    def _texts(self, texts: Sequence[str]) -> EncoderOutput:
+    def _texts(self, texts: Sequence[str], questions: bool = False) -> EncoderOutput:
         encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]
         ids, mask = pad_sequences(
             [torch.tensor(e, dtype=torch.long) for e in encoded], self.tokenizer.pad_id
         )
+        if questions:
+            return self.network.encode_question(ids, mask)
         return self.network.encode_text(ids, mask)
 
     def _audio(self, paths: Sequence[PathLike]) -> EncoderOutput:
@@ -88,7 +90,7 @@ class Model:
             raise ValueError("ask needs exactly one of text= or audio=")
         inputs = {"image": self.network.image_context(self._images([image]))}
         if text is not None:
-            inputs["text"] = self._texts([text]).sequence()
+            inputs["text"] = self._texts([text], questions=True).sequence()
         else:
             assert audio is not None
             inputs["audio"] = self._audio([audio]).sequence()

@@ -110,3 +110,26 @@ def test_checkpoint_round_trip_and_atomic_replace(tmp_path: Path) -> None:
     # The failed save left the previous checkpoint whole, and no staging folder behind.
     assert TriModalModel.from_pretrained(target).vocabulary == model.vocabulary
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_causal_questions_mask_questions_only() -> None:
+    torch.manual_seed(0)
+    model = _model("model.text.causal_questions=true").eval()
+    ids = torch.randint(1, 50, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    changed = ids.clone()
+    changed[:, 3] = (changed[:, 3] % 49) + 1  # a different word at position 3
+    with torch.no_grad():
+        question, question_changed = (
+            model.encode_question(ids, mask),
+            model.encode_question(changed, mask),
+        )
+        caption, caption_changed = model.encode_text(ids, mask), model.encode_text(changed, mask)
+    # Causal: tokens before position 3 cannot see the change; bidirectional captions can.
+    assert torch.allclose(question.tokens[:, :3], question_changed.tokens[:, :3], atol=1e-6)
+    assert not torch.allclose(question.tokens[:, 3:5], question_changed.tokens[:, 3:5])
+    assert not torch.allclose(caption.tokens[:, :3], caption_changed.tokens[:, :3])
+    # The same weights: a caption encoded with the causal override equals the question.
+    forced = model.text_encoder(ids, mask, causal=True)
+    assert torch.allclose(forced.tokens, question.tokens, atol=1e-6)

@@ -158,7 +158,7 @@ def _typed(
         tensors.question_ids[chunk[scene], question],
         tensors.question_mask[chunk[scene], question],
     )
-    text = model.encode_padded_text(ids, mask).sequence()
+    text = model.encode_question(ids, mask).sequence()
     predicted = _answer(model, image.select(scene), text, "text", remove)
     families = [
         tensors.families[int(chunk[s])][int(q)] for s, q in zip(scene, question, strict=True)

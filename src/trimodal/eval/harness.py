@@ -169,7 +169,7 @@ def _example_questions(
     if bool(tensors.question_mask[row].any()):
         q = question_index(tensors, row, "typed")
         ids, mask = tensors.question_ids[row, q : q + 1], tensors.question_mask[row, q : q + 1]
-        out.append(("typed", network.encode_padded_text(ids, mask).sequence()))
+        out.append(("typed", network.encode_question(ids, mask).sequence()))
     if int(tensors.spoken_index[row]) >= 0:
         features, mask = tensors.spoken_audio.batch(torch.tensor([row]))
         out.append(("spoken", network.encode_audio(features, mask).sequence()))

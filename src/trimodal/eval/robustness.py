@@ -199,7 +199,7 @@ def _fgsm_images(
             targets: torch.Tensor = targets,
         ) -> torch.Tensor:
             image = network.image_context(network.encode_image(normalize(x)))
-            text = network.encode_padded_text(ids, mask).sequence()
+            text = network.encode_question(ids, mask).sequence()
             logits = network.answer_logits({"image": image.select(scene), "text": text})
             return F.cross_entropy(logits, targets)
 

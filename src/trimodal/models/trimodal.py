@@ -135,6 +135,14 @@ class TriModalModel(nn.Module):
         keep = mask.any(0)
         return self.encode_text(ids[:, keep], mask[:, keep])
 
+    def encode_question(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+        """:meth:`encode_padded_text` for typed questions: causal when ``model.text.causal``
+        or ``model.text.causal_questions`` is on."""
+        keep = mask.any(0)
+        text = self.config.model.text
+        causal = text.causal or text.causal_questions
+        return self.text_encoder(ids[:, keep], mask[:, keep], causal=causal)
+
     def encode_audio(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`."""
         return self.audio_encoder(features, mask)

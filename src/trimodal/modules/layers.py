@@ -176,10 +176,13 @@ class TransformerStack(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B, T, D]`` -> ``[B, T, D]``."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool | None = None
+    ) -> torch.Tensor:
+        """``[B, T, D]`` -> ``[B, T, D]``; ``causal`` overrides the stack's own setting."""
+        causal = self.causal if causal is None else causal
         for block in self.blocks:
-            x = block(x, mask, causal=self.causal)
+            x = block(x, mask, causal=causal)
         return self.norm(x)
 
 

@@ -217,7 +217,7 @@ def typed_vqa_loss(
         return _zero_loss(step)
     ids = tensors.question_ids[rows[scene], question]
     mask = tensors.question_mask[rows[scene], question]
-    encoded = step.model.encode_padded_text(ids, mask).sequence()
+    encoded = step.model.encode_question(ids, mask).sequence()
     image = step.image()
     image_tokens = step.model.image_context(image)
     inputs = {
@@ -236,7 +236,7 @@ def pooled_vqa_losses(
     scene, index = pool.sample(step.rows, questions_per_scene, step.generator)
     if scene.numel() == 0:
         return _zero_loss(step), None
-    encoded = step.model.encode_padded_text(pool.ids[index], pool.mask[index]).sequence()
+    encoded = step.model.encode_question(pool.ids[index], pool.mask[index]).sequence()
     image_tokens = step.model.image_context(step.image())
     inputs = step.model.visible_inputs({"image": image_tokens.select(scene), "text": encoded})
     state = step.model.fuse(inputs)

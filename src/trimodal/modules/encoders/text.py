@@ -35,9 +35,14 @@ class TextEncoder(nn.Module):
         self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        """Encode ``ids [B, L]`` with ``mask [B, L]``; longer inputs are cut to ``max_length``."""
+    def forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, causal: bool | None = None
+    ) -> EncoderOutput:
+        """Encode ``ids [B, L]`` with ``mask [B, L]``; longer inputs are cut to ``max_length``.
+
+        ``causal`` overrides ``model.text.causal`` for this call (questions may be encoded
+        causally and captions not, with the same weights)."""
         ids, mask = ids[:, : self.max_length], mask[:, : self.max_length]
         x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]  # (B, L, D)
-        tokens = self.transformer(x, mask)
+        tokens = self.transformer(x, mask, causal=causal)
         return EncoderOutput(tokens, mask, self.projection(self.pooler(tokens, mask)))
