@@ -122,26 +122,29 @@ class TriModalModel(nn.Module):
         """Normalized images ``[B, 3, S, S]`` -> :class:`EncoderOutput`."""
         return self.image_encoder(images)
 
-    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        """Token ids ``[B, L]`` and mask -> :class:`EncoderOutput`."""
-        return self.text_encoder(ids, mask)
+    def encode_text(
+        self, ids: torch.Tensor, mask: torch.Tensor, causal: bool | None = None
+    ) -> EncoderOutput:
+        """Token ids ``[B, L]`` and mask -> :class:`EncoderOutput` (``causal`` overrides
+        ``model.text.causal``)."""
+        return self.text_encoder(ids, mask, causal=causal)
 
-    def encode_padded_text(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
+    def encode_padded_text(
+        self, ids: torch.Tensor, mask: torch.Tensor, causal: bool | None = None
+    ) -> EncoderOutput:
         """:meth:`encode_text` after dropping columns that are padding in every row.
 
         Rows gathered from a store padded to the longest text of a whole manifest are mostly
         padding; the masked result is the same, only cheaper.
         """
         keep = mask.any(0)
-        return self.encode_text(ids[:, keep], mask[:, keep])
+        return self.encode_text(ids[:, keep], mask[:, keep], causal=causal)
 
     def encode_question(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         """:meth:`encode_padded_text` for typed questions: causal when ``model.text.causal``
         or ``model.text.causal_questions`` is on."""
-        keep = mask.any(0)
         text = self.config.model.text
-        causal = text.causal or text.causal_questions
-        return self.text_encoder(ids[:, keep], mask[:, keep], causal=causal)
+        return self.encode_padded_text(ids, mask, causal=text.causal or text.causal_questions)
 
     def encode_audio(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`."""

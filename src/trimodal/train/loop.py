@@ -179,8 +179,6 @@ class TrainStep(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
         """Returns (total loss, unweighted parts, weights)."""
         step = task_losses.StepInputs(self.model, tensors, rows, generator, self.augment)
-        align = self.config.train.align
-        pairs = _pairs(align.pairs)
         losses: dict[str, torch.Tensor] = {}
         parts: dict[str, float] = {}
         if stage == "generate":
@@ -190,11 +188,7 @@ class TrainStep(nn.Module):
         if stage == "reason":
             return self._reason(step, active)
         if stage == "align" or "contrastive" in active:
-            total, pair_parts = task_losses.contrastive_loss(
-                step, pairs, align.loss, align.margin, self.distributed
-            )
-            losses["contrastive"] = total
-            parts |= {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
+            losses["contrastive"], parts = self._contrastive(step)
         if stage == "align":
             return self._align(step, losses["contrastive"], parts)
         multitask = self.config.train.multitask
@@ -211,6 +205,14 @@ class TrainStep(nn.Module):
         output = self.weighting(losses)
         parts |= {k: float(v.detach()) for k, v in output.parts.items()}
         return output.total, parts, dict(output.weights)
+
+    def _contrastive(self, step: task_losses.StepInputs) -> tuple[torch.Tensor, dict[str, float]]:
+        """The ``train.align`` contrastive loss and its per-pair parts (``contrastive/a-b``)."""
+        align = self.config.train.align
+        total, pair_parts = task_losses.contrastive_loss(
+            step, _pairs(align.pairs), align.loss, align.margin, self.distributed
+        )
+        return total, {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
 
     def _image_tasks(
         self, step: task_losses.StepInputs, active: list[str]
@@ -254,12 +256,8 @@ class TrainStep(nn.Module):
             losses["vqa_spoken"], weights["vqa_spoken"] = task_losses.spoken_vqa_loss(step), 1.0
         parts: dict[str, float] = {}
         if "contrastive" in active:
-            align = self.config.train.align
-            contrastive, pair_parts = task_losses.contrastive_loss(
-                step, _pairs(align.pairs), align.loss, align.margin, self.distributed
-            )
-            losses["contrastive"], weights["contrastive"] = contrastive, 1.0
-            parts |= {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
+            losses["contrastive"], parts = self._contrastive(step)
+            weights["contrastive"] = 1.0
         total = torch.stack([weights[name] * loss for name, loss in losses.items()]).sum()
         parts |= {name: float(loss.detach()) for name, loss in losses.items()}
         return total, parts, weights
@@ -376,6 +374,7 @@ class Trainer:
         task_losses.check_tasks(
             config.train.reason.tasks, task_losses.REASON_TASKS, "train.reason.tasks"
         )
+        _pairs(config.train.align.pairs)  # a malformed pair is an error before any step
         if config.train.reason.epochs > 0 and not config.train.reason.tasks:
             raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)

@@ -59,13 +59,6 @@ class AudioEncoder(nn.Module):
         self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
 
-    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
-        """Token counts after subsampling for ``frames [B]`` real input frames."""
-        lengths = torch.div(frames + self.stack - 1, self.stack, rounding_mode="floor")
-        for _ in range(self.levels):
-            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
-        return lengths
-
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         """Encode ``features [B, n_mels, F]`` with frame ``mask [B, F]``."""
         weights = mask.to(features.dtype).unsqueeze(1)  # (B, 1, F)
