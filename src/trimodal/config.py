@@ -127,6 +127,11 @@ class ModelConfig:
     ``grounding_bins`` bins) of the first two objects a typed question names; 0: no head.
     Trained from a question pool (``train.multitask.question_pool``, ``train.reason``)."""
     decoder: DecoderModelConfig = field(default_factory=DecoderModelConfig)
+    length_groups: int = 4
+    """Encode a batch of captions, questions or audio in up to this many groups of rows of
+    similar length (at least 16 rows a group), each padded only to its own longest row. The
+    outputs are the same as one padded batch (the encoders are padding-invariant); the work
+    on padding is not: a batch of spoken captions is about half padding. 1: one group."""
     vqa_inputs: str = "both"
     """What the answer head sees: ``both`` (image + question), or a blind baseline that sees
     only the ``question`` or only the ``image`` (trained with the same recipe otherwise)."""

@@ -39,7 +39,7 @@ from trimodal.generation.conditioning import PrefixProjector, build_decoder, joi
 from trimodal.generation.decoder import DecoderLM
 from trimodal.losses.contrastive import LearnableTemperature
 from trimodal.modules.encoders.audio import AudioEncoder
-from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.encoders.base import EncoderOutput, encode_in_length_groups
 from trimodal.modules.encoders.image import ImageEncoder
 from trimodal.modules.encoders.text import TextEncoder
 from trimodal.modules.fusion import build_fusion
@@ -138,7 +138,12 @@ class TriModalModel(nn.Module):
         padding; the masked result is the same, only cheaper.
         """
         keep = mask.any(0)
-        return self.encode_text(ids[:, keep], mask[:, keep], causal=causal)
+        return encode_in_length_groups(
+            lambda i, m: self.encode_text(i, m, causal=causal),
+            ids[:, keep],
+            mask[:, keep],
+            self.config.model.length_groups,
+        )
 
     def encode_question(self, ids: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
         """:meth:`encode_padded_text` for typed questions: causal when ``model.text.causal``
@@ -147,8 +152,11 @@ class TriModalModel(nn.Module):
         return self.encode_padded_text(ids, mask, causal=text.causal or text.causal_questions)
 
     def encode_audio(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`."""
-        return self.audio_encoder(features, mask)
+        """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`
+        (in ``model.length_groups`` groups of similar length)."""
+        return encode_in_length_groups(
+            self.audio_encoder, features, mask, self.config.model.length_groups
+        )
 
     def image_context(self, image: EncoderOutput) -> TokenSequence:
         """Image tokens as fusion sees them: the grid average-pooled by ``fusion_image_pool``.

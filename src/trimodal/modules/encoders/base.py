@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from trimodal.modules.layers import TokenSequence
 
@@ -20,3 +22,41 @@ class EncoderOutput:
     def sequence(self) -> TokenSequence:
         """The tokens and mask, as fusion modules take them."""
         return TokenSequence(self.tokens, self.mask)
+
+
+MIN_GROUP_ROWS = 16
+
+
+def encode_in_length_groups(
+    encode: Callable[[torch.Tensor, torch.Tensor], EncoderOutput],
+    inputs: torch.Tensor,
+    mask: torch.Tensor,
+    groups: int,
+) -> EncoderOutput:
+    """``encode(inputs, mask)`` over groups of rows of similar length, reassembled in order.
+
+    Rows are sorted by length (``mask.sum(-1)``) and cut into up to ``groups`` groups of at
+    least :data:`MIN_GROUP_ROWS` rows; each group's inputs are trimmed to its longest row
+    before encoding. For a padding-invariant ``encode`` the result equals one padded call (up
+    to float rounding): tokens ``[B, T, D]`` are padded back to the longest group's ``T``.
+
+    Args:
+        inputs: ``[B, ..., L]``, time on the last axis (token ids ``[B, L]`` or log-mel
+            ``[B, n_mels, L]``).
+        mask: ``[B, L]`` True at real steps.
+    """
+    count = min(groups, inputs.shape[0] // MIN_GROUP_ROWS)
+    if count <= 1:
+        return encode(inputs, mask)
+    lengths = mask.sum(-1)
+    order = lengths.argsort(stable=True)
+    outputs = []
+    for rows in order.chunk(count):
+        longest = max(1, int(lengths[rows].max()))
+        outputs.append(encode(inputs[rows][..., :longest], mask[rows][:, :longest]))
+    steps = max(output.tokens.shape[1] for output in outputs)
+    tokens = torch.cat([F.pad(o.tokens, (0, 0, 0, steps - o.tokens.shape[1])) for o in outputs])
+    token_mask = torch.cat([F.pad(o.mask, (0, steps - o.mask.shape[1])) for o in outputs])
+    pooled = torch.cat([output.pooled for output in outputs])
+    restore = order.argsort()
+    return EncoderOutput(tokens[restore], token_mask[restore], pooled[restore])
