@@ -156,7 +156,7 @@ class TrainStep(nn.Module):
         super().__init__()
         self.pool, self.reason_pool = pool, reason_pool
         self.frozen: dict[str, task_losses.FrozenOutputs] = {}
-        """Fixed encoder outputs, set by the trainer for stage 2b."""
+        """Fixed encoder outputs, set by the trainer for stage 2b and a frozen stage 3."""
         self.model, self.weighting, self.config, self.distributed = (
             model,
             weighting,
@@ -265,7 +265,9 @@ class TrainStep(nn.Module):
     def _generation(
         self, step: task_losses.StepInputs, active: list[str]
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Stage 3: the mean of the generative tasks' next-token losses."""
+        """Stage 3: the mean of the generative tasks' next-token losses (over the frozen
+        encoder outputs, with ``freeze_encoders``)."""
+        step.frozen = self.frozen
         losses = {task: task_losses.generation_loss(step, task) for task in active}
         total = torch.stack(list(losses.values())).mean()
         parts = {task: float(loss.detach()) for task, loss in losses.items()}
@@ -438,9 +440,10 @@ class Trainer:
             self.data.pool,
             self.data.reason_pool,
         )
-        if plan.name == "reason":
+        towers = self._frozen_towers(plan)
+        if towers:
             step_module.frozen = task_losses.freeze_perception(
-                self.model, self.data.tensors, self.data.train_rows, self._frozen_towers()
+                self.model, self.data.tensors, self.data.train_rows, towers
             )
         if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
@@ -503,17 +506,30 @@ class Trainer:
         # max_steps reached exactly at the end of this stage: stop before the next one
         return not (max_steps > 0 and self.global_step >= max_steps)
 
-    def _frozen_towers(self) -> set[str]:
-        """What stage 2b reads from fixed encoders: images always, spoken questions for
-        ``vqa_spoken``, spoken captions for a contrastive pair with audio."""
-        tasks = self.config.train.reason.tasks
-        towers = {"image"}
-        if "vqa_spoken" in tasks:
-            towers.add("spoken")
-        pairs = _pairs(self.config.train.align.pairs)
-        if "contrastive" in tasks and any("audio" in pair for pair in pairs):
-            towers.add("audio")
-        return towers
+    def _frozen_towers(self, plan: StagePlan) -> set[str]:
+        """What a stage reads from fixed encoders, encoded once at its start (none: encode
+        every step).
+
+        Stage 2b: images always, spoken questions for ``vqa_spoken``, spoken captions for a
+        contrastive pair with audio. Stage 3 with ``freeze_encoders``: images for the tasks
+        that look at the scene, spoken captions for ``transcribe``, spoken questions for
+        ``vqa_spoken``; the decoder then trains on the eval-mode outputs it reads at inference.
+        """
+        if plan.name == "reason":
+            tasks = self.config.train.reason.tasks
+            towers = {"image"}
+            if "vqa_spoken" in tasks:
+                towers.add("spoken")
+            pairs = _pairs(self.config.train.align.pairs)
+            if "contrastive" in tasks and any("audio" in pair for pair in pairs):
+                towers.add("audio")
+            return towers
+        generate = self.config.train.generate
+        if plan.name != "generate" or not generate.freeze_encoders:
+            return set()
+        needs = {"image": ("caption", "vqa_typed", "vqa_spoken", "dialogue")}
+        needs |= {"audio": ("transcribe",), "spoken": ("vqa_spoken",)}
+        return {tower for tower, users in needs.items() if set(users) & set(generate.tasks)}
 
     def _set_trainable(self, plan: StagePlan) -> None:
         """Stage 3 with ``freeze_encoders`` trains only the projector and decoder; stage 2b

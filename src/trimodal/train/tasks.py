@@ -424,8 +424,7 @@ def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
         if not bool(keep.any()):
             return _zero_loss(step)
         known = torch.nonzero(keep).squeeze(1)
-        features, mask = tensors.spoken_audio.batch(rows[known])
-        spoken = model.encode_audio(features, mask).sequence()
+        spoken = step.spoken(rows[known]).sequence()
         image = step.image().sequence().select(known)
         prefix = model.decoder_prefix(image, spoken)
         conversations = [
