@@ -527,9 +527,12 @@ class Trainer:
         generate = self.config.train.generate
         if plan.name != "generate" or not generate.freeze_encoders:
             return set()
-        needs = {"image": ("caption", "vqa_typed", "vqa_spoken", "dialogue")}
-        needs |= {"audio": ("transcribe",), "spoken": ("vqa_spoken",)}
-        return {tower for tower, users in needs.items() if set(users) & set(generate.tasks)}
+        needs: dict[str, set[str]] = {
+            "image": {"caption", "vqa_typed", "vqa_spoken", "dialogue"},
+            "audio": {"transcribe"},
+            "spoken": {"vqa_spoken"},
+        }
+        return {tower for tower, users in needs.items() if users & set(generate.tasks)}
 
     def _set_trainable(self, plan: StagePlan) -> None:
         """Stage 3 with ``freeze_encoders`` trains only the projector and decoder; stage 2b
