@@ -236,7 +236,8 @@ class GenerateConfig(StageConfig):
     """Stage 3: the decoder learns captions, transcripts, answers and dialogues.
 
     ``freeze_encoders`` keeps the encoders fixed (LLaVA's first stage), training only the
-    projector and the decoder. ``epochs`` 0 skips the stage.
+    projector and the decoder over encoder outputs computed once, in eval mode, at the start
+    of the stage (no image augmentation). ``epochs`` 0 skips the stage.
     """
 
     epochs: float = 0.0
