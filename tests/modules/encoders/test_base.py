@@ -35,6 +35,11 @@ def test_groups_reassemble_rows_in_order_and_trim_each_group() -> None:
     seen_widths.clear()
     encode_in_length_groups(encode, inputs[:31], mask[:31], groups=3)
     assert seen_widths == [40]
+    # Rows of nearly one length: grouping would save under 10% of the steps, so one call.
+    seen_widths.clear()
+    nearly_full = _lengths_mask([40] * 44 + [37] * 4, 40)
+    encode_in_length_groups(encode, inputs, nearly_full, groups=3)
+    assert seen_widths == [40]
 
 
 def _check_same_as_one_batch(

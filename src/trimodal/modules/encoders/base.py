@@ -25,6 +25,8 @@ class EncoderOutput:
 
 
 MIN_GROUP_ROWS = 16
+MIN_SAVING = 0.9
+"""Group only when the groups' padded steps are at most this fraction of the whole batch's."""
 
 
 def encode_in_length_groups(
@@ -37,7 +39,7 @@ def encode_in_length_groups(
 
     Rows are sorted by length (``mask.sum(-1)``) and cut into up to ``groups`` groups of at
     least :data:`MIN_GROUP_ROWS` rows; each group's inputs are trimmed to its longest row
-    before encoding. For a padding-invariant ``encode`` the result equals one padded call (up
+    before encoding (one plain call when that would not cut the padded steps by 10%). For a padding-invariant ``encode`` the result equals one padded call (up
     to float rounding): tokens ``[B, T, D]`` are padded back to the longest group's ``T``.
 
     Args:
@@ -50,8 +52,12 @@ def encode_in_length_groups(
         return encode(inputs, mask)
     lengths = mask.sum(-1)
     order = lengths.argsort(stable=True)
+    chunks = order.chunk(count)
+    grouped_steps = sum(len(rows) * int(lengths[rows].max()) for rows in chunks)
+    if grouped_steps > MIN_SAVING * inputs.shape[0] * mask.shape[-1]:
+        return encode(inputs, mask)  # rows of about one length: grouping saves too little
     outputs = []
-    for rows in order.chunk(count):
+    for rows in chunks:
         longest = max(1, int(lengths[rows].max()))
         outputs.append(encode(inputs[rows][..., :longest], mask[rows][:, :longest]))
     steps = max(output.tokens.shape[1] for output in outputs)
