@@ -237,13 +237,16 @@ class GenerateConfig(StageConfig):
 
     ``freeze_encoders`` keeps the encoders fixed (LLaVA's first stage), training only the
     projector and the decoder over encoder outputs computed once, in eval mode, at the start
-    of the stage (no image augmentation). ``epochs`` 0 skips the stage.
+    of the stage (no image augmentation). ``epochs`` 0 skips the stage. The stage's loss is the
+    weighted mean of the tasks' losses: ``task_weights`` maps a task to its weight (1 when
+    absent).
     """
 
     epochs: float = 0.0
     tasks: list[str] = field(
         default_factory=lambda: ["caption", "transcribe", "vqa_typed", "vqa_spoken", "dialogue"]
     )
+    task_weights: dict[str, float] = field(default_factory=dict)
     freeze_encoders: bool = True
 
 

@@ -157,3 +157,49 @@ def test_cross_attention_transcribe_is_greedy_decoding(
         ),
         str,
     )
+
+
+def test_task_weights_make_a_weighted_mean(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    overrides = [
+        "train.align.epochs=0",
+        "train.multitask.epochs=0",
+        "train.generate.epochs=0.5",
+        "train.generate.task_weights={transcribe: 3.0, dialogue: 0.0}",
+    ]
+    train(load_config(RECIPE, overrides), tiny_world[0], tmp_path / "run", progress=False)
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    generate = [r for r in records if r.get("stage") == "generate"]
+    assert generate
+    for record in generate:
+        weights, losses = record["weight"], record["loss"]
+        assert weights == pytest.approx(
+            {
+                "caption": 1 / 6,
+                "transcribe": 3 / 6,
+                "vqa_typed": 1 / 6,
+                "vqa_spoken": 1 / 6,
+                "dialogue": 0.0,
+            }
+        )
+        expected = sum(weights[task] * losses[task] for task in weights)
+        assert losses["total"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ("{speak: 1.0}", "unknown task"),
+        ("{caption: -1.0}", ">= 0"),
+        ("{caption: 0, transcribe: 0, vqa_typed: 0, vqa_spoken: 0, dialogue: 0}", "positive sum"),
+    ],
+)
+def test_bad_task_weights_are_clear_errors(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path, weights: str, message: str
+) -> None:
+    config = load_config(RECIPE, [f"train.generate.task_weights={weights}"])
+    with pytest.raises(ValueError, match=f"train.generate.task_weights.*{message}|{message}"):
+        train(config, tiny_world[0], tmp_path / "run", progress=False)

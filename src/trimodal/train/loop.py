@@ -265,13 +265,16 @@ class TrainStep(nn.Module):
     def _generation(
         self, step: task_losses.StepInputs, active: list[str]
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Stage 3: the mean of the generative tasks' next-token losses (over the frozen
-        encoder outputs, with ``freeze_encoders``)."""
+        """Stage 3: the ``task_weights``-weighted mean of the generative tasks' next-token
+        losses (over the frozen encoder outputs, with ``freeze_encoders``)."""
         step.frozen = self.frozen
         losses = {task: task_losses.generation_loss(step, task) for task in active}
-        total = torch.stack(list(losses.values())).mean()
+        given = self.config.train.generate.task_weights
+        raw = {task: given.get(task, 1.0) for task in losses}
+        weights = {task: weight / sum(raw.values()) for task, weight in raw.items()}
+        total = torch.stack([weights[task] * loss for task, loss in losses.items()]).sum()
         parts = {task: float(loss.detach()) for task, loss in losses.items()}
-        return total, parts, dict.fromkeys(losses, 1.0 / len(losses))
+        return total, parts, weights
 
 
 def _optimizer(step_module: TrainStep, stage: StageConfig) -> torch.optim.AdamW:
@@ -377,6 +380,17 @@ class Trainer:
             config.train.reason.tasks, task_losses.REASON_TASKS, "train.reason.tasks"
         )
         _pairs(config.train.align.pairs)  # a malformed pair is an error before any step
+        generate = config.train.generate
+        task_losses.check_tasks(
+            list(generate.task_weights), tuple(generate.tasks), "train.generate.task_weights"
+        )
+        if any(weight < 0 for weight in generate.task_weights.values()) or (
+            generate.tasks and sum(generate.task_weights.get(t, 1.0) for t in generate.tasks) <= 0
+        ):
+            raise ValueError(
+                "train.generate.task_weights: weights must be >= 0 with a positive sum, got "
+                f"{generate.task_weights}"
+            )
         if config.train.reason.epochs > 0 and not config.train.reason.tasks:
             raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
