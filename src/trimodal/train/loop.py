@@ -141,6 +141,18 @@ def _pairs(names: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _check_task_weights(generate: GenerateConfig) -> None:
+    """``train.generate.task_weights`` names only stage-3 tasks, with weights >= 0 that do not
+    all vanish."""
+    given = generate.task_weights
+    task_losses.check_tasks(list(given), tuple(generate.tasks), "train.generate.task_weights")
+    total = sum(given.get(task, 1.0) for task in generate.tasks)
+    if any(weight < 0 for weight in given.values()) or (generate.tasks and total <= 0):
+        raise ValueError(
+            f"train.generate.task_weights: weights must be >= 0 with a positive sum, got {given}"
+        )
+
+
 class TrainStep(nn.Module):
     """The whole loss of one step as a module, so DistributedDataParallel can wrap it."""
 
@@ -380,17 +392,7 @@ class Trainer:
             config.train.reason.tasks, task_losses.REASON_TASKS, "train.reason.tasks"
         )
         _pairs(config.train.align.pairs)  # a malformed pair is an error before any step
-        generate = config.train.generate
-        task_losses.check_tasks(
-            list(generate.task_weights), tuple(generate.tasks), "train.generate.task_weights"
-        )
-        if any(weight < 0 for weight in generate.task_weights.values()) or (
-            generate.tasks and sum(generate.task_weights.get(t, 1.0) for t in generate.tasks) <= 0
-        ):
-            raise ValueError(
-                "train.generate.task_weights: weights must be >= 0 with a positive sum, got "
-                f"{generate.task_weights}"
-            )
+        _check_task_weights(config.train.generate)
         if config.train.reason.epochs > 0 and not config.train.reason.tasks:
             raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)

@@ -39,8 +39,9 @@ def encode_in_length_groups(
 
     Rows are sorted by length (``mask.sum(-1)``) and cut into up to ``groups`` groups of at
     least :data:`MIN_GROUP_ROWS` rows; each group's inputs are trimmed to its longest row
-    before encoding (one plain call when that would not cut the padded steps by 10%). For a padding-invariant ``encode`` the result equals one padded call (up
-    to float rounding): tokens ``[B, T, D]`` are padded back to the longest group's ``T``.
+    before encoding (one plain call when that would not cut the padded steps by 10%). For a
+    padding-invariant ``encode`` the result equals one padded call (up to float rounding):
+    tokens ``[B, T, D]`` are padded back to the longest group's ``T``.
 
     Args:
         inputs: ``[B, ..., L]``, time on the last axis (token ids ``[B, L]`` or log-mel
