@@ -253,6 +253,37 @@ def test_frozen_outputs_match_eval_mode_encoding_row_by_row(
         frozen["image"].select(torch.tensor([int(data.train_rows[8])]))
 
 
+def test_a_row_without_caption_audio_is_frozen_as_a_step_encodes_it(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    """Contrastive (stage 2b) and transcription (stage 3) read every row's caption audio; a
+    row without any gets the empty encoding a per-step batch gives it, not an error."""
+    import dataclasses
+
+    from trimodal.data.tensors import RaggedAudio
+    from trimodal.train.loop import prepare_data
+
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    data = prepare_data(config, tiny_world[0])
+    rows = data.train_rows[:6]
+    silent = int(rows[2])
+    audio = data.tensors.caption_audio
+    start, end = int(audio.offsets[silent]), int(audio.offsets[silent + 1])
+    offsets = audio.offsets.clone()
+    offsets[silent + 1 :] -= end - start
+    frames = torch.cat([audio.frames[:start], audio.frames[end:]])
+    tensors = dataclasses.replace(data.tensors, caption_audio=RaggedAudio(frames, offsets))
+    assert not bool(tensors.has_audio[silent])
+    torch.manual_seed(0)
+    model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary).eval()
+    frozen = freeze_perception(model, tensors, rows, {"audio"})["audio"].select(rows)
+    with torch.no_grad():
+        per_step = model.encode_audio(*tensors.caption_audio.batch(rows))
+    assert not bool(frozen.mask[2].any())
+    assert torch.equal(frozen.mask, per_step.mask[:, : frozen.mask.shape[1]])
+    assert torch.allclose(frozen.pooled, per_step.pooled, atol=1e-5)
+
+
 def test_the_reason_stage_moves_only_text_fusion_and_heads(
     tiny_world: tuple[Path, WorldSummary], tmp_path: Path
 ) -> None:

@@ -138,7 +138,8 @@ def freeze_perception(
     model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, towers: set[str]
 ) -> dict[str, FrozenOutputs]:
     """Fixed outputs of ``rows`` for ``towers``: ``image`` (the images), ``audio`` (spoken
-    captions) and ``spoken`` (spoken questions, of the rows that have one)."""
+    captions; a row without one gets an empty mask, as in a step's batch) and ``spoken``
+    (spoken questions, of the rows that have one)."""
     total = len(tensors.images)
     frozen = {}
     if "image" in towers:
@@ -146,9 +147,8 @@ def freeze_perception(
             model, lambda r: model.encode_image(to_float_images(tensors.images[r])), rows, total
         )
     if "audio" in towers:
-        with_audio = rows[tensors.caption_audio.lengths()[rows] > 0]
         frozen["audio"] = encode_frozen(
-            model, lambda r: model.encode_audio(*tensors.caption_audio.batch(r)), with_audio, total
+            model, lambda r: model.encode_audio(*tensors.caption_audio.batch(r)), rows, total
         )
     if "spoken" in towers:
         with_spoken = rows[tensors.spoken_index[rows] >= 0]
