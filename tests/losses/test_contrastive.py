@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -277,13 +278,24 @@ def test_learnable_temperature_is_trained() -> None:
 def _fake_world(
     monkeypatch: pytest.MonkeyPatch, rank: int, remote: list[tuple[torch.Tensor, torch.Tensor]]
 ) -> None:
-    """World size 2; ``remote`` maps a local tensor to the other rank's fixed tensor."""
+    """World size 2; ``remote`` pairs each local tensor with the other rank's, in the order they
+    are gathered (each gather exchanges a row count, then the rows padded to the larger count)."""
+    pending = list(remote)
+    current: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def all_gather(tensor_list: list[torch.Tensor], tensor: torch.Tensor) -> None:
-        other = next(o for local, o in remote if torch.equal(local, tensor))
         with torch.no_grad():  # a real collective records no autograd history
             tensor_list[rank].copy_(tensor)
-            tensor_list[1 - rank].copy_(other)
+            if tensor.dtype == torch.long:  # a row count: the next pair begins
+                current[:] = [pending.pop(0)]
+                local, other = current[0]
+                assert int(tensor.item()) == local.shape[0]
+                tensor_list[1 - rank].fill_(other.shape[0])
+                return
+            local, other = current[0]
+            assert torch.equal(tensor[: local.shape[0]], local.detach())
+            tensor_list[1 - rank].zero_()
+            tensor_list[1 - rank][: other.shape[0]] = other
 
     monkeypatch.setattr(dist, "is_available", lambda: True)
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
@@ -323,6 +335,21 @@ def test_gather_concatenates_in_rank_order_with_local_grad(
     assert other.grad is None
 
 
+@pytest.mark.parametrize(("mine", "theirs"), [(2, 5), (5, 2), (0, 3)])
+def test_gather_takes_uneven_row_counts(
+    monkeypatch: pytest.MonkeyPatch, mine: int, theirs: int
+) -> None:
+    """Ranks whose batches lack a modality in different rows gather different counts."""
+    local = torch.randn(mine, 4, dtype=torch.float64, requires_grad=True)
+    other = torch.randn(theirs, 4, dtype=torch.float64)
+    _fake_world(monkeypatch, 1, [(local, other)])
+    out = gather_with_grad(local)
+    assert torch.equal(out, torch.cat([other, local.detach()]))
+    out.sum().backward()
+    assert local.grad is not None
+    assert torch.equal(local.grad, torch.ones_like(local))
+
+
 @pytest.mark.parametrize("rank", [0, 1])
 def test_distributed_info_nce_is_global_info_nce(
     monkeypatch: pytest.MonkeyPatch, rank: int
@@ -355,3 +382,46 @@ def test_pairwise_gather_uses_global_batch(monkeypatch: pytest.MonkeyPatch) -> N
     )
     expected = naive_info_nce(torch.cat([image, other_image]), torch.cat([text, other_text]), 0.2)
     assert out.parts["image-text"].item() == pytest.approx(expected, abs=1e-10)
+
+
+def test_pairwise_gather_keeps_a_pair_this_rank_holds_one_row_of(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Skipping is decided on the gathered rows, which every rank sees alike."""
+    embeddings, rows = _three_modalities()  # audio and text share only position 2
+    audio, text = embeddings["audio"][[0]], embeddings["text"][[2]]
+    other_audio, other_text = _pair(batch=3, dim=3, seed=9)
+    _fake_world(monkeypatch, 0, [(audio, other_audio), (text, other_text)])
+    out = pairwise_contrastive(
+        embeddings, rows, [("audio", "text")], torch.tensor(0.3, dtype=torch.float64), gather=True
+    )
+    expected = naive_info_nce(torch.cat([audio, other_audio]), torch.cat([text, other_text]), 0.3)
+    assert out.parts["audio-text"].item() == pytest.approx(expected, abs=1e-10)
+
+
+def _uneven_gather_worker(rank: int, port: int, folder: str) -> None:
+    """One rank of a real gloo group: rank r holds 3 * r rows (rank 0 none)."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        local = torch.full((3 * rank, 2), float(rank + 1), requires_grad=True)
+        out = gather_with_grad(local)
+        out.sum().backward()
+        torch.save({"out": out.detach(), "grad": local.grad}, f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_of_uneven_rows_over_a_real_gloo_group(tmp_path: Path) -> None:
+    """Two processes, one with no rows: both get the other's rows, in rank order."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_uneven_gather_worker, args=(port, str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        saved = torch.load(tmp_path / f"rank{rank}.pt")
+        assert torch.equal(saved["out"], torch.full((3, 2), 2.0))
+    assert torch.equal(torch.load(tmp_path / "rank1.pt")["grad"], torch.ones(3, 2))

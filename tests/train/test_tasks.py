@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from trimodal.config import load_config
-from trimodal.data.tensors import to_float_images
+from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.models.trimodal import TriModalModel, Vocabulary
 from trimodal.train.loop import train
 from trimodal.train.tasks import (
     StepInputs,
+    contrastive_loss,
     freeze_perception,
     grounding_loss,
     object_grid_targets,
@@ -253,20 +254,20 @@ def test_frozen_outputs_match_eval_mode_encoding_row_by_row(
         frozen["image"].select(torch.tensor([int(data.train_rows[8])]))
 
 
-def test_a_row_without_caption_audio_is_frozen_as_a_step_encodes_it(
-    tiny_world: tuple[Path, WorldSummary],
-) -> None:
-    """Contrastive (stage 2b) and transcription (stage 3) read every row's caption audio; a
-    row without any gets the empty encoding a per-step batch gives it, not an error."""
+def _without_caption_audio(
+    world: Path, position: int
+) -> tuple[TriModalModel, SceneTensors, torch.Tensor]:
+    """The tiny recipe's model (eval mode), the world's tensors with the caption audio of
+    training row ``rows[position]`` removed, and those 6 ``rows``."""
     import dataclasses
 
     from trimodal.data.tensors import RaggedAudio
     from trimodal.train.loop import prepare_data
 
     config = load_config(ROOT / "configs" / "tiny.yaml")
-    data = prepare_data(config, tiny_world[0])
+    data = prepare_data(config, world)
     rows = data.train_rows[:6]
-    silent = int(rows[2])
+    silent = int(rows[position])
     audio = data.tensors.caption_audio
     start, end = int(audio.offsets[silent]), int(audio.offsets[silent + 1])
     offsets = audio.offsets.clone()
@@ -276,6 +277,51 @@ def test_a_row_without_caption_audio_is_frozen_as_a_step_encodes_it(
     assert not bool(tensors.has_audio[silent])
     torch.manual_seed(0)
     model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary).eval()
+    return model, tensors, rows
+
+
+def test_contrastive_leaves_out_a_row_without_caption_audio(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    """The audio-text pair sees only the rows with audio; image-text sees every row."""
+    model, tensors, rows = _without_caption_audio(tiny_world[0], position=2)
+    step = StepInputs(model, tensors, rows, torch.Generator().manual_seed(0))
+    pairs = [("image", "text"), ("audio", "text")]
+    with torch.no_grad():
+        total, parts = contrastive_loss(step, pairs, "info_nce", 0.2, False)
+        voiced = torch.tensor([0, 1, 3, 4, 5])
+        audio = model.encode_audio(*tensors.caption_audio.batch(rows[voiced])).pooled
+        ids, mask = tensors.caption_ids[rows], tensors.caption_mask[rows]
+        text = model.encode_padded_text(ids, mask).pooled
+        image = model.encode_image(to_float_images(tensors.images[rows])).pooled
+    scale = float(model.temperature().exp())
+    audio_text = naive_info_nce(audio, text[voiced], scale)
+    image_text = naive_info_nce(image, text, scale)
+    assert parts["audio-text"].item() == pytest.approx(audio_text, abs=1e-4)
+    assert parts["image-text"].item() == pytest.approx(image_text, abs=1e-4)
+    expected = (audio_text + image_text) / 2
+    assert total.item() == pytest.approx(expected, abs=1e-4)
+
+
+def naive_info_nce(a: torch.Tensor, b: torch.Tensor, scale: float) -> float:
+    """Symmetric InfoNCE row by row: mean of the a->b and b->a cross-entropies."""
+    a = a / a.norm(dim=-1, keepdim=True)
+    b = b / b.norm(dim=-1, keepdim=True)
+    total = 0.0
+    for i in range(len(a)):
+        row = [scale * float(a[i] @ b[j]) for j in range(len(b))]
+        column = [scale * float(a[j] @ b[i]) for j in range(len(a))]
+        total += math.log(sum(math.exp(x) for x in row)) - row[i]
+        total += math.log(sum(math.exp(x) for x in column)) - column[i]
+    return total / (2 * len(a))
+
+
+def test_a_row_without_caption_audio_is_frozen_as_a_step_encodes_it(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    """Contrastive (stage 2b) and transcription (stage 3) read every row's caption audio; a
+    row without any gets the empty encoding a per-step batch gives it, not an error."""
+    model, tensors, rows = _without_caption_audio(tiny_world[0], position=2)
     frozen = freeze_perception(model, tensors, rows, {"audio"})["audio"].select(rows)
     with torch.no_grad():
         per_step = model.encode_audio(*tensors.caption_audio.batch(rows))

@@ -77,23 +77,31 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from every rank, keeping the gradient path to this rank's slice.
 
     Other ranks' features arrive as constants; this rank's slot is ``x`` itself (open_clip's
-    ``local_loss=False, gather_with_grad=False``). Every rank must pass the same shape.
+    ``local_loss=False, gather_with_grad=False``). Ranks may hold different numbers of rows (a
+    batch whose rows lack a modality): the row counts are exchanged first and every rank's rows
+    travel padded to the largest count.
 
     Args:
-        x: ``[B, E]`` local features.
+        x: ``[B_r, E]`` local features (``B_r`` may differ between ranks, and may be 0).
 
     Returns:
-        ``[world * B, E]`` in rank order, or ``x`` itself outside a multi-process group.
+        ``[sum_r B_r, E]`` in rank order, or ``x`` itself outside a multi-process group.
     """
     if not dist.is_available() or not dist.is_initialized():
         return x
     world = dist.get_world_size()
     if world == 1:
         return x
-    gathered = [torch.zeros_like(x) for _ in range(world)]
-    dist.all_gather(gathered, x.detach().contiguous())
-    gathered[dist.get_rank()] = x
-    return torch.cat(gathered, dim=0)
+    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([x.shape[0]], device=x.device))
+    sizes = [int(count.item()) for count in counts]
+    padded = x.new_zeros((max(sizes), *x.shape[1:]))
+    padded[: x.shape[0]] = x.detach()
+    gathered = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded)
+    pieces = [rows[:size] for rows, size in zip(gathered, sizes, strict=True)]
+    pieces[dist.get_rank()] = x
+    return torch.cat(pieces, dim=0)
 
 
 def distributed_info_nce(
@@ -106,13 +114,13 @@ def distributed_info_nce(
     parameter gradient by ``1 / world``, as in open_clip).
 
     Args:
-        a: ``[B, E]`` local embeddings of one modality (same ``B`` on every rank).
+        a: ``[B, E]`` local embeddings of one modality (``B`` may differ between ranks).
         b: ``[B, E]`` local embeddings of the other, row-aligned with ``a``.
         logit_scale: scalar tensor, log of the inverse temperature.
         normalize: L2-normalise the rows first.
 
     Returns:
-        Scalar tensor: InfoNCE over ``[world * B, E]``.
+        Scalar tensor: InfoNCE over the gathered ``[sum_r B_r, E]``.
     """
     return info_nce(gather_with_grad(a), gather_with_grad(b), logit_scale, normalize)
 
@@ -171,14 +179,11 @@ def _pair_loss(
     logit_scale: torch.Tensor,
     kind: ContrastiveKind,
     margin: float,
-    gather: bool,
 ) -> torch.Tensor:
     """One pair's loss on row-aligned ``a [S, E]`` and ``b [S, E]``."""
     if kind == "info_nce":
-        return distributed_info_nce(a, b, logit_scale) if gather else info_nce(a, b, logit_scale)
+        return info_nce(a, b, logit_scale)
     if kind == "cosine":
-        if gather:
-            a, b = gather_with_grad(a), gather_with_grad(b)
         return cosine_alignment(a, b, margin)
     raise ValueError(f"unknown contrastive kind {kind!r}; expected 'info_nce' or 'cosine'")
 
@@ -195,7 +200,8 @@ def pairwise_contrastive(
     """Contrastive loss for every requested pair of modalities present in ``embeddings``.
 
     Each pair is aligned on the batch positions both modalities have; a pair sharing fewer than
-    two positions is skipped. A pair requested twice (in either order) counts once.
+    two positions (over all ranks, when gathering) is skipped. A pair requested twice (in either
+    order) counts once.
 
     Args:
         embeddings: ``{modality: [B_m, E]}``.
@@ -205,7 +211,7 @@ def pairwise_contrastive(
         kind: ``"info_nce"`` (:func:`info_nce`) or ``"cosine"`` (:func:`cosine_alignment`).
         margin: negative margin for ``"cosine"``.
         gather: compute each pair over the global batch of every rank (:func:`gather_with_grad`).
-            Every rank must then apply the same pairs with the same number of shared rows.
+            Every rank must then request the same pairs; their shared rows may differ.
 
     Returns:
         :class:`ContrastiveOutput` with the mean over applied pairs and each pair's loss.
@@ -218,16 +224,12 @@ def pairwise_contrastive(
         if key in parts or low not in embeddings or high not in embeddings:
             continue
         index_low, index_high = shared_rows(rows[low], rows[high])
-        if index_low.numel() < 2:
+        a, b = embeddings[low][index_low], embeddings[high][index_high]
+        if gather:  # every rank gathers, even with no shared rows, so the collectives match
+            a, b = gather_with_grad(a), gather_with_grad(b)
+        if a.shape[0] < 2:
             continue
-        parts[key] = _pair_loss(
-            embeddings[low][index_low],
-            embeddings[high][index_high],
-            logit_scale,
-            kind,
-            margin,
-            gather,
-        )
+        parts[key] = _pair_loss(a, b, logit_scale, kind, margin)
     total = torch.stack(list(parts.values())).mean() if parts else logit_scale * 0.0
     return ContrastiveOutput(total=total, parts=parts)
 

@@ -166,12 +166,12 @@ def _zero_loss(step: StepInputs) -> torch.Tensor:
 def contrastive_loss(
     step: StepInputs, pairs: list[tuple[str, str]], kind: str, margin: float, gather: bool
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Pairwise contrastive loss over the modalities the pairs name."""
+    """Pairwise contrastive loss over the modalities the pairs name, each pair aligned on the
+    rows that have both (:func:`present_rows`)."""
     needed = {m for pair in pairs for m in pair}
     encoders = {"image": step.image, "text": step.text, "audio": step.audio}
-    embeddings = {m: encoders[m]().pooled for m in sorted(needed)}
-    positions = torch.arange(len(step.rows))
-    rows = {m: positions for m in embeddings}
+    rows = {m: present_rows(step, m) for m in sorted(needed)}
+    embeddings = {m: encoders[m]().pooled[rows[m]] for m in sorted(needed)}
     if kind not in ("info_nce", "cosine"):
         raise ValueError(f"train.align.loss must be 'info_nce' or 'cosine', got {kind!r}")
     output = pairwise_contrastive(
@@ -184,6 +184,15 @@ def contrastive_loss(
         gather=gather,
     )
     return output.total, output.parts
+
+
+def present_rows(step: StepInputs, modality: str) -> torch.Tensor:
+    """Batch positions ``[B_m]`` of the step's rows that have ``modality``: a sample may lack
+    any of them, and a missing one's encoding (of a blank image, an empty clip or caption)
+    would otherwise enter the contrastive loss as if it were a real example."""
+    tensors = step.tensors
+    present = {"image": tensors.has_image, "text": tensors.has_text, "audio": tensors.has_audio}
+    return torch.arange(len(step.rows))[present[modality][step.rows]]
 
 
 def typed_vqa_loss(
