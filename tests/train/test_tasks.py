@@ -12,10 +12,12 @@ import torch
 from trimodal.config import load_config
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.train.loop import train
 from trimodal.train.tasks import (
     StepInputs,
     contrastive_loss,
+    encode_frozen,
     freeze_perception,
     grounding_loss,
     object_grid_targets,
@@ -252,6 +254,35 @@ def test_frozen_outputs_match_eval_mode_encoding_row_by_row(
                 assert torch.allclose(selected.pooled[i], one.pooled[0], atol=1e-5), tower
     with pytest.raises(ValueError, match="not encoded"):
         frozen["image"].select(torch.tensor([int(data.train_rows[8])]))
+
+
+def test_frozen_outputs_keep_only_used_positions_and_pad_on_select() -> None:
+    """Ragged storage: a row costs its length up to its last real token (holes kept), and a
+    selection pads with zeros to its own longest row."""
+    tokens = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 3) + 1
+    mask = torch.tensor([[True, False, True, False, False], [True, True, True, True, True]])
+    pooled = torch.tensor([[1.0], [2.0]])
+    rows = torch.tensor([7, 2])
+
+    def encode(chunk: torch.Tensor) -> EncoderOutput:
+        at = [rows.tolist().index(int(r)) for r in chunk]
+        return EncoderOutput(tokens[at], mask[at], pooled[at])
+
+    frozen = encode_frozen(torch.nn.Linear(1, 1), encode, rows, total_rows=9, chunk=1)
+    assert frozen.tokens.shape == (3 + 5, 3)  # not 2 rows x 5
+    assert frozen.offsets.tolist() == [0, 3, 8]
+    short = frozen.select(torch.tensor([7]))
+    assert torch.equal(short.tokens[0], tokens[0, :3])
+    assert short.mask.tolist() == [[True, False, True]]
+    both = frozen.select(torch.tensor([7, 2, 7]))
+    assert both.tokens.shape == (3, 5, 3)
+    assert torch.equal(both.tokens[1], tokens[1])
+    assert torch.equal(both.tokens[0, :3], tokens[0, :3])
+    assert not both.tokens[0, 3:].any()
+    assert torch.equal(both.mask[0], torch.tensor([True, False, True, False, False]))
+    assert both.pooled[:, 0].tolist() == [1.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="at least one row"):
+        encode_frozen(torch.nn.Linear(1, 1), encode, rows[:0], total_rows=9)
 
 
 def _without_caption_audio(

@@ -86,26 +86,45 @@ class StepInputs:
 class FrozenOutputs:
     """One encoder's outputs computed once, for a stage that keeps that encoder fixed.
 
-    ``outputs`` holds the tokens ``[R, T, D]`` (padded to the longest row), mask ``[R, T]`` and
-    pooled embedding ``[R, E]`` of the encoded rows; ``position[row]`` is where a tensors row
-    sits in them (-1 for rows not encoded).
+    Stored ragged, so memory follows the real tokens, not the longest row times the row count
+    (one long clip among many short ones would otherwise pad them all): the encoded rows' tokens
+    up to each row's last real one, concatenated, ``tokens [sum_r T_r, D]`` with their ``mask
+    [sum_r T_r]``; row ``i`` holds ``offsets[i]:offsets[i + 1]``. ``pooled [R, E]`` is the
+    pooled embedding of each encoded row; ``position[row]`` is where a tensors row sits among
+    the encoded rows (-1 for rows not encoded).
     """
 
-    outputs: EncoderOutput
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    offsets: torch.Tensor
+    pooled: torch.Tensor
     position: torch.Tensor
 
     def select(self, rows: torch.Tensor) -> EncoderOutput:
-        """The outputs of ``rows [B]``, trimmed to their longest row (every one must have been
-        encoded)."""
+        """The outputs of ``rows [B]``, padded to their longest row: tokens ``[B, T, D]`` (zero
+        after a row's end), mask ``[B, T]``, pooled ``[B, E]``. Every row must be encoded."""
         at = self.position[rows]
         if bool((at < 0).any()):
             missing = rows[at < 0].tolist()[:5]
             raise ValueError(f"rows {missing} were not encoded by encode_frozen")
-        mask = self.outputs.mask[at]
-        keep = mask.any(0)
-        return EncoderOutput(
-            self.outputs.tokens[at][:, keep], mask[:, keep], self.outputs.pooled[at]
-        )
+        starts, lengths = self.offsets[at], self.offsets[at + 1] - self.offsets[at]
+        longest = int(lengths.max()) if len(rows) else 0
+        steps = torch.arange(longest)
+        inside = steps < lengths[:, None]  # (B, T)
+        source = (starts[:, None] + steps)[inside]
+        tokens = self.tokens.new_zeros(len(rows), longest, self.tokens.shape[-1])
+        tokens[inside] = self.tokens[source]
+        mask = torch.zeros(len(rows), longest, dtype=torch.bool)
+        mask[inside] = self.mask[source]
+        return EncoderOutput(tokens, mask, self.pooled[at])
+
+
+def _used_length(mask: torch.Tensor) -> torch.Tensor:
+    """Per row of ``mask [B, T]``, one past its last True position (0 for an empty row)."""
+    steps = torch.arange(1, mask.shape[1] + 1)
+    return (
+        (mask * steps).amax(dim=1) if mask.shape[1] else mask.new_zeros(len(mask), dtype=torch.long)
+    )
 
 
 def encode_frozen(
@@ -115,23 +134,27 @@ def encode_frozen(
     total_rows: int,
     chunk: int = 256,
 ) -> FrozenOutputs:
-    """``encode(rows chunk)`` over ``rows`` in eval mode without gradients, stacked (tokens
-    padded to the longest chunk); the model goes back to the mode it was in."""
+    """``encode(rows chunk)`` over ``rows`` (at least one) in eval mode without gradients,
+    kept ragged (see :class:`FrozenOutputs`); the model goes back to the mode it was in."""
+    if not len(rows):
+        raise ValueError("encode_frozen needs at least one row to encode")
     was_training = model.training
     model.eval()
-    parts = []
+    tokens, masks, lengths, pooled = [], [], [], []
     with torch.no_grad():
         for start in range(0, len(rows), chunk):
-            parts.append(encode(rows[start : start + chunk]))
+            part = encode(rows[start : start + chunk])
+            used = _used_length(part.mask)
+            inside = torch.arange(part.mask.shape[1]) < used[:, None]
+            tokens.append(part.tokens[inside])
+            masks.append(part.mask[inside])
+            lengths.append(used)
+            pooled.append(part.pooled)
     model.train(was_training)
-    longest = max(part.tokens.shape[1] for part in parts)
-    tokens = torch.cat([F.pad(p.tokens, (0, 0, 0, longest - p.tokens.shape[1])) for p in parts])
-    mask = torch.cat([F.pad(p.mask, (0, longest - p.mask.shape[1])) for p in parts])
+    offsets = F.pad(torch.cat(lengths).cumsum(0), (1, 0))
     position = torch.full((total_rows,), -1, dtype=torch.long)
     position[rows] = torch.arange(len(rows))
-    return FrozenOutputs(
-        EncoderOutput(tokens, mask, torch.cat([p.pooled for p in parts])), position
-    )
+    return FrozenOutputs(torch.cat(tokens), torch.cat(masks), offsets, torch.cat(pooled), position)
 
 
 def freeze_perception(
@@ -139,7 +162,8 @@ def freeze_perception(
 ) -> dict[str, FrozenOutputs]:
     """Fixed outputs of ``rows`` for ``towers``: ``image`` (the images), ``audio`` (spoken
     captions; a row without one gets an empty mask, as in a step's batch) and ``spoken``
-    (spoken questions, of the rows that have one)."""
+    (spoken questions, of the rows that have one; none without any, as no step asks for
+    them then)."""
     total = len(tensors.images)
     frozen = {}
     if "image" in towers:
@@ -150,8 +174,8 @@ def freeze_perception(
         frozen["audio"] = encode_frozen(
             model, lambda r: model.encode_audio(*tensors.caption_audio.batch(r)), rows, total
         )
-    if "spoken" in towers:
-        with_spoken = rows[tensors.spoken_index[rows] >= 0]
+    with_spoken = rows[tensors.spoken_index[rows] >= 0]
+    if "spoken" in towers and len(with_spoken):
         frozen["spoken"] = encode_frozen(
             model, lambda r: model.encode_audio(*tensors.spoken_audio.batch(r)), with_spoken, total
         )
