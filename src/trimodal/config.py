@@ -181,6 +181,12 @@ class AlignConfig(StageConfig):
     auxiliary: list[str] = field(default_factory=list)
     """Image-only tasks added to the contrastive loss at weight 1 (``attributes``,
     ``objects``): the image tower gets direct supervision from the first step."""
+    anchors: dict[str, str] = field(default_factory=dict)
+    """``{pair: modality}``, e.g. ``{"audio-text": "text"}``: that pair's loss leaves the named
+    modality's embeddings fixed (detached) and moves only the other one toward them, so text
+    stays shaped by images and audio learns to land in that space (ImageBind's recipe)."""
+    anchor_gradient: float = 0.0
+    """Fraction of an anchored pair's gradient that still reaches its anchor (0: none)."""
 
 
 @dataclass
@@ -232,6 +238,28 @@ class ReasonConfig(StageConfig):
 
 
 @dataclass
+class BindConfig(StageConfig):
+    """Stage 2c: re-fit one modality's projection head into another's fixed embedding space.
+
+    At the start of the stage every training row's ``modality`` features (the encoder's pooled
+    output before its projection) and ``anchor`` embeddings are computed once, in eval mode;
+    then only ``<modality>_encoder.projection`` trains, by InfoNCE from each row to *all*
+    training rows' anchors (rows whose content is identical are not negatives). Thousands of
+    negatives per step for the cost of a matmul: ``modality: audio, anchor: text`` moves the
+    audio embeddings onto the text space that images were aligned with, which is what audio
+    retrieval (and emergent audio->image binding) reads. ``epochs`` 0 skips the stage.
+    """
+
+    epochs: float = 0.0
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    modality: str = "audio"
+    anchor: str = "text"
+
+
+@dataclass
 class GenerateConfig(StageConfig):
     """Stage 3: the decoder learns captions, transcripts, answers and dialogues.
 
@@ -252,7 +280,7 @@ class GenerateConfig(StageConfig):
 
 @dataclass
 class TrainConfig:
-    """The stages (vision, align, multitask, reason, generate) plus run-wide settings."""
+    """The stages (vision, align, multitask, reason, bind, generate) plus run-wide settings."""
 
     seed: int = 0
     threads: int = 0
@@ -260,6 +288,7 @@ class TrainConfig:
     align: AlignConfig = field(default_factory=AlignConfig)
     multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
     reason: ReasonConfig = field(default_factory=ReasonConfig)
+    bind: BindConfig = field(default_factory=BindConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     log_every: int = 20
     checkpoint_every: int = 200

@@ -425,3 +425,33 @@ def test_gather_of_uneven_rows_over_a_real_gloo_group(tmp_path: Path) -> None:
         saved = torch.load(tmp_path / f"rank{rank}.pt")
         assert torch.equal(saved["out"], torch.full((3, 2), 2.0))
     assert torch.equal(torch.load(tmp_path / "rank1.pt")["grad"], torch.ones(3, 2))
+
+
+def test_an_anchored_modality_gets_no_gradient_from_its_pair() -> None:
+    """Same loss; the anchor side is detached, the other side's gradient is unchanged."""
+    embeddings, rows = _three_modalities()
+    rows["audio"] = torch.tensor([2, 1])
+    scale = torch.tensor(0.4, dtype=torch.float64)
+    pairs = [("audio", "text"), ("image", "text")]
+
+    def run(
+        anchors: dict[str, str] | None, fraction: float = 0.0
+    ) -> tuple[ContrastiveOutput, dict[str, torch.Tensor]]:
+        leaves = {m: e.clone().requires_grad_(True) for m, e in embeddings.items()}
+        out = pairwise_contrastive(
+            leaves, rows, pairs, scale, anchors=anchors, anchor_gradient=fraction
+        )
+        out.parts["audio-text"].backward()
+        return out, {m: leaf.grad for m, leaf in leaves.items() if leaf.grad is not None}
+
+    free, free_grads = run(None)
+    anchored, anchored_grads = run({"audio-text": "text"})
+    assert anchored.parts["audio-text"].item() == pytest.approx(free.parts["audio-text"].item())
+    assert anchored.total.item() == pytest.approx(free.total.item())
+    assert set(free_grads) == {"audio", "text"}
+    assert set(anchored_grads) == {"audio"}
+    assert torch.allclose(anchored_grads["audio"], free_grads["audio"])
+    partial, partial_grads = run({"audio-text": "text"}, fraction=0.25)
+    assert partial.total.item() == pytest.approx(free.total.item())
+    assert torch.allclose(partial_grads["audio"], free_grads["audio"])
+    assert torch.allclose(partial_grads["text"], 0.25 * free_grads["text"])

@@ -15,7 +15,9 @@ from trimodal.models.trimodal import TriModalModel, Vocabulary
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.train.loop import train
 from trimodal.train.tasks import (
+    BindTargets,
     StepInputs,
+    bind_loss,
     contrastive_loss,
     encode_frozen,
     freeze_perception,
@@ -144,6 +146,24 @@ def test_unknown_task_names_are_clear_errors(
     config = load_config(ROOT / "configs" / "tiny.yaml", ["train.align.pairs=[image-video]"])
     with pytest.raises(ValueError, match=r"train.align.pairs: 'image-video' is not of the form"):
         train(config, tiny_world[0], tmp_path / "run3", progress=False)
+    config = load_config(
+        ROOT / "configs" / "tiny.yaml", ["train.align.anchors={image-audio: audio}"]
+    )
+    with pytest.raises(ValueError, match=r"train.align.anchors: 'image-audio' is not one of"):
+        train(config, tiny_world[0], tmp_path / "run4", progress=False)
+    config = load_config(
+        ROOT / "configs" / "tiny.yaml", ["train.align.anchors={text-audio: image}"]
+    )
+    with pytest.raises(ValueError, match=r"anchor of 'text-audio' must be 'text' or 'audio'"):
+        train(config, tiny_world[0], tmp_path / "run5", progress=False)
+
+
+def test_anchors_may_name_a_pair_in_either_order() -> None:
+    from trimodal.config import AlignConfig
+    from trimodal.train.loop import _anchors
+
+    align = AlignConfig(pairs=["image-text", "text-audio"], anchors={"text-audio": "text"})
+    assert _anchors(align) == {"audio-text": "text"}
 
 
 POOLED = [
@@ -391,3 +411,83 @@ def test_the_reason_stage_moves_only_text_fusion_and_heads(
     reason = [r for r in records if r["stage"] == "reason"]
     expected = {"vqa_typed", "grounding", "vqa_spoken", "contrastive"}
     assert reason and all(expected <= set(r["loss"]) for r in reason)
+
+
+def naive_bind_loss(
+    embedded: torch.Tensor,
+    anchors: torch.Tensor,
+    targets: list[int],
+    groups: list[int],
+    scale: float,
+) -> float:
+    """Row by row: -log softmax over the target and every anchor of different content."""
+    total = 0.0
+    for row, target in enumerate(targets):
+        a = embedded[row] / embedded[row].norm()
+        scores = {
+            j: scale * float(a @ anchors[j])
+            for j in range(len(anchors))
+            if j == target or groups[j] != groups[target]
+        }
+        total += math.log(sum(math.exp(v) for v in scores.values())) - scores[target]
+    return total / len(targets)
+
+
+def test_bind_loss_matches_a_naive_full_gallery_softmax() -> None:
+    torch.manual_seed(3)
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    vocabulary = Vocabulary(["yes", "no"], ["color:red", "shape:star"])
+    model = TriModalModel(config, 50, vocabulary)
+    dim = model.audio_encoder.projection.in_features
+    features = torch.randn(6, dim)
+    anchors = torch.nn.functional.normalize(torch.randn(6, config.model.embed_dim), dim=-1)
+    groups = torch.tensor([0, 1, 0, 2, 3, 1])  # rows 0 and 2 (1 and 5) have identical content
+    position = torch.tensor([-1, 4, 0, 2, -1, 5, 1, 3])  # tensors rows 0 and 4 lack a modality
+    targets = BindTargets("audio", features, anchors, groups, position)
+    rows = torch.tensor([2, 0, 3, 5, 4])
+    step = StepInputs(model, None, rows, torch.Generator())  # type: ignore[arg-type]
+    loss = bind_loss(step, targets)
+    with torch.no_grad():
+        embedded = model.audio_encoder.projection(features[[0, 2, 5]])
+    scale = float(model.temperature().exp())
+    expected = naive_bind_loss(embedded, anchors, [0, 2, 5], groups.tolist(), scale)
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+    loss.backward()
+    assert model.audio_encoder.projection.weight.grad is not None
+    assert model.temperature.logit_scale.grad is None  # the temperature stays fixed
+
+
+def test_the_bind_stage_moves_only_its_projection_head(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from trimodal.train.loop import prepare_data
+    from trimodal.train.schedule import steps_for
+
+    bind = ["train.bind.epochs=3", "train.bind.batch_size=8", "train.bind.lr=0.01"]
+    config = load_config(ROOT / "configs" / "tiny.yaml", bind)
+    summary = train(config, tiny_world[0], tmp_path / "with", progress=False)
+    train(
+        load_config(ROOT / "configs" / "tiny.yaml"),
+        tiny_world[0],
+        tmp_path / "without",
+        progress=False,
+    )
+    rows = len(prepare_data(config, tiny_world[0]).train_rows)
+    assert summary["stages"]["bind"] == steps_for(3.0, rows, 8) > 0
+    after = load_file(str(tmp_path / "with" / "checkpoint" / "model.safetensors"))
+    before = load_file(str(tmp_path / "without" / "checkpoint" / "model.safetensors"))
+    changed = {name for name in after if not torch.equal(after[name], before[name])}
+    assert changed == {"audio_encoder.projection.weight", "audio_encoder.projection.bias"}
+    records = [
+        json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()
+    ]
+    losses = [r["loss"]["bind"] for r in records if r["stage"] == "bind"]
+    assert len(losses) >= 2 and losses[-1] < losses[0]
+
+
+def test_bind_modalities_are_checked(tiny_world: tuple[Path, WorldSummary], tmp_path: Path) -> None:
+    config = load_config(ROOT / "configs" / "tiny.yaml", ["train.bind.anchor=audio"])
+    with pytest.raises(ValueError, match=r"train\.bind: modality and anchor must be two different"):
+        train(config, tiny_world[0], tmp_path / "run", progress=False)

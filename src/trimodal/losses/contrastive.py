@@ -12,7 +12,7 @@ of them to every requested pair of modalities, aligning examples by their batch 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -196,6 +196,8 @@ def pairwise_contrastive(
     kind: ContrastiveKind = "info_nce",
     margin: float = 0.2,
     gather: bool = False,
+    anchors: Mapping[str, str] | None = None,
+    anchor_gradient: float = 0.0,
 ) -> ContrastiveOutput:
     """Contrastive loss for every requested pair of modalities present in ``embeddings``.
 
@@ -212,6 +214,11 @@ def pairwise_contrastive(
         margin: negative margin for ``"cosine"``.
         gather: compute each pair over the global batch of every rank (:func:`gather_with_grad`).
             Every rank must then request the same pairs; their shared rows may differ.
+        anchors: ``{pair key: modality}``, e.g. ``{"audio-text": "text"}``: in that pair the
+            named modality is an anchor that the other side moves toward (ImageBind's recipe
+            with a trainable hub); the anchor keeps only ``anchor_gradient`` of the pair's
+            gradient (0: detached).
+        anchor_gradient: fraction of a pair's gradient that reaches its anchor.
 
     Returns:
         :class:`ContrastiveOutput` with the mean over applied pairs and each pair's loss.
@@ -225,6 +232,11 @@ def pairwise_contrastive(
             continue
         index_low, index_high = shared_rows(rows[low], rows[high])
         a, b = embeddings[low][index_low], embeddings[high][index_high]
+        anchor = (anchors or {}).get(key)
+        if anchor == low:
+            a = scale_gradient(a, anchor_gradient)
+        elif anchor == high:
+            b = scale_gradient(b, anchor_gradient)
         if gather:  # every rank gathers, even with no shared rows, so the collectives match
             a, b = gather_with_grad(a), gather_with_grad(b)
         if a.shape[0] < 2:
@@ -232,6 +244,13 @@ def pairwise_contrastive(
         parts[key] = _pair_loss(a, b, logit_scale, kind, margin)
     total = torch.stack(list(parts.values())).mean() if parts else logit_scale * 0.0
     return ContrastiveOutput(total=total, parts=parts)
+
+
+def scale_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` unchanged in value, with its gradient multiplied by ``factor`` (0: detached)."""
+    if factor == 0.0:
+        return x.detach()
+    return x.detach() + factor * (x - x.detach())
 
 
 class LearnableTemperature(nn.Module):

@@ -31,6 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from trimodal.config import (
+    AlignConfig,
+    BindConfig,
     Config,
     GenerateConfig,
     MultiTaskConfig,
@@ -45,6 +47,7 @@ from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_te
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.data.transforms import ImageTransform
 from trimodal.io import atomic_write_text
+from trimodal.losses.contrastive import pair_key
 from trimodal.losses.multitask import (
     DynamicWeightAverage,
     LossDrivenTaskSampler,
@@ -61,7 +64,7 @@ from trimodal.train.distributed import (
 )
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
 
-STAGES = ("vision", "align", "multitask", "reason", "generate")
+STAGES = ("vision", "align", "multitask", "reason", "generate", "bind")
 
 
 @dataclass
@@ -141,6 +144,27 @@ def _pairs(names: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _anchors(align: AlignConfig) -> dict[str, str]:
+    """``train.align.anchors`` keyed by :func:`pair_key` (either order may be written); each
+    must name a pair of ``train.align.pairs`` and one of its two modalities."""
+    pairs = {pair_key(*pair): pair for pair in _pairs(align.pairs)}
+    anchors = {}
+    for name, modality in align.anchors.items():
+        first, _, second = name.partition("-")
+        key = pair_key(first, second)
+        if key not in pairs:
+            raise ValueError(
+                f"train.align.anchors: {name!r} is not one of train.align.pairs {align.pairs}"
+            )
+        if modality not in pairs[key]:
+            raise ValueError(
+                f"train.align.anchors: the anchor of {name!r} must be {first!r} or {second!r}, "
+                f"got {modality!r}"
+            )
+        anchors[key] = modality
+    return anchors
+
+
 def _check_task_weights(generate: GenerateConfig) -> None:
     """``train.generate.task_weights`` names only stage-3 tasks, with weights >= 0 that do not
     all vanish."""
@@ -150,6 +174,16 @@ def _check_task_weights(generate: GenerateConfig) -> None:
     if any(weight < 0 for weight in given.values()) or (generate.tasks and total <= 0):
         raise ValueError(
             f"train.generate.task_weights: weights must be >= 0 with a positive sum, got {given}"
+        )
+
+
+def _check_bind(bind: BindConfig) -> None:
+    """``train.bind`` names two different modalities."""
+    names = task_losses.BIND_MODALITIES
+    if bind.modality not in names or bind.anchor not in names or bind.modality == bind.anchor:
+        raise ValueError(
+            f"train.bind: modality and anchor must be two different ones of {names}, "
+            f"got {bind.modality!r} and {bind.anchor!r}"
         )
 
 
@@ -168,6 +202,7 @@ class TrainStep(nn.Module):
         super().__init__()
         self.pool, self.reason_pool = pool, reason_pool
         self.frozen: dict[str, task_losses.FrozenOutputs] = {}
+        self.bind_targets: task_losses.BindTargets | None = None
         """Fixed encoder outputs, set by the trainer for stage 2b and a frozen stage 3."""
         self.model, self.weighting, self.config, self.distributed = (
             model,
@@ -199,6 +234,11 @@ class TrainStep(nn.Module):
             return self._image_tasks(step, active)
         if stage == "reason":
             return self._reason(step, active)
+        if stage == "bind":
+            if self.bind_targets is None:
+                raise RuntimeError("stage 'bind' needs the targets computed at its start")
+            loss = task_losses.bind_loss(step, self.bind_targets)
+            return loss, {"bind": float(loss.detach())}, {"bind": 1.0}
         if stage == "align" or "contrastive" in active:
             losses["contrastive"], parts = self._contrastive(step)
         if stage == "align":
@@ -222,7 +262,13 @@ class TrainStep(nn.Module):
         """The ``train.align`` contrastive loss and its per-pair parts (``contrastive/a-b``)."""
         align = self.config.train.align
         total, pair_parts = task_losses.contrastive_loss(
-            step, _pairs(align.pairs), align.loss, align.margin, self.distributed
+            step,
+            _pairs(align.pairs),
+            align.loss,
+            align.margin,
+            self.distributed,
+            _anchors(align),
+            align.anchor_gradient,
         )
         return total, {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
 
@@ -391,8 +437,9 @@ class Trainer:
         task_losses.check_tasks(
             config.train.reason.tasks, task_losses.REASON_TASKS, "train.reason.tasks"
         )
-        _pairs(config.train.align.pairs)  # a malformed pair is an error before any step
+        _anchors(config.train.align)  # malformed pairs and anchors are errors before any step
         _check_task_weights(config.train.generate)
+        _check_bind(config.train.bind)
         if config.train.reason.epochs > 0 and not config.train.reason.tasks:
             raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
@@ -410,6 +457,7 @@ class Trainer:
                     ("multitask", train.multitask),
                     ("reason", train.reason),
                     ("generate", train.generate),
+                    ("bind", train.bind),  # last: it fits the final space; earlier indices stay
                 )
             )
         ]
@@ -460,6 +508,11 @@ class Trainer:
         if towers:
             step_module.frozen = task_losses.freeze_perception(
                 self.model, self.data.tensors, self.data.train_rows, towers
+            )
+        if plan.name == "bind":
+            bind = self.config.train.bind
+            step_module.bind_targets = task_losses.bind_targets(
+                self.model, self.data.tensors, self.data.train_rows, bind.modality, bind.anchor
             )
         if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
@@ -552,9 +605,15 @@ class Trainer:
 
     def _set_trainable(self, plan: StagePlan) -> None:
         """Stage 3 with ``freeze_encoders`` trains only the projector and decoder; stage 2b
-        trains neither them nor the image and audio towers."""
+        trains neither them nor the image and audio towers; stage 2c (bind) trains only its
+        modality's projection head."""
         generate = self.config.train.generate
         frozen = plan.name == "generate" and generate.freeze_encoders
+        if plan.name == "bind":
+            head = f"{self.config.train.bind.modality}_encoder.projection."
+            for name, parameter in self.model.named_parameters():
+                parameter.requires_grad_(name.startswith(head))
+            return
         for name, parameter in self.model.named_parameters():
             own = name.startswith(("projector.", "decoder."))
             if plan.name == "reason":
@@ -581,6 +640,8 @@ class Trainer:
     def _active_tasks(self, plan: StagePlan, sampler: LossDrivenTaskSampler | None) -> list[str]:
         if plan.name == "align":
             return ["contrastive"]
+        if plan.name == "bind":
+            return ["bind"]
         if plan.name == "vision":
             assert isinstance(plan.config, VisionConfig)
             return list(plan.config.tasks)

@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from trimodal.data.question_pool import IGNORE, QuestionPool
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
+from trimodal.eval.retrieval import content_groups
 from trimodal.generation.chat import CAPTION_PROMPT, SPOKEN_PROMPT, TRANSCRIBE_PROMPT, render_ids
 from trimodal.generation.conditioning import lm_loss
-from trimodal.losses.contrastive import pairwise_contrastive
+from trimodal.losses.contrastive import MAX_SCALE, pairwise_contrastive
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
@@ -165,15 +166,11 @@ def freeze_perception(
     (spoken questions, of the rows that have one; none without any, as no step asks for
     them then)."""
     total = len(tensors.images)
-    frozen = {}
-    if "image" in towers:
-        frozen["image"] = encode_frozen(
-            model, lambda r: model.encode_image(to_float_images(tensors.images[r])), rows, total
-        )
-    if "audio" in towers:
-        frozen["audio"] = encode_frozen(
-            model, lambda r: model.encode_audio(*tensors.caption_audio.batch(r)), rows, total
-        )
+    encoders = _pooled_encoders(model, tensors)
+    frozen: dict[str, FrozenOutputs] = {}
+    for tower in ("image", "audio"):
+        if tower in towers:
+            frozen[tower] = encode_frozen(model, encoders[tower], rows, total)
     with_spoken = rows[tensors.spoken_index[rows] >= 0]
     if "spoken" in towers and len(with_spoken):
         frozen["spoken"] = encode_frozen(
@@ -182,13 +179,101 @@ def freeze_perception(
     return frozen
 
 
+BIND_MODALITIES = ("image", "text", "audio")
+
+
+@dataclass
+class BindTargets:
+    """Fixed inputs of stage 2c (``train.bind``), for the training rows that have both
+    modalities: ``features [R, D]`` (the follower's pooled output before its projection),
+    ``anchors [R, E]`` (L2-normalized anchor embeddings), ``groups [R]`` (content ids: equal
+    ids are captions of identical content) and ``position[row]`` (index among the R, or -1)."""
+
+    modality: str
+    features: torch.Tensor
+    anchors: torch.Tensor
+    groups: torch.Tensor
+    position: torch.Tensor
+
+
+def _pooled_encoders(
+    model: TriModalModel, tensors: SceneTensors
+) -> dict[str, Callable[[torch.Tensor], EncoderOutput]]:
+    """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption or caption audio."""
+    return {
+        "image": lambda r: model.encode_image(to_float_images(tensors.images[r])),
+        "text": lambda r: model.encode_padded_text(tensors.caption_ids[r], tensors.caption_mask[r]),
+        "audio": lambda r: model.encode_audio(*tensors.caption_audio.batch(r)),
+    }
+
+
+def bind_targets(
+    model: TriModalModel,
+    tensors: SceneTensors,
+    rows: torch.Tensor,
+    modality: str,
+    anchor: str,
+    chunk: int = 256,
+) -> BindTargets:
+    """Encode ``rows`` once (eval mode, no gradient) for stage 2c; see :class:`BindTargets`."""
+    present = {"image": tensors.has_image, "text": tensors.has_text, "audio": tensors.has_audio}
+    rows = rows[present[modality][rows] & present[anchor][rows]]
+    if len(rows) < 2:
+        raise ValueError(
+            f"train.bind needs at least 2 training rows with both {modality} and {anchor}, "
+            f"found {len(rows)}"
+        )
+    encoders = _pooled_encoders(model, tensors)
+    pooler = getattr(model, f"{modality}_encoder").pooler
+    was_training = model.training
+    model.eval()
+    features, anchors = [], []
+    with torch.no_grad():
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            follower = encoders[modality](part)
+            features.append(pooler(follower.tokens, follower.mask))
+            anchors.append(F.normalize(encoders[anchor](part).pooled, dim=-1))
+    model.train(was_training)
+    position = torch.full((len(tensors.images),), -1, dtype=torch.long)
+    position[rows] = torch.arange(len(rows))
+    groups = content_groups([tensors.content_keys[i] for i in rows.tolist()])
+    return BindTargets(modality, torch.cat(features), torch.cat(anchors), groups, position)
+
+
+def bind_loss(step: StepInputs, targets: BindTargets) -> torch.Tensor:
+    """InfoNCE from the step's rows, through the trainable projection, to every anchor.
+
+    Logits ``[B, R]`` are the model's (fixed) temperature times cosine similarities; a row's
+    target is its own anchor, and other rows of identical content are left out of its
+    negatives. Rows without both modalities are skipped.
+    """
+    at = targets.position[step.rows]
+    at = at[at >= 0]
+    if at.numel() == 0:
+        return _zero_loss(step)
+    projection = getattr(step.model, f"{targets.modality}_encoder").projection
+    embedded = F.normalize(projection(targets.features[at]), dim=-1)  # (B, E)
+    scale = step.model.temperature().exp().clamp(max=MAX_SCALE).detach()
+    logits = scale * embedded @ targets.anchors.T  # (B, R)
+    duplicate = targets.groups[at][:, None] == targets.groups[None, :]
+    duplicate[torch.arange(len(at)), at] = False
+    return F.cross_entropy(logits.masked_fill(duplicate, float("-inf")), at)
+
+
 def _zero_loss(step: StepInputs) -> torch.Tensor:
     """A zero loss attached to the graph, for a step with no rows for a task."""
     return step.model.cls_token.sum() * 0.0
 
 
 def contrastive_loss(
-    step: StepInputs, pairs: list[tuple[str, str]], kind: str, margin: float, gather: bool
+    step: StepInputs,
+    pairs: list[tuple[str, str]],
+    kind: str,
+    margin: float,
+    gather: bool,
+    anchors: dict[str, str] | None = None,
+    anchor_gradient: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Pairwise contrastive loss over the modalities the pairs name, each pair aligned on the
     rows that have both (:func:`present_rows`)."""
@@ -206,6 +291,8 @@ def contrastive_loss(
         kind="cosine" if kind == "cosine" else "info_nce",
         margin=margin,
         gather=gather,
+        anchors=anchors,
+        anchor_gradient=anchor_gradient,
     )
     return output.total, output.parts
 
