@@ -372,31 +372,31 @@ def test_distributed_info_nce_is_global_info_nce(
     assert torch.allclose(grad, expected, atol=1e-12)
 
 
-def test_pairwise_gather_uses_global_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    embeddings, rows = _three_modalities()
-    image, text = embeddings["image"][[1, 2, 3]], embeddings["text"][[1, 2, 0]]
-    other_image, other_text = _pair(batch=3, dim=3, seed=8)
-    _fake_world(monkeypatch, 0, [(image, other_image), (text, other_text)])
-    out = pairwise_contrastive(
-        embeddings, rows, [("image", "text")], torch.tensor(0.2, dtype=torch.float64), gather=True
-    )
-    expected = naive_info_nce(torch.cat([image, other_image]), torch.cat([text, other_text]), 0.2)
-    assert out.parts["image-text"].item() == pytest.approx(expected, abs=1e-10)
-
-
-def test_pairwise_gather_keeps_a_pair_this_rank_holds_one_row_of(
+@pytest.mark.parametrize(
+    ("pair", "local_rows"),
+    [
+        (("image", "text"), ([1, 2, 3], [1, 2, 0])),
+        # audio and text share only position 2: one row here, yet the gathered pair has four,
+        # and skipping is decided on the gathered rows, which every rank sees alike.
+        (("audio", "text"), ([0], [2])),
+    ],
+)
+def test_pairwise_gather_uses_global_batch(
     monkeypatch: pytest.MonkeyPatch,
+    pair: tuple[str, str],
+    local_rows: tuple[list[int], list[int]],
 ) -> None:
-    """Skipping is decided on the gathered rows, which every rank sees alike."""
-    embeddings, rows = _three_modalities()  # audio and text share only position 2
-    audio, text = embeddings["audio"][[0]], embeddings["text"][[2]]
-    other_audio, other_text = _pair(batch=3, dim=3, seed=9)
-    _fake_world(monkeypatch, 0, [(audio, other_audio), (text, other_text)])
+    embeddings, rows = _three_modalities()
+    first, second = embeddings[pair[0]][local_rows[0]], embeddings[pair[1]][local_rows[1]]
+    other_first, other_second = _pair(batch=3, dim=3, seed=8)
+    _fake_world(monkeypatch, 0, [(first, other_first), (second, other_second)])
     out = pairwise_contrastive(
-        embeddings, rows, [("audio", "text")], torch.tensor(0.3, dtype=torch.float64), gather=True
+        embeddings, rows, [pair], torch.tensor(0.2, dtype=torch.float64), gather=True
     )
-    expected = naive_info_nce(torch.cat([audio, other_audio]), torch.cat([text, other_text]), 0.3)
-    assert out.parts["audio-text"].item() == pytest.approx(expected, abs=1e-10)
+    expected = naive_info_nce(
+        torch.cat([first, other_first]), torch.cat([second, other_second]), 0.2
+    )
+    assert out.parts["-".join(pair)].item() == pytest.approx(expected, abs=1e-10)
 
 
 def _uneven_gather_worker(rank: int, port: int, folder: str) -> None:
