@@ -455,6 +455,13 @@ def test_bind_loss_matches_a_naive_full_gallery_softmax() -> None:
     loss.backward()
     assert model.audio_encoder.projection.weight.grad is not None
     assert model.temperature.logit_scale.grad is None  # the temperature stays fixed
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)  # as in the stage: only the projection trains
+    model.audio_encoder.projection.requires_grad_(True)
+    nobody = StepInputs(model, None, torch.tensor([0, 4]), torch.Generator())  # type: ignore[arg-type]
+    empty = bind_loss(nobody, targets)
+    assert empty.item() == 0.0
+    empty.backward()  # a batch without such rows still steps
 
 
 def test_the_bind_stage_moves_only_its_projection_head(
