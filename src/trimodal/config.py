@@ -182,9 +182,10 @@ class AlignConfig(StageConfig):
     """Image-only tasks added to the contrastive loss at weight 1 (``attributes``,
     ``objects``): the image tower gets direct supervision from the first step."""
     anchors: dict[str, str] = field(default_factory=dict)
-    """``{pair: modality}``, e.g. ``{"audio-text": "text"}``: that pair's loss leaves the named
-    modality's embeddings fixed (detached) and moves only the other one toward them, so text
-    stays shaped by images and audio learns to land in that space (ImageBind's recipe)."""
+    """``{pair: modality}``, e.g. ``{"audio-text": "text"}``: that pair's loss moves the other
+    modality toward the named one, which keeps only ``anchor_gradient`` of the pair's gradient
+    (0: detached), so text stays shaped by images and audio learns to land in that space
+    (ImageBind's recipe with a hub that still learns)."""
     anchor_gradient: float = 0.0
     """Fraction of an anchored pair's gradient that still reaches its anchor (0: none)."""
 
@@ -280,7 +281,8 @@ class GenerateConfig(StageConfig):
 
 @dataclass
 class TrainConfig:
-    """The stages (vision, align, multitask, reason, bind, generate) plus run-wide settings."""
+    """The stages plus run-wide settings; they run in the order vision, align, multitask,
+    reason, generate, bind."""
 
     seed: int = 0
     threads: int = 0

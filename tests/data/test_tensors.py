@@ -58,6 +58,11 @@ def test_tensors_match_direct_decoding(
             f"count:{['one', 'two', 'three'][len(objects) - 1]}"
         }
         assert on == by_hand
+    for modality in ("image", "text", "audio"):
+        expected = [getattr(sample, modality) is not None for sample in manifest.samples]
+        assert tensors.has(modality).tolist() == expected
+    with pytest.raises(ValueError, match="unknown modality 'video'"):
+        tensors.has("video")
         groups = attribute_groups(attributes)
         for k, obj in enumerate(objects):
             box = tensors.object_boxes[row, k].tolist()

@@ -200,6 +200,13 @@ class SceneTensors:
         """``[N]`` bool."""
         return self.caption_audio.lengths() > 0
 
+    def has(self, modality: str) -> torch.Tensor:
+        """``[N]`` bool: which samples carry ``modality`` (``image``, ``text`` or ``audio``)."""
+        present = {"image": self.has_image, "text": self.has_text, "audio": self.has_audio}
+        if modality not in present:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {tuple(present)}")
+        return present[modality]
+
 
 def _fingerprint(
     manifest: Manifest,

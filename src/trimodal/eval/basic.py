@@ -62,11 +62,7 @@ def retrieval_metrics(
     Rows lacking a modality (no caption audio, say) take part in no direction that needs it.
     """
     embeddings = embed_rows(model, tensors, rows)
-    present = {
-        "image": tensors.has_image[rows],
-        "text": tensors.has_text[rows],
-        "audio": tensors.has_audio[rows],
-    }
+    present = {m: tensors.has(m)[rows] for m in ("image", "text", "audio")}
     groups = content_groups([tensors.content_keys[i] for i in rows.tolist()])
     results: dict[str, Any] = {"gallery_size": len(rows)}
     for query, target in directions:

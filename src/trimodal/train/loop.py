@@ -202,8 +202,11 @@ class TrainStep(nn.Module):
         super().__init__()
         self.pool, self.reason_pool = pool, reason_pool
         self.frozen: dict[str, task_losses.FrozenOutputs] = {}
-        self.bind_targets: task_losses.BindTargets | None = None
         """Fixed encoder outputs, set by the trainer for stage 2b and a frozen stage 3."""
+        self.bind_targets: task_losses.BindTargets | None = None
+        """Stage 2c's fixed features and anchors, set by the trainer at its start."""
+        self.pairs = _pairs(config.train.align.pairs)
+        self.anchors = _anchors(config.train.align)
         self.model, self.weighting, self.config, self.distributed = (
             model,
             weighting,
@@ -263,11 +266,11 @@ class TrainStep(nn.Module):
         align = self.config.train.align
         total, pair_parts = task_losses.contrastive_loss(
             step,
-            _pairs(align.pairs),
+            self.pairs,
             align.loss,
             align.margin,
             self.distributed,
-            _anchors(align),
+            self.anchors,
             align.anchor_gradient,
         )
         return total, {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}

@@ -6,7 +6,8 @@ can compute any subset of tasks in a step (the loss-driven scheduler picks the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -120,6 +121,18 @@ class FrozenOutputs:
         return EncoderOutput(tokens, mask, self.pooled[at])
 
 
+@contextmanager
+def _evaluating(model: TriModalModel) -> Iterator[None]:
+    """Eval mode without gradients inside the block; the model's mode is restored after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 def _used_length(mask: torch.Tensor) -> torch.Tensor:
     """Per row of ``mask [B, T]``, one past its last True position (0 for an empty row)."""
     steps = torch.arange(1, mask.shape[1] + 1)
@@ -139,10 +152,8 @@ def encode_frozen(
     kept ragged (see :class:`FrozenOutputs`); the model goes back to the mode it was in."""
     if not len(rows):
         raise ValueError("encode_frozen needs at least one row to encode")
-    was_training = model.training
-    model.eval()
     tokens, masks, lengths, pooled = [], [], [], []
-    with torch.no_grad():
+    with _evaluating(model):
         for start in range(0, len(rows), chunk):
             part = encode(rows[start : start + chunk])
             used = _used_length(part.mask)
@@ -151,7 +162,6 @@ def encode_frozen(
             masks.append(part.mask[inside])
             lengths.append(used)
             pooled.append(part.pooled)
-    model.train(was_training)
     offsets = F.pad(torch.cat(lengths).cumsum(0), (1, 0))
     position = torch.full((total_rows,), -1, dtype=torch.long)
     position[rows] = torch.arange(len(rows))
@@ -216,8 +226,7 @@ def bind_targets(
     chunk: int = 256,
 ) -> BindTargets:
     """Encode ``rows`` once (eval mode, no gradient) for stage 2c; see :class:`BindTargets`."""
-    present = {"image": tensors.has_image, "text": tensors.has_text, "audio": tensors.has_audio}
-    rows = rows[present[modality][rows] & present[anchor][rows]]
+    rows = rows[tensors.has(modality)[rows] & tensors.has(anchor)[rows]]
     if len(rows) < 2:
         raise ValueError(
             f"train.bind needs at least 2 training rows with both {modality} and {anchor}, "
@@ -225,16 +234,13 @@ def bind_targets(
         )
     encoders = _pooled_encoders(model, tensors)
     pooler = getattr(model, f"{modality}_encoder").pooler
-    was_training = model.training
-    model.eval()
     features, anchors = [], []
-    with torch.no_grad():
+    with _evaluating(model):
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             follower = encoders[modality](part)
             features.append(pooler(follower.tokens, follower.mask))
             anchors.append(F.normalize(encoders[anchor](part).pooled, dim=-1))
-    model.train(was_training)
     position = torch.full((len(tensors.images),), -1, dtype=torch.long)
     position[rows] = torch.arange(len(rows))
     groups = content_groups([tensors.content_keys[i] for i in rows.tolist()])
@@ -301,9 +307,7 @@ def present_rows(step: StepInputs, modality: str) -> torch.Tensor:
     """Batch positions ``[B_m]`` of the step's rows that have ``modality``: a sample may lack
     any of them, and a missing one's encoding (of a blank image, an empty clip or caption)
     would otherwise enter the contrastive loss as if it were a real example."""
-    tensors = step.tensors
-    present = {"image": tensors.has_image, "text": tensors.has_text, "audio": tensors.has_audio}
-    return torch.arange(len(step.rows))[present[modality][step.rows]]
+    return torch.arange(len(step.rows))[step.tensors.has(modality)[step.rows]]
 
 
 def typed_vqa_loss(
