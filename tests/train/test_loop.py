@@ -109,9 +109,17 @@ def test_resume_across_the_stage_boundary(
     train(
         config, world, tmp_path / "resumed", max_steps=straight["stages"]["align"], progress=False
     )
-    train(config, world, tmp_path / "resumed", resume=True, progress=False)
+    resumed = train(config, world, tmp_path / "resumed", resume=True, progress=False)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[name], b[name]) for name in a)
+    # Every stage that ran is in the history, the one finished before the stop included, and
+    # in the final checkpoint's state too.
+    ran = [name for name, steps in straight["stages"].items() if steps > 0]
+    assert [entry["stage"] for entry in straight["history"]] == ran
+    assert [entry["stage"] for entry in resumed["history"]] == ran
+    saved = json.loads((tmp_path / "resumed" / "checkpoint" / "trainer_state.json").read_text())
+    assert [entry["stage"] for entry in saved["history"]] == ran
+    assert all(entry["seconds"] > 0 for entry in saved["history"])
 
 
 def test_resume_in_the_middle_of_the_reason_stage(

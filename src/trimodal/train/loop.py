@@ -565,6 +565,8 @@ class Trainer:
             done = step == plan.steps - 1
             limit = max_steps > 0 and self.global_step >= max_steps
             every = self.config.train.checkpoint_every
+            if done:  # before the checkpoint, so the state it saves lists this stage too
+                self.history.append({"stage": plan.name, "steps": plan.steps, "seconds": elapsed})
             if done or limit or (every > 0 and self.global_step % every == 0):
                 next_state = (plan.index + 1, 0) if done else (plan.index, step + 1)
                 self._checkpoint(next_state, optimizer, scheduler, weighting, sampler, done)
@@ -572,9 +574,6 @@ class Trainer:
                 bar.close()
                 return False
         bar.close()
-        self.history.append(
-            {"stage": plan.name, "steps": plan.steps, "seconds": time.perf_counter() - started}
-        )
         # max_steps reached exactly at the end of this stage: stop before the next one
         return not (max_steps > 0 and self.global_step >= max_steps)
 
