@@ -213,9 +213,6 @@ class MultiTaskConfig(StageConfig):
     """Relative draw weight of question families in the pool (1 where absent)."""
     grounding_weight: float = 1.0
     """Weight of the grounding loss inside ``vqa_typed`` (with ``model.grounding_bins``)."""
-    spoken_distill: float = 0.0
-    """Weight of the typed path's answers as a soft target inside ``vqa_spoken`` (KL divergence
-    from the same question typed, no gradient; 0 off)."""
 
 
 @dataclass

@@ -24,7 +24,6 @@ from trimodal.train.tasks import (
     grounding_loss,
     object_grid_targets,
     object_loss,
-    spoken_vqa_loss,
     typed_vqa_loss,
 )
 from trimodal.world.generate import WorldSummary
@@ -499,38 +498,3 @@ def test_bind_modalities_are_checked(tiny_world: tuple[Path, WorldSummary], tmp_
     config = load_config(ROOT / "configs" / "tiny.yaml", ["train.bind.anchor=audio"])
     with pytest.raises(ValueError, match=r"train\.bind: modality and anchor must be two different"):
         train(config, tiny_world[0], tmp_path / "run", progress=False)
-
-
-def test_spoken_distillation_adds_the_kl_from_the_typed_answers_by_hand(
-    tiny_world: tuple[Path, WorldSummary],
-) -> None:
-    from trimodal.train.loop import prepare_data
-
-    config = load_config(ROOT / "configs" / "tiny.yaml")
-    data = prepare_data(config, tiny_world[0])
-    model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
-    tensors = data.tensors
-    rows = data.train_rows[:6]
-    rows = rows[tensors.spoken_index[rows] >= 0]
-    assert len(rows) >= 2
-    step = StepInputs(model, tensors, rows, torch.Generator().manual_seed(0))
-    plain = spoken_vqa_loss(step)
-    distilled = spoken_vqa_loss(step, distill=0.5)
-    distilled.backward()
-    # The typed teacher takes no gradient: the text tower is not on the spoken path otherwise.
-    assert all(p.grad is None for p in model.text_encoder.parameters())
-    with torch.no_grad():
-        image = model.image_context(step.image())
-        spoken = step.spoken(rows).sequence()
-        question = tensors.spoken_index[rows]
-        ids = tensors.question_ids[rows, question]
-        mask = tensors.question_mask[rows, question]
-        typed = model.encode_question(ids, mask).sequence()
-        student = model.answer_logits({"image": image, "audio": spoken}).softmax(-1)
-        teacher = model.answer_logits({"image": image, "text": typed}).softmax(-1)
-        kl = sum(
-            float((teacher[r] * (teacher[r].log() - student[r].log())).sum())
-            for r in range(len(rows))
-        ) / len(rows)
-    assert kl > 0
-    assert float(distilled) == pytest.approx(float(plain) + 0.5 * kl, rel=1e-5)

@@ -252,7 +252,7 @@ class TrainStep(nn.Module):
                 step, multitask.questions_per_scene, self.pool, multitask.grounding_weight
             )
         if "vqa_spoken" in active:
-            losses["vqa_spoken"] = task_losses.spoken_vqa_loss(step, multitask.spoken_distill)
+            losses["vqa_spoken"] = task_losses.spoken_vqa_loss(step)
         for name in task_losses.IMAGE_TASKS:
             if name in active:
                 losses[name] = task_losses.IMAGE_TASK_LOSSES[name](step)

@@ -379,14 +379,8 @@ def grounding_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[known], targets[known])
 
 
-def spoken_vqa_loss(step: StepInputs, distill: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of answers to spoken questions (rows that have one).
-
-    With ``distill`` > 0 the typed path teaches the spoken one: ``distill`` times the KL
-    divergence from the answer distribution of the same question typed (same image; no
-    gradient) to the spoken path's is added. Reading words from speech is the spoken path's
-    extra difficulty, and the typed path's full distribution says more than the one answer.
-    """
+def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:
+    """Cross-entropy of answers to spoken questions (rows that have one)."""
     tensors, rows = step.tensors, step.rows
     index = tensors.spoken_index[rows]
     has = index >= 0
@@ -399,25 +393,12 @@ def spoken_vqa_loss(step: StepInputs, distill: float = 0.0) -> torch.Tensor:
     if scene.numel() == 0:
         return _zero_loss(step)
     spoken = step.spoken(rows[scene]).sequence()
-    image_tokens = step.model.image_context(step.image()).select(scene)
-    logits = step.model.answer_logits({"image": image_tokens, "audio": spoken})
-    loss = F.cross_entropy(logits, targets)
-    if distill <= 0:
-        return loss
-    question = index[scene]
-    with torch.no_grad():
-        typed = step.model.encode_question(
-            tensors.question_ids[rows[scene], question],
-            tensors.question_mask[rows[scene], question],
-        ).sequence()
-        teacher = step.model.answer_logits({"image": image_tokens, "text": typed})
-    divergence = F.kl_div(
-        F.log_softmax(logits, -1),
-        F.log_softmax(teacher, -1),
-        log_target=True,
-        reduction="batchmean",
-    )
-    return loss + distill * divergence
+    image_tokens = step.model.image_context(step.image())
+    inputs = {
+        "image": image_tokens.select(scene),
+        "audio": spoken,
+    }
+    return F.cross_entropy(step.model.answer_logits(inputs), targets)
 
 
 def attribute_loss(step: StepInputs) -> torch.Tensor:
