@@ -25,10 +25,6 @@ class CrossAttentionFusion(Fusion):
         query: the preferred query modality.
         depth: number of :class:`TransformerBlock` s.
         heads: attention heads (must divide ``dim``).
-        sinks: learned context tokens appended to every row's context (0: none). Softmax
-            attention always spends all of its weight on the context, so without a sink a
-            query cannot say "nothing here matches", and how much matches is normalized away;
-            with one, the weight left to the real tokens carries both (exist, count).
     """
 
     def __init__(
@@ -38,11 +34,8 @@ class CrossAttentionFusion(Fusion):
         query: str = "text",
         depth: int = 1,
         heads: int = 4,
-        sinks: int = 0,
     ):
         super().__init__(dim, modalities)
-        if sinks < 0:
-            raise ValueError(f"sinks must be >= 0, got {sinks}")
         if query not in self.modalities:
             raise ValueError(f"query modality {query!r} is not one of {self.modalities}")
         if depth < 1:
@@ -53,28 +46,19 @@ class CrossAttentionFusion(Fusion):
             TransformerBlock(dim, heads, cross_dim=dim) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
-        self.sinks = nn.Parameter(torch.randn(1, sinks, dim) * 0.02) if sinks else None
 
     def query_name(self, present: list[str]) -> str:
         """The modality playing the query role among the sorted ``present`` names."""
         return self.query if self.query in present else present[0]
 
     def context(self, inputs: dict[str, TokenSequence], query: str) -> TokenSequence | None:
-        """Tagged concatenation ``[B, S, D]`` / ``[B, S]`` of non-query modalities then the
-        sinks, or None when no other modality is present."""
+        """Tagged concatenation ``[B, S, D]`` / ``[B, S]`` of non-query modalities, or None."""
         others = [
             TokenSequence(self.type_embedding(name, seq.tokens), seq.mask)
             for name, seq in inputs.items()
             if name != query
         ]
-        if not others:
-            return None
-        if self.sinks is not None:
-            batch = others[0].tokens.shape[0]
-            sinks = self.sinks.expand(batch, -1, -1)
-            always = torch.ones(sinks.shape[:2], dtype=torch.bool, device=sinks.device)
-            others.append(TokenSequence(sinks, always))
-        return concat_sequences(others)
+        return concat_sequences(others) if others else None
 
     def fuse(self, inputs: dict[str, TokenSequence]) -> TokenSequence:
         """Fuse ``{m: TokenSequence([B, T_m, D], [B, T_m])}`` -> ``[B, T_query, D]``."""
