@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.eval.retrieval import content_groups, first_hit_ranks, recall_summary
 from trimodal.models.trimodal import TriModalModel
+from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import TokenSequence
 
 DIRECTIONS = (
@@ -24,6 +26,17 @@ DIRECTIONS = (
 QUESTION_MODALITY = {"typed": "text", "spoken": "audio"}
 
 
+def row_encoders(
+    model: TriModalModel, tensors: SceneTensors
+) -> dict[str, Callable[[torch.Tensor], EncoderOutput]]:
+    """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption or caption audio."""
+    return {
+        "image": lambda r: model.encode_image(to_float_images(tensors.images[r])),
+        "text": lambda r: model.encode_padded_text(tensors.caption_ids[r], tensors.caption_mask[r]),
+        "audio": lambda r: model.encode_audio(*tensors.caption_audio.batch(r)),
+    }
+
+
 @torch.no_grad()
 def embed_rows(
     model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, batch: int = 256
@@ -34,20 +47,16 @@ def embed_rows(
     vector, which retrieval never uses. A manifest with no audio at all, or no text, is fine.
     """
     out: dict[str, list[torch.Tensor]] = defaultdict(list)
-    has_text, has_audio = tensors.has_text, tensors.has_audio
+    encoders = row_encoders(model, tensors)
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        image = model.encode_image(to_float_images(tensors.images[chunk])).pooled
+        image = encoders["image"](chunk).pooled
         out["image"].append(image)
-        text, audio = torch.zeros_like(image), torch.zeros_like(image)
-        if bool((keep := has_text[chunk]).any()):
-            ids, mask = tensors.caption_ids[chunk[keep]], tensors.caption_mask[chunk[keep]]
-            text[keep] = model.encode_padded_text(ids, mask).pooled
-        if bool((keep := has_audio[chunk]).any()):
-            features, frame_mask = tensors.caption_audio.batch(chunk[keep])
-            audio[keep] = model.encode_audio(features, frame_mask).pooled
-        out["text"].append(text)
-        out["audio"].append(audio)
+        for modality in ("text", "audio"):
+            embedded = torch.zeros_like(image)
+            if bool((keep := tensors.has(modality)[chunk]).any()):
+                embedded[keep] = encoders[modality](chunk[keep]).pooled
+            out[modality].append(embedded)
     return {name: F.normalize(torch.cat(parts), dim=-1) for name, parts in out.items()}
 
 

@@ -53,7 +53,7 @@ from trimodal.losses.multitask import (
     LossDrivenTaskSampler,
     build_weighting,
 )
-from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.models.trimodal import MODALITIES, TriModalModel, Vocabulary
 from trimodal.train import tasks as task_losses
 from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
 from trimodal.train.distributed import (
@@ -179,7 +179,7 @@ def _check_task_weights(generate: GenerateConfig) -> None:
 
 def _check_bind(bind: BindConfig) -> None:
     """``train.bind`` names two different modalities."""
-    names = task_losses.BIND_MODALITIES
+    names = MODALITIES
     if bind.modality not in names or bind.anchor not in names or bind.modality == bind.anchor:
         raise ValueError(
             f"train.bind: modality and anchor must be two different ones of {names}, "

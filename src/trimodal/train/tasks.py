@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from trimodal.data.question_pool import IGNORE, QuestionPool
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
+from trimodal.eval.basic import row_encoders
 from trimodal.eval.retrieval import content_groups
 from trimodal.generation.chat import CAPTION_PROMPT, SPOKEN_PROMPT, TRANSCRIBE_PROMPT, render_ids
 from trimodal.generation.conditioning import lm_loss
@@ -176,7 +177,7 @@ def freeze_perception(
     (spoken questions, of the rows that have one; none without any, as no step asks for
     them then)."""
     total = len(tensors.images)
-    encoders = _pooled_encoders(model, tensors)
+    encoders = row_encoders(model, tensors)
     frozen: dict[str, FrozenOutputs] = {}
     for tower in ("image", "audio"):
         if tower in towers:
@@ -187,9 +188,6 @@ def freeze_perception(
             model, lambda r: model.encode_audio(*tensors.spoken_audio.batch(r)), with_spoken, total
         )
     return frozen
-
-
-BIND_MODALITIES = ("image", "text", "audio")
 
 
 @dataclass
@@ -204,17 +202,6 @@ class BindTargets:
     anchors: torch.Tensor
     groups: torch.Tensor
     position: torch.Tensor
-
-
-def _pooled_encoders(
-    model: TriModalModel, tensors: SceneTensors
-) -> dict[str, Callable[[torch.Tensor], EncoderOutput]]:
-    """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption or caption audio."""
-    return {
-        "image": lambda r: model.encode_image(to_float_images(tensors.images[r])),
-        "text": lambda r: model.encode_padded_text(tensors.caption_ids[r], tensors.caption_mask[r]),
-        "audio": lambda r: model.encode_audio(*tensors.caption_audio.batch(r)),
-    }
 
 
 def bind_targets(
@@ -232,7 +219,7 @@ def bind_targets(
             f"train.bind needs at least 2 training rows with both {modality} and {anchor}, "
             f"found {len(rows)}"
         )
-    encoders = _pooled_encoders(model, tensors)
+    encoders = row_encoders(model, tensors)
     pooler = getattr(model, f"{modality}_encoder").pooler
     features, anchors = [], []
     with _evaluating(model):
