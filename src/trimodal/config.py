@@ -122,6 +122,12 @@ class ModelConfig:
     fusion_positions: bool = False
     """Add a fixed 2-D sin/cos table (column, row) to the image tokens fusion reads, so that
     where an object is stays legible next to what it is (spatial relations need it)."""
+    transcriber_depth: int = 0
+    """A CTC transcriber over audio tokens: this many transformer blocks and a linear layer onto
+    the tokenizer's vocabulary plus a blank (trained by the ``transcribe`` task of stage 2b).
+    With it, a spoken question is answered from its greedy transcript, read as a typed question
+    (typed questions learn from every question of the scene graphs; spoken ones from one a
+    scene). 0: none; spoken questions are fused as audio tokens."""
     grounding_bins: int = 0
     """A grounding head on the fused state predicts the grid cell (column and row, each in
     ``grounding_bins`` bins) of the first two objects a typed question names; 0: no head.
@@ -230,8 +236,10 @@ class ReasonConfig(StageConfig):
     epochs: float = 0.0
     tasks: list[str] = field(default_factory=lambda: ["vqa_typed"])
     """Any of ``vqa_typed`` (pooled questions and grounding), ``vqa_spoken`` (the stored
-    spoken questions) and ``contrastive`` (``train.align.pairs``): the last two keep the
-    spoken path and the shared embedding space in step with the changing text tower."""
+    spoken questions), ``contrastive`` (``train.align.pairs``) and ``transcribe`` (CTC of the
+    stored spoken questions' words, with ``model.transcriber_depth``): ``vqa_spoken`` and
+    ``contrastive`` keep the spoken path and the shared embedding space in step with the
+    changing text tower."""
     questions_per_scene: int = 2
     family_weights: dict[str, float] = field(default_factory=dict)
     grounding_weight: float = 1.0

@@ -133,3 +133,53 @@ def test_causal_questions_mask_questions_only() -> None:
     # The same weights: a caption encoded with the causal override equals the question.
     forced = model.text_encoder(ids, mask, causal=True)
     assert torch.allclose(forced.tokens, question.tokens, atol=1e-6)
+
+
+def test_greedy_ctc_merges_repeats_drops_blanks_and_padding_by_hand() -> None:
+    from trimodal.models.trimodal import greedy_ctc
+
+    blank = 5
+    paths = [
+        [blank, 2, 2, blank, 2, 3, 3, 1],  # -> 2 2 3 1 (a blank splits the repeated 2)
+        [4, 4, 4, blank, 1, 1, 0, 0],  # padded after 5 steps -> 4 1
+        [blank] * 8,  # nothing -> one padding token
+    ]
+    scores = torch.full((3, 8, blank + 1), -1.0)
+    for row, path in enumerate(paths):
+        for step, best in enumerate(path):
+            scores[row, step, best] = 1.0
+    mask = torch.ones(3, 8, dtype=torch.bool)
+    mask[1, 5:] = False
+    ids, out_mask = greedy_ctc(scores, mask)
+    assert ids.shape == out_mask.shape == (3, 4)
+    assert ids[0].tolist() == [2, 2, 3, 1] and out_mask[0].all()
+    assert ids[1, :2].tolist() == [4, 1] and out_mask[1].tolist() == [True, True, False, False]
+    assert ids[2, 0] == 0 and out_mask[2].tolist() == [True, False, False, False]
+
+
+def test_a_spoken_question_is_answered_as_its_transcript() -> None:
+    model = _model("model.transcriber_depth=1")
+    assert model.transcriber is not None and _model().transcriber is None
+    image = model.image_context(model.encode_image(torch.randn(2, 3, 64, 64)))
+    audio = model.encode_audio(
+        torch.randn(2, 64, 80), torch.ones(2, 80, dtype=torch.bool)
+    ).sequence()
+    with torch.no_grad():
+        scores = model.transcriber(audio.tokens, audio.mask)
+        # By hand: argmax, merge repeats, drop blanks, then the typed path on those ids.
+        expected = []
+        for row in range(2):
+            words, previous = [], None
+            for best in scores[row].argmax(-1).tolist():
+                if best != previous and best != model.transcriber.blank:
+                    words.append(best)
+                previous = best
+            ids = torch.tensor([words or [0]])
+            text = model.encode_question(ids, torch.ones_like(ids, dtype=torch.bool)).sequence()
+            expected.append(
+                model.answer_logits({"image": image.select(torch.tensor([row])), "text": text})
+            )
+        spoken = model.answer_logits({"image": image, "audio": audio})
+        assert torch.allclose(spoken, torch.cat(expected), atol=1e-5)
+        direct = model.answer_logits({"image": image, "audio": audio}, transcribe=False)
+        assert not torch.allclose(direct, spoken)

@@ -389,8 +389,14 @@ def test_the_reason_stage_moves_only_text_fusion_and_heads(
     from trimodal.train.loop import prepare_data
     from trimodal.train.schedule import steps_for
 
-    config = load_config(ROOT / "configs" / "tiny.yaml", REASON)
-    without = load_config(ROOT / "configs" / "tiny.yaml", [*REASON[:3], "train.reason.epochs=0"])
+    transcribing = [
+        "model.transcriber_depth=1",
+        "train.reason.tasks=[vqa_typed, vqa_spoken, contrastive, transcribe]",
+    ]
+    config = load_config(ROOT / "configs" / "tiny.yaml", [*REASON, *transcribing])
+    without = load_config(
+        ROOT / "configs" / "tiny.yaml", [*REASON[:3], *transcribing, "train.reason.epochs=0"]
+    )
     summary = train(config, tiny_world[0], tmp_path / "with", progress=False)
     train(without, tiny_world[0], tmp_path / "without", progress=False)
     rows = len(prepare_data(config, tiny_world[0]).train_rows)
@@ -402,14 +408,15 @@ def test_the_reason_stage_moves_only_text_fusion_and_heads(
     for name in after:
         if name.startswith(("image_encoder.", "audio_encoder.")):  # BatchNorm statistics too
             assert torch.equal(after[name], before[name]), name
-    for prefix in ("text_encoder.", "fusion.", "backbone.", "answer_head.", "grounding_head."):
+    prefixes = ("text_encoder.", "fusion.", "backbone.", "answer_head.", "grounding_head.")
+    for prefix in (*prefixes, "transcriber."):
         names = [name for name in after if name.startswith(prefix)]
         assert names and any(not torch.equal(after[n], before[n]) for n in names), prefix
     records = [
         json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()
     ]
     reason = [r for r in records if r["stage"] == "reason"]
-    expected = {"vqa_typed", "grounding", "vqa_spoken", "contrastive"}
+    expected = {"vqa_typed", "grounding", "vqa_spoken", "contrastive", "transcribe"}
     assert reason and all(expected <= set(r["loss"]) for r in reason)
 
 
@@ -497,4 +504,68 @@ def test_the_bind_stage_moves_only_its_projection_head(
 def test_bind_modalities_are_checked(tiny_world: tuple[Path, WorldSummary], tmp_path: Path) -> None:
     config = load_config(ROOT / "configs" / "tiny.yaml", ["train.bind.anchor=audio"])
     with pytest.raises(ValueError, match=r"train\.bind: modality and anchor must be two different"):
+        train(config, tiny_world[0], tmp_path / "run", progress=False)
+
+
+def naive_ctc(log_probs: torch.Tensor, target: list[int], blank: int) -> float:
+    """-log P(target | log_probs [T, C]) by the CTC forward recursion, one path state at a time."""
+    states = [blank]
+    for token in target:
+        states += [token, blank]
+    probs = log_probs.double().exp()
+    alpha = [0.0] * len(states)
+    alpha[0] = float(probs[0, blank])
+    if len(states) > 1:
+        alpha[1] = float(probs[0, states[1]])
+    for t in range(1, len(probs)):
+        new = []
+        for s, label in enumerate(states):
+            total = alpha[s] + (alpha[s - 1] if s >= 1 else 0.0)
+            if s >= 2 and label != blank and label != states[s - 2]:
+                total += alpha[s - 2]
+            new.append(total * float(probs[t, label]))
+        alpha = new
+    end = alpha[-1] + (alpha[-2] if len(states) > 1 else 0.0)
+    return -math.log(end)
+
+
+def test_transcribe_loss_matches_a_naive_ctc_forward_pass(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    from trimodal.train.loop import prepare_data
+    from trimodal.train.tasks import transcribe_loss
+
+    config = load_config(ROOT / "configs" / "tiny.yaml", ["model.transcriber_depth=1"])
+    data = prepare_data(config, tiny_world[0])
+    torch.manual_seed(0)
+    model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
+    rows = data.train_rows[:6]
+    step = StepInputs(model, data.tensors, rows, torch.Generator().manual_seed(0))
+    loss = transcribe_loss(step)
+    loss.backward()
+    assert model.transcriber is not None and model.transcriber.out.weight.grad is not None
+    tensors, terms = data.tensors, []
+    with torch.no_grad():
+        for row in rows.tolist():
+            q = int(tensors.spoken_index[row])
+            if q < 0:
+                continue
+            features, frames = tensors.spoken_audio.batch(torch.tensor([row]))
+            audio = model.encode_audio(features, frames)
+            used = int(audio.mask.sum())
+            scores = model.transcriber(audio.tokens, audio.mask)[0, :used].log_softmax(-1)
+            words = tensors.question_ids[row, q][tensors.question_mask[row, q]].tolist()
+            terms.append(naive_ctc(scores, words, model.transcriber.blank) / len(words))
+    assert len(terms) >= 2
+    assert float(loss.detach()) == pytest.approx(sum(terms) / len(terms), rel=1e-4)
+
+
+def test_the_transcribe_task_needs_a_transcriber(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    config = load_config(
+        ROOT / "configs" / "tiny.yaml",
+        [*REASON[:3], "train.reason.epochs=1", "train.reason.tasks=[transcribe]"],
+    )
+    with pytest.raises(ValueError, match="transcriber_depth"):
         train(config, tiny_world[0], tmp_path / "run", progress=False)

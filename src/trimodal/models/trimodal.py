@@ -46,6 +46,45 @@ from trimodal.modules.fusion import build_fusion
 from trimodal.modules.layers import TokenSequence, TransformerStack, initial_grid_positions
 
 MODALITIES = ("audio", "image", "text")
+
+
+class CTCTranscriber(nn.Module):
+    """Audio tokens ``[B, T, D]`` (+ mask) -> CTC scores ``[B, T, vocab + 1]``; the last class
+    is the blank."""
+
+    def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float, vocab_size: int):
+        super().__init__()
+        self.blocks = TransformerStack(dim, depth, heads, mlp_ratio)
+        self.out = nn.Linear(dim, vocab_size + 1)
+
+    @property
+    def blank(self) -> int:
+        """Index of the blank class."""
+        return self.out.out_features - 1
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(tokens, mask))
+
+
+def greedy_ctc(scores: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best path of CTC ``scores [B, T, V + 1]`` (blank last) over the real steps of ``mask
+    [B, T]``: repeats merged, blanks dropped, left-aligned -> ``ids [B, L]``, ``mask [B, L]``.
+    A row with nothing left keeps one padding token (id 0), so every row can be encoded."""
+    blank = scores.shape[-1] - 1
+    best = scores.argmax(-1).masked_fill(~mask, blank)  # (B, T)
+    previous = F.pad(best, (1, 0), value=blank)[:, :-1]
+    keep = (best != blank) & (best != previous)
+    lengths = keep.sum(1)
+    width = max(1, int(lengths.max()) if len(lengths) else 1)
+    ids = torch.zeros(len(best), width, dtype=torch.long, device=best.device)
+    slot = keep.cumsum(1) - 1  # (B, T): where a kept step lands
+    rows = torch.arange(len(best), device=best.device)[:, None].expand_as(best)
+    ids[rows[keep], slot[keep]] = best[keep]
+    out_mask = torch.arange(width, device=best.device)[None, :] < lengths[:, None]
+    out_mask[:, 0] = True
+    return ids, out_mask
+
+
 TIED = ("decoder.lm_head.weight",)
 """Parameters tied to another (the decoder's LM head is its token embedding): not saved."""
 OPTIONAL = ("object_head.weight", "object_head.bias")
@@ -116,6 +155,12 @@ class TriModalModel(nn.Module):
             raise ValueError(
                 f"model.vqa_inputs must be 'both', 'question' or 'image', got {m.vqa_inputs!r}"
             )
+        # Built last, so the other modules' initialization does not depend on it.
+        self.transcriber: CTCTranscriber | None = (
+            CTCTranscriber(m.dim, m.transcriber_depth, m.backbone_heads, m.mlp_ratio, vocab_size)
+            if m.transcriber_depth > 0
+            else None
+        )
 
     # -- encoders -------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> EncoderOutput:
@@ -213,13 +258,29 @@ class TriModalModel(nn.Module):
             state.shape[0], 2 * GROUNDED_OBJECTS, self.config.model.grounding_bins
         )
 
-    def answer_logits(self, inputs: dict[str, TokenSequence]) -> torch.Tensor:
+    def answer_logits(
+        self, inputs: dict[str, TokenSequence], transcribe: bool = True
+    ) -> torch.Tensor:
         """Answer scores ``[B, n_answers]`` for any subset of modalities.
 
         A blind baseline (``model.vqa_inputs`` = ``question`` or ``image``) drops the other
-        inputs here, so the same training and evaluation code serves it.
+        inputs here, so the same training and evaluation code serves it. With a transcriber and
+        ``transcribe``, a spoken question is read as its transcript (:meth:`transcribed`);
+        training the spoken path itself passes ``transcribe=False``.
         """
+        if transcribe:
+            inputs = self.transcribed(inputs)
         return self.answer_head(self.fuse(self.visible_inputs(inputs)))
+
+    def transcribed(self, inputs: dict[str, TokenSequence]) -> dict[str, TokenSequence]:
+        """With a transcriber, a spoken question (``audio`` without ``text``) becomes the typed
+        question of its greedy transcript; otherwise ``inputs`` unchanged."""
+        if self.transcriber is None or "audio" not in inputs or "text" in inputs:
+            return inputs
+        audio = inputs["audio"]
+        ids, mask = greedy_ctc(self.transcriber(audio.tokens, audio.mask), audio.mask)
+        rest = {name: seq for name, seq in inputs.items() if name != "audio"}
+        return rest | {"text": self.encode_question(ids, mask).sequence()}
 
     def visible_inputs(self, inputs: dict[str, TokenSequence]) -> dict[str, TokenSequence]:
         """The subset of ``inputs`` the answer head may use under ``model.vqa_inputs``."""

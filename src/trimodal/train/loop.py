@@ -315,6 +315,8 @@ class TrainStep(nn.Module):
                 losses["grounding"], weights["grounding"] = grounding, reason.grounding_weight
         if "vqa_spoken" in active:
             losses["vqa_spoken"], weights["vqa_spoken"] = task_losses.spoken_vqa_loss(step), 1.0
+        if "transcribe" in active:
+            losses["transcribe"], weights["transcribe"] = task_losses.transcribe_loss(step), 1.0
         parts: dict[str, float] = {}
         if "contrastive" in active:
             losses["contrastive"], parts = self._contrastive(step)
@@ -445,6 +447,8 @@ class Trainer:
         _check_bind(config.train.bind)
         if config.train.reason.epochs > 0 and not config.train.reason.tasks:
             raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
+        if "transcribe" in config.train.reason.tasks and config.model.transcriber_depth < 1:
+            raise ValueError("train.reason.tasks has 'transcribe' but model.transcriber_depth is 0")
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
         self.model.tokenizer = data.tokenizer
         self.log = MetricsLog(run_dir, context.is_main)
@@ -589,7 +593,7 @@ class Trainer:
         if plan.name == "reason":
             tasks = self.config.train.reason.tasks
             towers = {"image"}
-            if "vqa_spoken" in tasks:
+            if "vqa_spoken" in tasks or "transcribe" in tasks:
                 towers.add("spoken")
             pairs = _pairs(self.config.train.align.pairs)
             if "contrastive" in tasks and any("audio" in pair for pair in pairs):

@@ -25,7 +25,7 @@ from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
 TASKS = ("contrastive", "vqa_typed", "vqa_spoken", "attributes", "objects")
-REASON_TASKS = ("vqa_typed", "vqa_spoken", "contrastive")
+REASON_TASKS = ("vqa_typed", "vqa_spoken", "contrastive", "transcribe")
 """Tasks of stage 2b, which keeps the image and audio towers fixed."""
 IMAGE_TASKS = ("attributes", "objects")
 """Tasks that need only images (and scene graphs): they may join stage 1 too."""
@@ -385,7 +385,32 @@ def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:
         "image": image_tokens.select(scene),
         "audio": spoken,
     }
-    return F.cross_entropy(step.model.answer_logits(inputs), targets)
+    return F.cross_entropy(step.model.answer_logits(inputs, transcribe=False), targets)
+
+
+def transcribe_loss(step: StepInputs) -> torch.Tensor:
+    """CTC loss (mean over rows, each normalized by its target length) of the transcriber on
+    the spoken questions of the step's rows that have one, against their words' token ids."""
+    transcriber = step.model.transcriber
+    if transcriber is None:
+        raise ValueError("the transcribe task needs model.transcriber_depth > 0")
+    tensors, rows = step.tensors, step.rows
+    index = tensors.spoken_index[rows]
+    rows = rows[index >= 0]
+    if rows.numel() == 0:
+        return transcriber.out.weight.sum() * 0.0
+    question = tensors.spoken_index[rows]
+    ids, mask = tensors.question_ids[rows, question], tensors.question_mask[rows, question]
+    audio = step.spoken(rows)
+    scores = transcriber(audio.tokens, audio.mask).log_softmax(-1).transpose(0, 1)  # (T, B, V+1)
+    return F.ctc_loss(
+        scores,
+        ids[mask],
+        audio.mask.sum(1),
+        mask.sum(1),
+        blank=transcriber.blank,
+        zero_infinity=True,
+    )
 
 
 def attribute_loss(step: StepInputs) -> torch.Tensor:
