@@ -393,8 +393,7 @@ def transcribe_loss(step: StepInputs) -> torch.Tensor:
     the spoken questions of the step's rows that have one, against their words' token ids.
 
     A clip with fewer audio tokens than its transcript can be aligned to contributes zero
-    (``zero_infinity``) instead of an infinite loss; at 160 ms a token the default world's
-    questions have about twice the tokens they need."""
+    (``zero_infinity``) instead of an infinite loss."""
     transcriber = step.model.transcriber
     if transcriber is None:
         raise ValueError("the transcribe task needs model.transcriber_depth > 0")
