@@ -153,3 +153,61 @@ def test_bad_checkpoint_is_a_clear_error(
 ) -> None:
     assert main(["ask", "--checkpoint", str(tmp_path), "--image", "x.png", "--text", "q"]) == 2
     assert "not a trimodal checkpoint" in capsys.readouterr().err
+
+
+def test_a_spoken_question_shows_what_the_transcriber_heard(
+    tiny_run: Path,
+    tiny_world: tuple[Path, WorldSummary],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from trimodal.data.dataset import pad_spectrograms
+    from trimodal.data.transforms import load_audio
+    from trimodal.models.trimodal import CTCTranscriber
+
+    world = tiny_world[0]
+    wav = world / "audio" / "000000_question.wav"
+    model = Model.from_pretrained(tiny_run)
+    with pytest.raises(ValueError, match="no transcriber"):
+        model.transcribe_question(wav)
+    torch.manual_seed(0)
+    network = model.network
+    m = network.config.model
+    network.transcriber = CTCTranscriber(
+        m.dim, 1, m.backbone_heads, m.mlp_ratio, model.tokenizer.vocab_size
+    )
+    heard = model.transcribe_question(wav)
+    # By hand: best class per audio token, repeats merged, blanks dropped, then decoded.
+    with torch.no_grad():
+        features, mask = pad_spectrograms(
+            [model.log_mel(load_audio(wav, model.log_mel.sample_rate))]
+        )
+        audio = network.encode_audio(features, mask)
+        best = network.transcriber(audio.tokens, audio.mask)[0].argmax(-1).tolist()
+    words, previous = [], None
+    for index in best[: int(audio.mask.sum())]:
+        if index != previous and index != network.transcriber.blank:
+            words.append(index)
+        previous = index
+    assert heard == model.tokenizer.decode(words).strip()
+    # The CLI says what it heard (on stderr, so stdout keeps one answer a line).
+    network.config.model.transcriber_depth = 1
+    network.save_pretrained(tmp_path / "with_transcriber", model.tokenizer)
+    image = str(world / "images" / "000000.png")
+    assert (
+        main(
+            [
+                "ask",
+                "--checkpoint",
+                str(tmp_path / "with_transcriber"),
+                "--image",
+                image,
+                "--audio",
+                str(wav),
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.err.strip().endswith(f"heard: {heard}".strip())
+    assert len(captured.out.strip().split("\t")) == 2

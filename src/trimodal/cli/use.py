@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 import torch
@@ -68,6 +69,8 @@ def run_ask(args: argparse.Namespace) -> int:
     """Print the answer(s) and probability."""
     predictor = Model.from_pretrained(args.checkpoint)
     answers = predictor.ask(args.image, text=args.text, audio=args.audio, top=args.top)
+    if args.audio is not None and predictor.network.transcriber is not None:
+        print(f"heard: {predictor.transcribe_question(args.audio)}", file=sys.stderr)
     for answer, probability in answers:
         print(f"{answer}\t{probability:.3f}")
     return 0
