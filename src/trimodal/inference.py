@@ -21,7 +21,7 @@ from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 from trimodal.generation.chat import Turn, render_ids, text_turns
 from trimodal.generation.conditioning import generate_replies
-from trimodal.models.trimodal import TriModalModel, greedy_ctc
+from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
 PathLike = str | os.PathLike[str]
@@ -105,14 +105,12 @@ class Model:
     def transcribe_question(self, audio: PathLike) -> str:
         """What the transcriber hears in a spoken question: the transcript :meth:`ask` answers
         when the model has a transcriber (``model.transcriber_depth``)."""
-        transcriber = self.network.transcriber
-        if transcriber is None:
+        if self.network.transcriber is None:
             raise ValueError(
                 "this checkpoint has no transcriber; spoken questions are answered from their "
                 "audio tokens (train with model.transcriber_depth > 0 and the transcribe task)"
             )
-        encoded = self._audio([audio])
-        ids, mask = greedy_ctc(transcriber(encoded.tokens, encoded.mask), encoded.mask)
+        ids, mask = self.network.transcript_ids(self._audio([audio]).sequence())
         return self.tokenizer.decode(ids[0][mask[0]].tolist()).strip()
 
     # -- generation -------------------------------------------------------------------

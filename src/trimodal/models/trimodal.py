@@ -277,10 +277,16 @@ class TriModalModel(nn.Module):
         question of its greedy transcript; otherwise ``inputs`` unchanged."""
         if self.transcriber is None or "audio" not in inputs or "text" in inputs:
             return inputs
-        audio = inputs["audio"]
-        ids, mask = greedy_ctc(self.transcriber(audio.tokens, audio.mask), audio.mask)
+        ids, mask = self.transcript_ids(inputs["audio"])
         rest = {name: seq for name, seq in inputs.items() if name != "audio"}
         return rest | {"text": self.encode_question(ids, mask).sequence()}
+
+    def transcript_ids(self, audio: TokenSequence) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy CTC transcript of audio tokens ``[B, T, D]``: ``ids [B, L]``, ``mask [B, L]``
+        (:func:`greedy_ctc`). Needs a transcriber."""
+        if self.transcriber is None:
+            raise ValueError("this model has no transcriber (model.transcriber_depth is 0)")
+        return greedy_ctc(self.transcriber(audio.tokens, audio.mask), audio.mask)
 
     def visible_inputs(self, inputs: dict[str, TokenSequence]) -> dict[str, TokenSequence]:
         """The subset of ``inputs`` the answer head may use under ``model.vqa_inputs``."""

@@ -399,10 +399,9 @@ def transcribe_loss(step: StepInputs) -> torch.Tensor:
         raise ValueError("the transcribe task needs model.transcriber_depth > 0")
     tensors, rows = step.tensors, step.rows
     index = tensors.spoken_index[rows]
-    rows = rows[index >= 0]
+    rows, question = rows[index >= 0], index[index >= 0]
     if rows.numel() == 0:
         return transcriber.out.weight.sum() * 0.0
-    question = tensors.spoken_index[rows]
     ids, mask = tensors.question_ids[rows, question], tensors.question_mask[rows, question]
     audio = step.spoken(rows)
     scores = transcriber(audio.tokens, audio.mask).log_softmax(-1).transpose(0, 1)  # (T, B, V+1)
