@@ -276,7 +276,10 @@ class GenerateConfig(StageConfig):
     projector and the decoder over encoder outputs computed once, in eval mode, at the start
     of the stage (no image augmentation). ``epochs`` 0 skips the stage. The stage's loss is the
     weighted mean of the tasks' losses: ``task_weights`` maps a task to its weight (1 when
-    absent).
+    absent). ``caption_variants`` draws the caption of the ``caption`` and ``dialogue`` tasks
+    afresh each step among every caption the scene's graph supports (every template and object
+    order; see :mod:`trimodal.data.caption_pool`) instead of the one stored caption;
+    ``transcribe`` keeps the stored caption, which its audio speaks.
     """
 
     epochs: float = 0.0
@@ -285,6 +288,7 @@ class GenerateConfig(StageConfig):
     )
     task_weights: dict[str, float] = field(default_factory=dict)
     freeze_encoders: bool = True
+    caption_variants: bool = False
 
 
 @dataclass

@@ -569,3 +569,48 @@ def test_the_transcribe_task_needs_a_transcriber(
     )
     with pytest.raises(ValueError, match="transcriber_depth"):
         train(config, tiny_world[0], tmp_path / "run", progress=False)
+
+
+def test_caption_variants_stand_in_for_the_stored_caption_in_caption_and_dialogue(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    """With the pool, the caption task's loss is the loss of the same step over tensors whose
+    stored captions are the drawn variants; transcription keeps the stored (spoken) caption."""
+    from dataclasses import replace
+
+    from trimodal.data.tensors import pad_ids
+    from trimodal.train.loop import prepare_data
+    from trimodal.train.tasks import generation_loss
+
+    overrides = ["train.generate.caption_variants=true"]
+    config = load_config(ROOT / "configs" / "tiny_generate.yaml", overrides)
+    data = prepare_data(config, tiny_world[0])
+    pool = data.caption_pool
+    assert pool is not None and data.tokenizer is not None
+    torch.manual_seed(0)
+    model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
+    model.tokenizer = data.tokenizer
+    model.eval()  # no dropout: the two losses must be comparable
+    rows = data.train_rows[:6]
+    drawn = pool.sample(rows, torch.Generator().manual_seed(3))
+    assert (drawn >= 0).all()
+    texts = [pool.caption_ids(int(i)) for i in drawn]
+    stored = [data.tensors.caption_ids[r][data.tensors.caption_mask[r]].tolist() for r in rows]
+    assert texts != stored  # some draw differs from the stored caption
+    ids, mask = data.tensors.caption_ids, data.tensors.caption_mask
+    width = max(ids.shape[1], max(map(len, texts)))
+    ids, mask = pad_ids([row[m].tolist() for row, m in zip(ids, mask, strict=True)], width, 0)
+    ids[rows], mask[rows] = pad_ids(texts, width, data.tokenizer.pad_id)
+    swapped = replace(data.tensors, caption_ids=ids, caption_mask=mask)
+
+    def loss(task: str, tensors: SceneTensors, with_pool: bool) -> float:
+        step = StepInputs(model, tensors, rows, torch.Generator().manual_seed(3))
+        step.captions = pool if with_pool else None
+        with torch.no_grad():
+            return float(generation_loss(step, task))
+
+    assert loss("caption", data.tensors, True) == pytest.approx(loss("caption", swapped, False))
+    assert loss("caption", data.tensors, True) != pytest.approx(
+        loss("caption", data.tensors, False)
+    )
+    assert loss("transcribe", data.tensors, True) == loss("transcribe", data.tensors, False)

@@ -12,6 +12,7 @@ from tests.world import reference
 from trimodal.world.language import (
     QUESTION_FAMILIES,
     QuestionBalancer,
+    all_captions,
     candidate_questions,
     caption,
     describe,
@@ -80,6 +81,33 @@ def test_captions_state_every_object_and_true_relations() -> None:
         by_phrase = {obj.phrase(): asdict(obj) for obj in scene.objects}
         for subject, rel, target in statements:
             assert reference.true_relation(by_phrase[subject], by_phrase[target]) == rel, text
+
+
+def test_all_captions_are_true_distinct_and_hold_every_drawn_caption() -> None:
+    for index in range(60):
+        scene = sample_scene(index, seed=5)
+        variants = all_captions(scene)
+        # 4 templates times every object order: 4, 8 or 24 captions.
+        assert len(variants) == 4 * [1, 1, 2, 6][len(scene.objects)]
+        assert len(set(variants)) == len(variants)
+        by_phrase = {obj.phrase(): asdict(obj) for obj in scene.objects}
+        for text in variants:
+            phrases, statements = reference.caption_facts(text)
+            assert Counter(phrases) == Counter(o.phrase() for o in scene.objects), text
+            for subject, rel, target in statements:
+                assert reference.true_relation(by_phrase[subject], by_phrase[target]) == rel
+        for seed in range(10):
+            assert caption(scene, np.random.default_rng(seed)) in variants
+
+
+def test_all_captions_of_a_hand_built_pair() -> None:
+    left = _object("circle", "red", "large", 0.2, 0.5)
+    right = _object("star", "blue", "small", 0.8, 0.45)
+    variants = all_captions(Scene(0, "train", (60, 60, 60), (left, right)))
+    assert "a large red circle to the left of a small blue star" in variants
+    assert "there is a small blue star to the right of a large red circle" in variants
+    assert "a small blue star with a large red circle to the left of it" in variants
+    assert not any("above" in v or "below" in v for v in variants)
 
 
 def test_captions_use_at_least_four_templates_per_object_count() -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from trimodal.data.manifest import Manifest
+from trimodal.data.tensors import tokenized
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
 from trimodal.world.scene import Scene, SceneObject
@@ -146,13 +147,7 @@ def build_question_pool(
             cells += [IGNORE] * (2 * GROUNDED_OBJECTS - len(cells))
             texts.append(question.question)
             targets.append((answer_index[question.answer], cells, weight, row))
-    encoded = [ids[:max_length] for ids in tokenizer.encode_batch(texts)] if texts else []
-    length = max((len(ids) for ids in encoded), default=1)
-    ids = torch.full((len(encoded), length), tokenizer.pad_id, dtype=torch.long)
-    mask = torch.zeros(ids.shape, dtype=torch.bool)
-    for i, tokens in enumerate(encoded):
-        ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        mask[i, : len(tokens)] = True
+    ids, mask = tokenized(tokenizer, texts, max_length)
     per_row: dict[int, list[int]] = defaultdict(list)
     for index, (_, _, _, row) in enumerate(targets):
         per_row[row].append(index)

@@ -253,16 +253,28 @@ def logmel_of_waves(
     return RaggedAudio.from_rows(features, log_mel.n_mels)
 
 
-def _pad_ids(
-    sequences: list[list[int]], length: int, pad_id: int
+def pad_ids(
+    sequences: Sequence[Sequence[int]], length: int, pad_id: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``ids [N, L]`` and ``mask [N, L]``, each sequence cut to ``length``
+    (``L = max(1, length)``)."""
     ids = torch.full((len(sequences), max(1, length)), pad_id, dtype=torch.long)
     mask = torch.zeros(len(sequences), max(1, length), dtype=torch.bool)
     for row, sequence in enumerate(sequences):
-        cut = sequence[:length]
+        cut = list(sequence[:length])
         ids[row, : len(cut)] = torch.tensor(cut, dtype=torch.long)
         mask[row, : len(cut)] = True
     return ids, mask
+
+
+def tokenized(
+    tokenizer: TextTokenizer, texts: Sequence[str], max_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``texts`` encoded and right-padded to the longest (at most ``max_length``): ids and mask
+    ``[N, L]``."""
+    encoded = tokenizer.encode_batch(list(texts)) if texts else []
+    longest = max((len(ids) for ids in encoded), default=1)
+    return pad_ids(encoded, min(max_length, longest), tokenizer.pad_id)
 
 
 def _attribute_matrix(
@@ -350,7 +362,7 @@ def build_scene_tensors(
             images[row] = _uint8_image(sample.image, transform)
             has_image[row] = True
     captions = [tokenizer.encode(s.text) if s.text is not None else [] for s in samples]
-    caption_ids, caption_mask = _pad_ids(
+    caption_ids, caption_mask = pad_ids(
         captions, min(max_text_length, max(map(len, captions), default=1)), tokenizer.pad_id
     )
     _warn_truncated("captions", captions, max_text_length, manifest.path)

@@ -41,6 +41,7 @@ from trimodal.config import (
     VisionConfig,
     to_dict,
 )
+from trimodal.data.caption_pool import CaptionPool, build_caption_pool
 from trimodal.data.manifest import load_manifest
 from trimodal.data.question_pool import QuestionPool, build_question_pool
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
@@ -79,6 +80,8 @@ class RunData:
     """Questions of stage 2 (``train.multitask.question_pool``)."""
     reason_pool: QuestionPool | None = None
     """Questions of stage 2b (``train.reason``)."""
+    caption_pool: CaptionPool | None = None
+    """Captions of stage 3 (``train.generate.caption_variants``)."""
 
 
 def manifest_path_of(source: str | os.PathLike[str]) -> Path:
@@ -129,7 +132,15 @@ def prepare_data(
 
     pool = pool_of(multitask.pool_family_weights) if multitask.question_pool else None
     reason_pool = pool_of(reason.family_weights) if reason.epochs > 0 else None
-    return RunData(tokenizer, vocabulary, tensors, train_rows, pool, reason_pool)
+    generate = config.train.generate
+    caption_pool = (
+        build_caption_pool(
+            manifest, train_rows.tolist(), tokenizer, max_length=config.model.text.max_length
+        )
+        if generate.caption_variants and generate.epochs > 0
+        else None
+    )
+    return RunData(tokenizer, vocabulary, tensors, train_rows, pool, reason_pool, caption_pool)
 
 
 def _pairs(names: list[str]) -> list[tuple[str, str]]:
@@ -198,9 +209,10 @@ class TrainStep(nn.Module):
         distributed: bool,
         pool: QuestionPool | None = None,
         reason_pool: QuestionPool | None = None,
+        caption_pool: CaptionPool | None = None,
     ):
         super().__init__()
-        self.pool, self.reason_pool = pool, reason_pool
+        self.pool, self.reason_pool, self.caption_pool = pool, reason_pool, caption_pool
         self.frozen: dict[str, task_losses.FrozenOutputs] = {}
         """Fixed encoder outputs, set by the trainer for stage 2b and a frozen stage 3."""
         self.bind_targets: task_losses.BindTargets | None = None
@@ -331,6 +343,7 @@ class TrainStep(nn.Module):
         """Stage 3: the ``task_weights``-weighted mean of the generative tasks' next-token
         losses (over the frozen encoder outputs, with ``freeze_encoders``)."""
         step.frozen = self.frozen
+        step.captions = self.caption_pool
         losses = {task: task_losses.generation_loss(step, task) for task in active}
         given = self.config.train.generate.task_weights
         raw = {task: given.get(task, 1.0) for task in losses}
@@ -510,6 +523,7 @@ class Trainer:
             self.context.enabled,
             self.data.pool,
             self.data.reason_pool,
+            self.data.caption_pool,
         )
         towers = self._frozen_towers(plan)
         if towers:

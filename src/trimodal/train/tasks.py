@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from trimodal.data.caption_pool import CaptionPool
 from trimodal.data.question_pool import IGNORE, QuestionPool
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
@@ -43,6 +44,8 @@ class StepInputs:
     cache: dict[str, EncoderOutput] = field(default_factory=dict)
     frozen: dict[str, FrozenOutputs] = field(default_factory=dict)
     """Fixed encoder outputs (``image``, ``audio``, ``spoken``) used instead of encoding."""
+    captions: CaptionPool | None = None
+    """Stage 3's caption variants, drawn instead of the stored captions (caption, dialogue)."""
 
     def image(self) -> EncoderOutput:
         """Image encoder output for ``rows`` (computed once per step)."""
@@ -520,6 +523,19 @@ def _question_ids(step: StepInputs, row: int, question: int) -> list[int]:
     return _masked_ids(tensors.question_ids[row, question], tensors.question_mask[row, question])
 
 
+def _captions(step: StepInputs, drawn: bool) -> list[list[int]]:
+    """Caption ids of each row: a variant drawn from ``step.captions`` when ``drawn`` and the
+    row has any, else the stored caption (empty without one)."""
+    tensors, rows, pool = step.tensors, step.rows, step.captions if drawn else None
+    stored = [_masked_ids(tensors.caption_ids[r], tensors.caption_mask[r]) for r in rows.tolist()]
+    if pool is None:
+        return stored
+    picked = pool.sample(rows, step.generator).tolist()
+    return [
+        caption if i < 0 else pool.caption_ids(i) for caption, i in zip(stored, picked, strict=True)
+    ]
+
+
 def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
     """Next-token loss of the decoder on one generative task for the step's rows.
 
@@ -531,7 +547,7 @@ def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
     tokenizer = model.tokenizer
     if model.decoder is None or tokenizer is None:
         raise ValueError("stage 'generate' needs model.decoder.depth > 0")
-    caption = [_masked_ids(tensors.caption_ids[r], tensors.caption_mask[r]) for r in rows.tolist()]
+    caption = _captions(step, drawn=task in ("caption", "dialogue"))
     keep = torch.tensor([len(c) > 0 for c in caption])
     conversations: list[list[tuple[str, str | list[int]]]] = []
     if task == "caption":

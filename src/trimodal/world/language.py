@@ -12,7 +12,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
+from itertools import combinations, permutations
 
 import numpy as np
 
@@ -87,7 +87,24 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
     objects = list(scene.objects)
     order = [objects[i] for i in rng.permutation(len(objects))]
     templates = CAPTION_TEMPLATES[len(objects)]
-    template = templates[int(rng.integers(len(templates)))]
+    return _render_caption(templates[int(rng.integers(len(templates)))], order)
+
+
+def all_captions(scene: Scene) -> list[str]:
+    """Every caption :func:`caption` can give ``scene``: each template with each object order.
+
+    One object gives 4 captions, two give 8, three give 24 (the anchor is ``order[1]``).
+    """
+    templates = CAPTION_TEMPLATES[len(scene.objects)]
+    return [
+        _render_caption(template, list(order))
+        for order in permutations(scene.objects)
+        for template in templates
+    ]
+
+
+def _render_caption(template: str, order: Sequence[SceneObject]) -> str:
+    """Fill ``template``: ``a``, ``b``, ``c`` are ``order``'s phrases, ``b`` the anchor."""
     fields = {"a": order[0].phrase()}
     if len(order) >= 2:
         fields["b"] = order[1].phrase()
