@@ -95,6 +95,14 @@ class DecoderModelConfig:
     memory_positions: bool = False
     """Add a fixed sin/cos table (a token's index within its modality) to the encoder tokens
     before the projector's linear layer."""
+    memory_grid: bool = False
+    """With ``memory_positions``: image tokens take the 2-D sin/cos grid table instead (half
+    the channels encode the token's column, half its row), as ``model.fusion_positions`` gives
+    fusion; audio tokens keep the 1-D table."""
+    grounding_bins: int = 0
+    """A linear head over the decoder's final state at each token of an object phrase in a
+    caption predicts where that object is: its column bin and row bin on a ``bins x bins``
+    grid (0: no head). Trained by ``train.generate.grounding_weight``."""
 
 
 @dataclass
@@ -279,7 +287,10 @@ class GenerateConfig(StageConfig):
     absent). ``caption_variants`` draws the caption of the ``caption`` and ``dialogue`` tasks
     afresh each step among every caption the scene's graph supports (every template and object
     order; see :mod:`trimodal.data.caption_pool`) instead of the one stored caption;
-    ``transcribe`` keeps the stored caption, which its audio speaks.
+    ``transcribe`` keeps the stored caption, which its audio speaks. ``grounding_weight``
+    adds, to the caption task's loss, that weight times the cross-entropy of the decoder's
+    grounding head (``model.decoder.grounding_bins``) at the object-phrase tokens of the drawn
+    caption variant (so it needs ``caption_variants``).
     """
 
     epochs: float = 0.0
@@ -289,6 +300,7 @@ class GenerateConfig(StageConfig):
     task_weights: dict[str, float] = field(default_factory=dict)
     freeze_encoders: bool = True
     caption_variants: bool = False
+    grounding_weight: float = 0.0
 
 
 @dataclass

@@ -130,9 +130,9 @@ class Model:
         parts = []
         for turn in turns:
             if turn.image is not None:
-                parts.append(self._images([turn.image]).sequence())
+                parts.append(("image", self._images([turn.image]).sequence()))
             if turn.audio is not None:
-                parts.append(self._audio([turn.audio]).sequence())
+                parts.append(("audio", self._audio([turn.audio]).sequence()))
         prefix = self.network.decoder_prefix(*parts) if parts else None
         ids, _ = render_ids(self.tokenizer, text_turns(turns), open_reply=True)
         (reply,) = generate_replies(

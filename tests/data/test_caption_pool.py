@@ -10,6 +10,7 @@ import torch
 
 from trimodal.data.caption_pool import CaptionPool, build_caption_pool
 from trimodal.data.manifest import Manifest, load_manifest
+from trimodal.data.question_pool import cell_of
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.world.generate import WorldSummary
 from trimodal.world.language import all_captions
@@ -55,3 +56,31 @@ def test_sampling_is_uniform_seeded_and_marks_rows_without_captions(pooled) -> N
     assert max(counts.values()) < 2 * min(counts.values())  # about 100 each
     again = pool.sample(batch, torch.Generator().manual_seed(7))
     assert torch.equal(again, draws[7])
+
+
+def test_phrase_tokens_carry_their_objects_cell(pooled) -> None:  # type: ignore[no-untyped-def]
+    """Runs of tokens with one cell decode to the phrase of an object in that cell; every
+    object phrase is found, and words outside phrases carry none."""
+    manifest, tokenizer, rows, pool = pooled
+    for row in rows[:20]:
+        sample = manifest.samples[row]
+        assert sample.scene is not None
+        scene = Scene.from_dict(sample.scene, sample.split)
+        for index in pool.choices[row, : int(pool.counts[row])].tolist():
+            ids, cells = pool.caption_ids(index), pool.caption_cells(index).tolist()
+            runs: list[tuple[list[int], list[int]]] = []  # (cell, ids) of consecutive tokens
+            for token, cell in zip(ids, cells, strict=True):
+                if runs and runs[-1][0] == cell:
+                    runs[-1][1].append(token)
+                else:
+                    runs.append((cell, [token]))
+            phrases = []
+            for cell, tokens in runs:
+                text = tokenizer.decode(tokens).strip()
+                if cell == [-100, -100]:
+                    assert not any(o.phrase() in text for o in scene.objects)
+                    continue
+                owner = [o for o in scene.objects if o.phrase() == text]
+                assert owner and cell_of(owner[0], 4) == tuple(cell), (text, cell)
+                phrases.append(text)
+            assert sorted(phrases) == sorted(o.phrase() for o in scene.objects)

@@ -86,6 +86,32 @@ def test_projector_positions_restart_per_modality() -> None:
     )
 
 
+def test_grid_positions_give_image_tokens_their_column_and_row() -> None:
+    """Image token r * 3 + c of a 3x3 grid gets, by hand, sin/cos of its column c in channels
+    0-3 and of its row r in channels 4-7 (frequencies 1 and 1/100 in a half of width 4)."""
+    torch.manual_seed(0)
+    plain, grid = PrefixProjector(8, 6), PrefixProjector(8, 6, positions=True, grid=True)
+    grid.load_state_dict(plain.state_dict())
+    tokens = torch.randn(2, 9, 8)
+    normed = torch.nn.functional.layer_norm(tokens, (8,))
+    table = torch.zeros(9, 8)
+    for index in range(9):
+        row, column = divmod(index, 3)
+        for half, place in ((0, column), (4, row)):
+            for k, frequency in enumerate((1.0, 0.01)):
+                table[index, half + 2 * k] = math.sin(place * frequency)
+                table[index, half + 2 * k + 1] = math.cos(place * frequency)
+    expected = (normed + table) @ plain.linear.weight.T + plain.linear.bias
+    torch.testing.assert_close(grid(tokens, "image"), expected)
+    # audio keeps the 1-D table
+    one_d = (normed + sinusoidal_positions(9, 8)) @ plain.linear.weight.T + plain.linear.bias
+    torch.testing.assert_close(grid(tokens, "audio"), one_d)
+    with pytest.raises(ValueError, match="square image grid"):
+        grid(tokens[:, :8], "image")
+    with pytest.raises(ValueError, match="memory_grid needs memory_positions"):
+        PrefixProjector(8, 6, positions=False, grid=True)
+
+
 def test_unknown_conditioning_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"model\.decoder\.conditioning"):
         build_decoder(DecoderModelConfig(depth=1, conditioning="film"), vocab_size=10)

@@ -14,6 +14,7 @@ from trimodal.cli.main import main
 from trimodal.config import load_config
 from trimodal.generation.chat import CAPTION_PROMPT, TRANSCRIBE_PROMPT, Turn, render_ids
 from trimodal.models.trimodal import TriModalModel
+from trimodal.modules.layers import TokenSequence
 from trimodal.train.loop import train
 from trimodal.world.generate import WorldSummary
 
@@ -79,7 +80,7 @@ def test_caption_is_greedy_decoding(
     image = tiny_world[0] / "images" / "000000.png"
     caption = model.caption(image, max_new_tokens=6)
     with torch.no_grad():
-        prefix = model.network.decoder_prefix(model._images([image]).sequence())
+        prefix = model.network.decoder_prefix(("image", model._images([image]).sequence()))
     assert caption == naive_greedy(model, CAPTION_PROMPT, 6, prefix=prefix.tokens)
 
 
@@ -125,6 +126,14 @@ def test_generation_needs_a_decoder(tiny_run: Path) -> None:
         Model.from_pretrained(tiny_run).caption("x.png")
 
 
+def test_decoder_parts_name_their_modality(generate_run: tuple[Path, Path]) -> None:
+    network = Model.from_pretrained(generate_run[1]).network
+    tokens = TokenSequence(torch.randn(1, 4, network.config.model.dim), torch.ones(1, 4).bool())
+    assert network.decoder_prefix(("image", tokens), ("audio", tokens)).tokens.shape[1] == 8
+    with pytest.raises(ValueError, match="decoder parts are"):
+        network.decoder_prefix(("video", tokens))
+
+
 @pytest.fixture(scope="module")
 def cross_run(
     tiny_world: tuple[Path, WorldSummary], tmp_path_factory: pytest.TempPathFactory
@@ -145,7 +154,7 @@ def test_cross_attention_transcribe_is_greedy_decoding(
     audio = tiny_world[0] / "audio" / "000002_caption.wav"
     transcript = model.transcribe(audio, max_new_tokens=6)
     with torch.no_grad():  # the reference re-reads the memory with a full forward every step
-        memory = network.decoder_prefix(model._audio([audio]).sequence())
+        memory = network.decoder_prefix(("audio", model._audio([audio]).sequence()))
     expected = naive_greedy(
         model, TRANSCRIBE_PROMPT, 6, memory=memory.tokens, memory_mask=memory.mask
     )
@@ -203,3 +212,22 @@ def test_bad_task_weights_are_clear_errors(
     config = load_config(RECIPE, [f"train.generate.task_weights={weights}"])
     with pytest.raises(ValueError, match=f"train.generate.task_weights.*{message}|{message}"):
         train(config, tiny_world[0], tmp_path / "run", progress=False)
+
+
+def test_stage_3_trains_the_caption_grounding_head(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    grounded = [
+        "train.multitask.epochs=0",
+        "train.generate.caption_variants=true",
+        "train.generate.grounding_weight=1.0",
+        "model.decoder.grounding_bins=4",
+    ]
+    config = load_config(RECIPE, grounded)
+    train(config, tiny_world[0], tmp_path / "align", max_steps=5, progress=False)  # align only
+    train(config, tiny_world[0], tmp_path / "all", progress=False)
+    before, after = (TriModalModel.from_pretrained(tmp_path / n) for n in ("align", "all"))
+    assert before.caption_grounding is not None and after.caption_grounding is not None
+    frozen = before.image_encoder.state_dict(), after.image_encoder.state_dict()
+    assert all(torch.equal(frozen[0][name], frozen[1][name]) for name in frozen[0])
+    assert not torch.equal(before.caption_grounding.weight, after.caption_grounding.weight)

@@ -614,3 +614,72 @@ def test_caption_variants_stand_in_for_the_stored_caption_in_caption_and_dialogu
         loss("caption", data.tensors, False)
     )
     assert loss("transcribe", data.tensors, True) == loss("transcribe", data.tensors, False)
+
+
+def test_caption_grounding_adds_the_phrase_cell_loss_computed_row_by_row(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    """caption loss (grounding weight 0.5) = the same loss at weight 0 + 0.5 x the mean
+    cross-entropy of the grounding head's column and row at every object-phrase token, computed
+    here one row at a time with no padding."""
+    from trimodal.generation.chat import CAPTION_PROMPT, render_ids
+    from trimodal.train.loop import prepare_data
+    from trimodal.train.tasks import generation_loss
+
+    overrides = [
+        "train.generate.caption_variants=true",
+        "train.generate.grounding_weight=0.5",
+        "model.decoder.grounding_bins=4",
+        "model.decoder.conditioning=cross_attention",
+    ]
+    config = load_config(ROOT / "configs" / "tiny_generate.yaml", overrides)
+    data = prepare_data(config, tiny_world[0])
+    pool, tokenizer = data.caption_pool, data.tokenizer
+    assert pool is not None
+    torch.manual_seed(0)
+    model = TriModalModel(config, tokenizer.vocab_size, data.vocabulary)
+    model.tokenizer = tokenizer
+    model.eval()
+    head, decoder = model.caption_grounding, model.decoder
+    assert head is not None and decoder is not None
+    rows = data.train_rows[:5]
+
+    def caption_loss(weight: float) -> float:
+        model.config.train.generate.grounding_weight = weight
+        step = StepInputs(model, data.tensors, rows, torch.Generator().manual_seed(3))
+        step.captions = pool
+        with torch.no_grad():
+            return float(generation_loss(step, "caption"))
+
+    with_grounding, without = caption_loss(0.5), caption_loss(0.0)
+    drawn = pool.sample(rows, torch.Generator().manual_seed(3)).tolist()
+    terms = []
+    with torch.no_grad():
+        images = to_float_images(data.tensors.images[rows])
+        memory = model.decoder_prefix(("image", model.encode_image(images).sequence()))
+        for i, index in enumerate(drawn):
+            caption, cells = pool.caption_ids(index), pool.caption_cells(index)
+            ids, _ = render_ids(
+                tokenizer, [("user", CAPTION_PROMPT), ("assistant", caption)], False
+            )
+            states = decoder.features(torch.tensor([ids]), memory=memory.tokens[i : i + 1])[0]
+            start = len(ids) - 1 - len(caption)  # the caption, then <eos>
+            for t in range(len(caption)):
+                if int(cells[t, 0]) == -100:
+                    continue
+                logits = head(states[start + t]).view(2, 4)
+                terms += [-torch.log_softmax(logits[k], -1)[int(cells[t, k])] for k in (0, 1)]
+    assert terms
+    expected = without + 0.5 * float(torch.stack(terms).mean())
+    assert with_grounding == pytest.approx(expected, rel=1e-4)
+
+
+def test_caption_grounding_needs_its_head_and_the_variants(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    config = load_config(
+        ROOT / "configs" / "tiny_generate.yaml",
+        ["train.generate.grounding_weight=1.0", "model.decoder.grounding_bins=4"],
+    )
+    with pytest.raises(ValueError, match="caption_variants: true"):
+        train(config, tiny_world[0], tmp_path / "run", progress=False)

@@ -15,6 +15,7 @@ from trimodal.world.language import (
     all_captions,
     candidate_questions,
     caption,
+    caption_variants,
     describe,
     named_objects,
     object_phrases,
@@ -98,6 +99,11 @@ def test_all_captions_are_true_distinct_and_hold_every_drawn_caption() -> None:
                 assert reference.true_relation(by_phrase[subject], by_phrase[target]) == rel
         for seed in range(10):
             assert caption(scene, np.random.default_rng(seed)) in variants
+        for variant in caption_variants(scene):
+            named = sorted(index for _, _, index in variant.spans)
+            assert named == list(range(len(scene.objects)))
+            for start, end, index in variant.spans:
+                assert variant.text[start:end] == scene.objects[index].phrase()
 
 
 def test_all_captions_of_a_hand_built_pair() -> None:

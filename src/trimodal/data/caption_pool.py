@@ -1,9 +1,9 @@
 """Every caption a training scene's graph supports, tokenized once, drawn per step.
 
 A manifest stores one caption per scene: one template and one object order out of up to 24
-(:func:`trimodal.world.language.all_captions`). A decoder trained on that one caption for many
-epochs learns it by heart, spatial relation included, instead of reading the relation off the
-image. A :class:`CaptionPool` holds all of them so that stage 3 can draw a fresh one per step.
+(:func:`trimodal.world.language.caption_variants`). A :class:`CaptionPool` holds all of them so
+that stage 3 can draw a fresh one per step, and marks each token of an object phrase with that
+object's grid cell: the targets of the decoder's grounding head.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from trimodal.data.manifest import Manifest
-from trimodal.data.tensors import tokenized
+from trimodal.data.question_pool import IGNORE, cell_of
+from trimodal.data.tensors import pad_ids
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.world.language import all_captions
+from trimodal.world.language import caption_variants
 from trimodal.world.scene import Scene
 
 
@@ -26,6 +28,8 @@ class CaptionPool:
 
     Attributes:
         ids / mask: ``[P, L]`` caption token ids and mask.
+        cells: ``[P, L, 2]`` (column bin, row bin) of the object a token's phrase names,
+            ``IGNORE`` at tokens outside object phrases and at padding.
         choices: ``[N, K]`` pool indices of each row's captions (-1: padding; rows outside the
             pool have none).
         counts: ``[N]`` captions per row (0 outside the pool).
@@ -33,6 +37,7 @@ class CaptionPool:
 
     ids: torch.Tensor
     mask: torch.Tensor
+    cells: torch.Tensor
     choices: torch.Tensor
     counts: torch.Tensor
 
@@ -47,9 +52,17 @@ class CaptionPool:
         """Token ids of pool caption ``index``."""
         return self.ids[index][self.mask[index]].tolist()
 
+    def caption_cells(self, index: int) -> torch.Tensor:
+        """``[T, 2]`` grounding targets of pool caption ``index``'s ``T`` tokens."""
+        return self.cells[index][self.mask[index]]
+
 
 def build_caption_pool(
-    manifest: Manifest, rows: Sequence[int], tokenizer: TextTokenizer, max_length: int = 48
+    manifest: Manifest,
+    rows: Sequence[int],
+    tokenizer: TextTokenizer,
+    max_length: int = 48,
+    bins: int = 4,
 ) -> CaptionPool:
     """All captions (every template, every object order) of the scenes at ``rows``.
 
@@ -59,21 +72,38 @@ def build_caption_pool(
         manifest: the manifest the tensors were built from (row ``i`` is sample ``i``).
         rows: the rows to pool (the training rows).
         max_length: captions are cut to this many tokens, as the stored ones are.
+        bins: side of the grounding grid (see :func:`~trimodal.data.question_pool.cell_of`).
     """
     texts: list[str] = []
+    named: list[list[tuple[int, int, tuple[int, int]]]] = []  # (start, end, cell) per phrase
     per_row: dict[int, range] = {}
     for row in rows:
         sample = manifest.samples[row]
         if sample.scene is None:
             continue
-        captions = all_captions(Scene.from_dict(sample.scene, sample.split))
-        per_row[row] = range(len(texts), len(texts) + len(captions))
-        texts += captions
-    ids, mask = tokenized(tokenizer, texts, max_length)
+        scene = Scene.from_dict(sample.scene, sample.split)
+        variants = caption_variants(scene)
+        per_row[row] = range(len(texts), len(texts) + len(variants))
+        for variant in variants:
+            texts.append(variant.text)
+            named.append([(a, b, cell_of(scene.objects[i], bins)) for a, b, i in variant.spans])
+    encoded = tokenizer.encode_batch_with_offsets(texts) if texts else []
+    length = min(max_length, max((len(ids) for ids, _ in encoded), default=1))
+    ids, mask = pad_ids([ids for ids, _ in encoded], length, tokenizer.pad_id)
+    cells = np.full((*ids.shape, 2), IGNORE, dtype=np.int64)
+    for index, ((_, offsets), phrases) in enumerate(zip(encoded, named, strict=True)):
+        spans = np.array(offsets[:length]).reshape(-1, 2)  # (T, 2) characters of each token
+        first, last, phrase_cells = (np.array(column) for column in zip(*phrases, strict=True))
+        # overlap[t, k]: token t lies (partly) inside phrase k
+        overlap = np.maximum(spans[:, :1], first) < np.minimum(spans[:, 1:], last)  # (T, K)
+        inside = overlap.any(1)
+        cells[index, : len(spans)][inside] = phrase_cells[overlap.argmax(1)[inside]]
     width = max((len(r) for r in per_row.values()), default=1)
     choices = torch.full((len(manifest.samples), width), -1, dtype=torch.long)
     counts = torch.zeros(len(manifest.samples), dtype=torch.long)
     for row, indices in per_row.items():
         choices[row, : len(indices)] = torch.tensor(list(indices))
         counts[row] = len(indices)
-    return CaptionPool(ids=ids, mask=mask, choices=choices, counts=counts)
+    return CaptionPool(
+        ids=ids, mask=mask, cells=torch.from_numpy(cells), choices=choices, counts=counts
+    )

@@ -51,6 +51,12 @@ class TextTokenizer:
             return [[self.bos_id, *ids, self.eos_id] for ids in encoded]
         return [list(ids) for ids in encoded]
 
+    def encode_batch_with_offsets(
+        self, texts: list[str]
+    ) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Ids of each text and each id's ``(start, end)`` character span in that text."""
+        return [(list(e.ids), list(e.offsets)) for e in self.tokenizer.encode_batch(texts)]
+
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Text of ``ids`` (special tokens dropped by default)."""
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))

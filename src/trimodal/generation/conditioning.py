@@ -12,6 +12,7 @@ decoder width. ``model.decoder.conditioning``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from torch import nn
 from trimodal.config import DecoderModelConfig
 from trimodal.generation.decoder import DecoderConfig, DecoderLM
 from trimodal.generation.sampling import generate
-from trimodal.modules.layers import TokenSequence, sinusoidal_positions
+from trimodal.modules.layers import TokenSequence, initial_grid_positions, sinusoidal_positions
 
 IGNORE = -100
 
@@ -36,28 +37,43 @@ class PrefixProjector(nn.Module):
     LayerNorm, then (with ``positions``) a fixed sin/cos table indexed by the token's place in
     its modality (grid cell of an image token, time of an audio token), then Linear. The table
     makes where a token sits explicit to the decoder; the encoders' own learned positions are
-    small next to their features.
+    small next to their features. With ``grid`` an image's tokens (a square, row-major grid)
+    take the 2-D table of :func:`~trimodal.modules.layers.initial_grid_positions` instead:
+    column and row each in half of the channels, so that "left of" is a comparison of one
+    half.
     """
 
     positions: torch.Tensor | None
 
-    def __init__(self, dim: int, decoder_dim: int, positions: bool = False):
+    def __init__(self, dim: int, decoder_dim: int, positions: bool = False, grid: bool = False):
         super().__init__()
+        if grid and (not positions or dim % 4):
+            raise ValueError(
+                "model.decoder.memory_grid needs memory_positions and a width divisible by 4, "
+                f"got memory_positions={positions} and width {dim}"
+            )
         self.norm = nn.LayerNorm(dim)
         self.linear = nn.Linear(dim, decoder_dim)
+        self.grid = grid
         table = sinusoidal_positions(MAX_MEMORY_POSITIONS, dim) if positions else None
         self.register_buffer("positions", table, persistent=False)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Project each token of one modality."""
+    def forward(self, tokens: torch.Tensor, modality: str = "audio") -> torch.Tensor:
+        """Project each token ``[B, P, dim]`` of one modality (``image`` or ``audio``)."""
         x = self.norm(tokens)
-        if self.positions is not None:
-            if x.shape[1] > MAX_MEMORY_POSITIONS:
-                raise ValueError(
-                    f"{x.shape[1]} encoder tokens exceed the {MAX_MEMORY_POSITIONS} memory positions"
-                )
-            x = x + self.positions[: x.shape[1]]
-        return self.linear(x)
+        if self.positions is None:
+            return self.linear(x)
+        count = x.shape[1]
+        if modality == "image" and self.grid:
+            side = math.isqrt(count)
+            if side * side != count:
+                raise ValueError(f"memory_grid needs a square image grid, got {count} tokens")
+            return self.linear(x + initial_grid_positions("sincos", side, x.shape[2]).to(x))
+        if count > MAX_MEMORY_POSITIONS:
+            raise ValueError(
+                f"{count} encoder tokens exceed the {MAX_MEMORY_POSITIONS} memory positions"
+            )
+        return self.linear(x + self.positions[:count])
 
 
 CONDITIONING = ("prefix", "cross_attention")
@@ -116,6 +132,9 @@ def condition(
     return DecoderInputs(tokens.tokens, torch.cat([tokens.mask, text_mask], dim=1))
 
 
+MODALITY_PARTS = ("image", "audio")
+
+
 def join_prefixes(parts: Sequence[TokenSequence]) -> TokenSequence:
     """Concatenate per-modality prefixes along the token axis (e.g. image then question audio)."""
     return TokenSequence(
@@ -154,6 +173,18 @@ def lm_loss(
         rows: token ids of each conversation (see :func:`trimodal.generation.chat.render_ids`).
         targets: per id, whether it is predicted (assistant reply tokens).
     """
+    return next_token_loss(decoder, *text_states(decoder, prefix, rows, targets, pad_id))
+
+
+def text_states(
+    decoder: DecoderLM,
+    prefix: TokenSequence,
+    rows: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[bool]],
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's final states at the text positions ``[B, T, Dd]`` (right-padded rows) and
+    the labels ``[B, T]`` (each target id, ``IGNORE`` elsewhere); arguments as :func:`lm_loss`."""
     ids, mask, labels = teacher_forcing_batch(rows, targets, pad_id)
     inputs = condition(decoder, prefix, mask)
     hidden = decoder.features(
@@ -163,10 +194,15 @@ def lm_loss(
         memory=inputs.memory,
         memory_mask=inputs.memory_mask,
     )
-    text_hidden = hidden[:, inputs.prefix_length : -1]  # (B, T - 1, Dd); t predicts id t + 1
+    return hidden[:, inputs.prefix_length :], labels
+
+
+def next_token_loss(decoder: DecoderLM, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each target label from the state before it (:func:`text_states`)."""
+    text_hidden = states[:, :-1]  # (B, T - 1, Dd); t predicts id t + 1
     predicted = labels[:, 1:] != IGNORE  # (B, T - 1)
     if not bool(predicted.any()):
-        return hidden.sum() * 0.0
+        return states.sum() * 0.0
     # The vocabulary matmul only where a token is predicted (not at prefix or prompt positions).
     return F.cross_entropy(decoder.lm_head(text_hidden[predicted]), labels[:, 1:][predicted])
 

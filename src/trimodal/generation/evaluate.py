@@ -66,7 +66,7 @@ def generation_metrics(
         captions += _replies(
             model,
             tokenizer,
-            model.decoder_prefix(image),
+            model.decoder_prefix(("image", image)),
             [CAPTION_PROMPT] * len(chunk),
             max_new_tokens,
         )
@@ -77,7 +77,7 @@ def generation_metrics(
             said = _replies(
                 model,
                 tokenizer,
-                model.decoder_prefix(audio),
+                model.decoder_prefix(("audio", audio)),
                 [TRANSCRIBE_PROMPT] * len(voiced),
                 max_new_tokens,
             )
@@ -136,7 +136,9 @@ def _typed_answers(
         tensors.question_ids[chunk[s], q][tensors.question_mask[chunk[s], q]].tolist()
         for s, q in zip(scene.tolist(), question.tolist(), strict=True)
     ]
-    replies = _replies(model, tokenizer, model.decoder_prefix(image.select(scene)), prompts, 8)
+    replies = _replies(
+        model, tokenizer, model.decoder_prefix(("image", image.select(scene))), prompts, 8
+    )
     truths = [model.vocabulary.answers[int(a)] for a in tensors.answers[chunk[scene], question]]
     return list(zip(replies, truths, strict=True))
 
@@ -155,7 +157,7 @@ def _spoken_answers(
         return []
     features, mask = tensors.spoken_audio.batch(chunk[scene])
     question = model.encode_audio(features, mask).sequence()
-    prefix = model.decoder_prefix(image.select(scene), question)
+    prefix = model.decoder_prefix(("image", image.select(scene)), ("audio", question))
     replies = _replies(model, tokenizer, prefix, [SPOKEN_PROMPT] * len(scene), 8)
     truths = [
         model.vocabulary.answers[int(tensors.answers[chunk[s], index[s]])] for s in scene.tolist()

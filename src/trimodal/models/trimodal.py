@@ -35,7 +35,12 @@ from trimodal.config import Config, config_from_json, to_dict
 from trimodal.data.question_pool import GROUNDED_OBJECTS
 from trimodal.data.tensors import OBJECT_GROUPS, attribute_groups
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.generation.conditioning import PrefixProjector, build_decoder, join_prefixes
+from trimodal.generation.conditioning import (
+    MODALITY_PARTS,
+    PrefixProjector,
+    build_decoder,
+    join_prefixes,
+)
 from trimodal.generation.decoder import DecoderLM
 from trimodal.losses.contrastive import LearnableTemperature
 from trimodal.modules.encoders.audio import AudioEncoder
@@ -149,8 +154,15 @@ class TriModalModel(nn.Module):
         self.projector: PrefixProjector | None = None
         self.decoder: DecoderLM | None = None
         if m.decoder.depth > 0:
-            self.projector = PrefixProjector(m.dim, m.decoder.dim, m.decoder.memory_positions)
+            self.projector = PrefixProjector(
+                m.dim, m.decoder.dim, m.decoder.memory_positions, m.decoder.memory_grid
+            )
             self.decoder = build_decoder(m.decoder, vocab_size)
+        self.caption_grounding = (
+            nn.Linear(m.decoder.dim, 2 * m.decoder.grounding_bins)
+            if m.decoder.depth > 0 and m.decoder.grounding_bins > 0
+            else None
+        )
         if m.vqa_inputs not in ("both", "question", "image"):
             raise ValueError(
                 f"model.vqa_inputs must be 'both', 'question' or 'image', got {m.vqa_inputs!r}"
@@ -325,15 +337,21 @@ class TriModalModel(nn.Module):
         :meth:`object_classes` (colour, shape, size of the object covering each token's cell)."""
         return list(self.object_head(image.tokens).split(self._object_classes, dim=-1))
 
-    def decoder_prefix(self, *parts: TokenSequence) -> TokenSequence:
-        """Project each part's encoder tokens for the decoder, then concatenate them in order."""
+    def decoder_prefix(self, *parts: tuple[str, TokenSequence]) -> TokenSequence:
+        """Project each ``(modality, encoder tokens)`` part for the decoder (modality ``image``
+        or ``audio``), then concatenate them in order."""
         if self.projector is None:
             raise ValueError(
                 "this checkpoint has no decoder (model.decoder.depth is 0); train a recipe with "
                 "a decoder and a generate stage"
             )
         projector = self.projector
-        return join_prefixes([TokenSequence(projector(part.tokens), part.mask) for part in parts])
+        for modality, _ in parts:
+            if modality not in MODALITY_PARTS:
+                raise ValueError(f"decoder parts are {MODALITY_PARTS}, got {modality!r}")
+        return join_prefixes(
+            [TokenSequence(projector(part.tokens, modality), part.mask) for modality, part in parts]
+        )
 
     # -- checkpoints ----------------------------------------------------------------------
     def write_files(

@@ -135,7 +135,11 @@ def prepare_data(
     generate = config.train.generate
     caption_pool = (
         build_caption_pool(
-            manifest, train_rows.tolist(), tokenizer, max_length=config.model.text.max_length
+            manifest,
+            train_rows.tolist(),
+            tokenizer,
+            max_length=config.model.text.max_length,
+            bins=max(1, config.model.decoder.grounding_bins),
         )
         if generate.caption_variants and generate.epochs > 0
         else None
@@ -174,6 +178,21 @@ def _anchors(align: AlignConfig) -> dict[str, str]:
             )
         anchors[key] = modality
     return anchors
+
+
+def _check_caption_grounding(config: Config) -> None:
+    """``train.generate.grounding_weight`` needs the decoder's grounding head and the caption
+    variants that carry its targets."""
+    weight = config.train.generate.grounding_weight
+    if weight < 0:
+        raise ValueError(f"train.generate.grounding_weight must be >= 0, got {weight}")
+    if weight > 0 and not (
+        config.train.generate.caption_variants and config.model.decoder.grounding_bins > 0
+    ):
+        raise ValueError(
+            "train.generate.grounding_weight > 0 needs train.generate.caption_variants: true "
+            "and model.decoder.grounding_bins > 0"
+        )
 
 
 def _check_task_weights(generate: GenerateConfig) -> None:
@@ -457,6 +476,7 @@ class Trainer:
         )
         _anchors(config.train.align)  # malformed pairs and anchors are errors before any step
         _check_task_weights(config.train.generate)
+        _check_caption_grounding(config)
         _check_bind(config.train.bind)
         if config.train.reason.epochs > 0 and not config.train.reason.tasks:
             raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
@@ -624,7 +644,8 @@ class Trainer:
         return {tower for tower, users in needs.items() if users & set(generate.tasks)}
 
     def _set_trainable(self, plan: StagePlan) -> None:
-        """Stage 3 with ``freeze_encoders`` trains only the projector and decoder; stage 2b
+        """Stage 3 with ``freeze_encoders`` trains only the projector and decoder (with its
+        grounding head); stage 2b
         trains neither them nor the image and audio towers; stage 2c (bind) trains only its
         modality's projection head."""
         generate = self.config.train.generate
@@ -635,7 +656,7 @@ class Trainer:
                 parameter.requires_grad_(name.startswith(head))
             return
         for name, parameter in self.model.named_parameters():
-            own = name.startswith(("projector.", "decoder."))
+            own = name.startswith(("projector.", "decoder.", "caption_grounding."))
             if plan.name == "reason":
                 fixed = own or name.startswith(("image_encoder.", "audio_encoder."))
                 parameter.requires_grad_(not fixed)

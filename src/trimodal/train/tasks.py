@@ -6,7 +6,7 @@ can compute any subset of tasks in a step (the loss-driven scheduler picks the s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,7 +20,7 @@ from trimodal.data.transforms import ImageTransform
 from trimodal.eval.basic import row_encoders
 from trimodal.eval.retrieval import content_groups
 from trimodal.generation.chat import CAPTION_PROMPT, SPOKEN_PROMPT, TRANSCRIBE_PROMPT, render_ids
-from trimodal.generation.conditioning import lm_loss
+from trimodal.generation.conditioning import lm_loss, next_token_loss, text_states
 from trimodal.losses.contrastive import MAX_SCALE, pairwise_contrastive
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
@@ -523,17 +523,38 @@ def _question_ids(step: StepInputs, row: int, question: int) -> list[int]:
     return _masked_ids(tensors.question_ids[row, question], tensors.question_mask[row, question])
 
 
-def _captions(step: StepInputs, drawn: bool) -> list[list[int]]:
-    """Caption ids of each row: a variant drawn from ``step.captions`` when ``drawn`` and the
-    row has any, else the stored caption (empty without one)."""
+def _captions(step: StepInputs, drawn: bool) -> tuple[list[list[int]], list[int] | None]:
+    """Caption ids of each row, and the pool index of each (-1: stored) when drawn.
+
+    A variant is drawn from ``step.captions`` when ``drawn`` and the row has any; otherwise
+    the row keeps its stored caption (empty without one)."""
     tensors, rows, pool = step.tensors, step.rows, step.captions if drawn else None
     stored = [_masked_ids(tensors.caption_ids[r], tensors.caption_mask[r]) for r in rows.tolist()]
     if pool is None:
-        return stored
+        return stored, None
     picked = pool.sample(rows, step.generator).tolist()
-    return [
+    captions = [
         caption if i < 0 else pool.caption_ids(i) for caption, i in zip(stored, picked, strict=True)
     ]
+    return captions, picked
+
+
+def _caption_grounding_loss(
+    step: StepInputs, states: torch.Tensor, rows: Sequence[Sequence[int]], picked: Sequence[int]
+) -> torch.Tensor:
+    """Cross-entropy of the decoder's grounding head at the object-phrase tokens of each drawn
+    caption: ``states [B, T, Dd]`` of the rendered ``rows`` (each ending in its caption and
+    ``<eos>``), ``picked`` the pool index of each caption (-1: stored, no targets)."""
+    head, pool = step.model.caption_grounding, step.captions
+    assert head is not None and pool is not None
+    cells = torch.full((*states.shape[:2], 2), IGNORE, dtype=torch.long)  # (B, T, 2)
+    for i, (row, index) in enumerate(zip(rows, picked, strict=True)):
+        if index >= 0:
+            targets = pool.caption_cells(index)  # (C, 2)
+            end = len(row) - 1  # the caption sits just before <eos>
+            cells[i, end - len(targets) : end] = targets
+    bins = head.out_features // 2
+    return grounding_loss(head(states).view(*states.shape[:2], 2, bins), cells)
 
 
 def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
@@ -547,18 +568,18 @@ def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
     tokenizer = model.tokenizer
     if model.decoder is None or tokenizer is None:
         raise ValueError("stage 'generate' needs model.decoder.depth > 0")
-    caption = _captions(step, drawn=task in ("caption", "dialogue"))
+    caption, picked = _captions(step, drawn=task in ("caption", "dialogue"))
     keep = torch.tensor([len(c) > 0 for c in caption])
     conversations: list[list[tuple[str, str | list[int]]]] = []
     if task == "caption":
-        prefix = model.decoder_prefix(step.image().sequence())
+        prefix = model.decoder_prefix(("image", step.image().sequence()))
         conversations = [[("user", CAPTION_PROMPT), ("assistant", c)] for c in caption]
     elif task == "transcribe":
-        prefix = model.decoder_prefix(step.audio().sequence())
+        prefix = model.decoder_prefix(("audio", step.audio().sequence()))
         keep &= tensors.has_audio[rows]
         conversations = [[("user", TRANSCRIBE_PROMPT), ("assistant", c)] for c in caption]
     elif task in ("vqa_typed", "dialogue"):
-        prefix = model.decoder_prefix(step.image().sequence())
+        prefix = model.decoder_prefix(("image", step.image().sequence()))
         slots = _pick_questions(step, 1 if task == "vqa_typed" else 2)
         keep = (slots >= 0).all(1) & (keep if task == "dialogue" else True)
         for i, row in enumerate(rows.tolist()):
@@ -580,7 +601,7 @@ def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
         known = torch.nonzero(keep).squeeze(1)
         spoken = step.spoken(rows[known]).sequence()
         image = step.image().sequence().select(known)
-        prefix = model.decoder_prefix(image, spoken)
+        prefix = model.decoder_prefix(("image", image), ("audio", spoken))
         conversations = [
             [("user", SPOKEN_PROMPT), ("assistant", _answer_ids(step, int(rows[i]), int(index[i])))]
             for i in known.tolist()
@@ -594,10 +615,14 @@ def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
     if chosen.numel() == 0:
         return _zero_loss(step)
     rendered = [render_ids(tokenizer, conversations[i], open_reply=False) for i in chosen.tolist()]
-    return lm_loss(
-        model.decoder,
-        prefix.select(chosen),
-        [ids for ids, _ in rendered],
-        [targets for _, targets in rendered],
-        tokenizer.pad_id,
+    ids, targets = [ids for ids, _ in rendered], [targets for _, targets in rendered]
+    weight = model.config.train.generate.grounding_weight
+    if task != "caption" or picked is None or weight == 0:
+        return lm_loss(model.decoder, prefix.select(chosen), ids, targets, tokenizer.pad_id)
+    states, labels = text_states(
+        model.decoder, prefix.select(chosen), ids, targets, tokenizer.pad_id
+    )
+    chosen_picks = [picked[i] for i in chosen.tolist()]
+    return next_token_loss(model.decoder, states, labels) + weight * _caption_grounding_loss(
+        step, states, ids, chosen_picks
     )

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, permutations
+from string import Formatter
 
 import numpy as np
 
@@ -84,35 +85,64 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
         scene: the scene graph.
         rng: chooses the template and which object is the anchor.
     """
-    objects = list(scene.objects)
-    order = [objects[i] for i in rng.permutation(len(objects))]
-    templates = CAPTION_TEMPLATES[len(objects)]
-    return _render_caption(templates[int(rng.integers(len(templates)))], order)
+    order = [int(i) for i in rng.permutation(len(scene.objects))]
+    templates = CAPTION_TEMPLATES[len(scene.objects)]
+    return _render_caption(templates[int(rng.integers(len(templates)))], scene, order).text
 
 
-def all_captions(scene: Scene) -> list[str]:
+@dataclass(frozen=True)
+class CaptionVariant:
+    """A caption and where it names each object.
+
+    Attributes:
+        text: the caption.
+        spans: ``(start, end, object)`` per object phrase: ``text[start:end]`` names
+            ``scene.objects[object]``.
+    """
+
+    text: str
+    spans: tuple[tuple[int, int, int], ...]
+
+
+def caption_variants(scene: Scene) -> list[CaptionVariant]:
     """Every caption :func:`caption` can give ``scene``: each template with each object order.
 
     One object gives 4 captions, two give 8, three give 24 (the anchor is ``order[1]``).
     """
     templates = CAPTION_TEMPLATES[len(scene.objects)]
     return [
-        _render_caption(template, list(order))
-        for order in permutations(scene.objects)
+        _render_caption(template, scene, list(order))
+        for order in permutations(range(len(scene.objects)))
         for template in templates
     ]
 
 
-def _render_caption(template: str, order: Sequence[SceneObject]) -> str:
-    """Fill ``template``: ``a``, ``b``, ``c`` are ``order``'s phrases, ``b`` the anchor."""
-    fields = {"a": order[0].phrase()}
-    if len(order) >= 2:
-        fields["b"] = order[1].phrase()
-        fields["ab"] = RELATION_WORDS[relation(order[0], order[1])]
-    if len(order) == 3:
-        fields["c"] = order[2].phrase()
-        fields["cb"] = RELATION_WORDS[relation(order[2], order[1])]
-    return template.format(**fields)
+def all_captions(scene: Scene) -> list[str]:
+    """The texts of :func:`caption_variants`."""
+    return [variant.text for variant in caption_variants(scene)]
+
+
+def _render_caption(template: str, scene: Scene, order: Sequence[int]) -> CaptionVariant:
+    """Fill ``template``: ``a``, ``b``, ``c`` name ``scene.objects[order[0, 1, 2]]``, ``b`` the
+    anchor; ``ab`` and ``cb`` are the relations of ``a`` and ``c`` to it."""
+    objects = [scene.objects[i] for i in order]
+    fields = {"a": objects[0].phrase()}
+    if len(objects) >= 2:
+        fields["b"] = objects[1].phrase()
+        fields["ab"] = RELATION_WORDS[relation(objects[0], objects[1])]
+    if len(objects) == 3:
+        fields["c"] = objects[2].phrase()
+        fields["cb"] = RELATION_WORDS[relation(objects[2], objects[1])]
+    text, spans = "", []
+    for literal, name, _, _ in Formatter().parse(template):
+        text += literal
+        if name is None:
+            continue
+        if name in ("a", "b", "c"):
+            start = len(text)
+            spans.append((start, start + len(fields[name]), order["abc".index(name)]))
+        text += fields[name]
+    return CaptionVariant(text, tuple(spans))
 
 
 def _matches(obj: SceneObject, attributes: dict[str, str]) -> bool:
