@@ -19,7 +19,6 @@ from trimodal.data.question_pool import IGNORE, cell_of
 from trimodal.data.tensors import pad_ids
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import caption_variants
-from trimodal.world.scene import Scene
 
 
 @dataclass
@@ -77,11 +76,7 @@ def build_caption_pool(
     texts: list[str] = []
     named: list[list[tuple[int, int, tuple[int, int]]]] = []  # (start, end, cell) per phrase
     per_row: dict[int, range] = {}
-    for row in rows:
-        sample = manifest.samples[row]
-        if sample.scene is None:
-            continue
-        scene = Scene.from_dict(sample.scene, sample.split)
+    for row, scene in manifest.scenes(rows):
         variants = caption_variants(scene)
         per_row[row] = range(len(texts), len(texts) + len(variants))
         for variant in variants:

@@ -24,7 +24,7 @@ from trimodal.data.manifest import Manifest
 from trimodal.data.tensors import tokenized
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
-from trimodal.world.scene import Scene, SceneObject
+from trimodal.world.scene import SceneObject
 
 IGNORE = -100
 GROUNDED_OBJECTS = 2
@@ -128,11 +128,7 @@ def build_question_pool(
     answer_index = {answer: i for i, answer in enumerate(answers)}
     texts: list[str] = []
     targets: list[tuple[int, list[int], float, int]] = []  # (answer, grounding, weight, row)
-    for row in rows:
-        sample = manifest.samples[row]
-        if sample.scene is None:
-            continue
-        scene = Scene.from_dict(sample.scene, sample.split)
+    for row, scene in manifest.scenes(rows):
         phrases = object_phrases(scene)
         rng = np.random.default_rng([seed, row])
         candidates = candidate_questions(scene)
