@@ -16,7 +16,7 @@ import torch
 
 from trimodal.data.manifest import Manifest
 from trimodal.data.question_pool import IGNORE, cell_of
-from trimodal.data.tensors import pad_ids
+from trimodal.data.tensors import pad_to_longest, row_index_table
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import caption_variants
 
@@ -31,18 +31,21 @@ class CaptionPool:
             ``IGNORE`` at tokens outside object phrases and at padding.
         choices: ``[N, K]`` pool indices of each row's captions (-1: padding; rows outside the
             pool have none).
-        counts: ``[N]`` captions per row (0 outside the pool).
     """
 
     ids: torch.Tensor
     mask: torch.Tensor
     cells: torch.Tensor
     choices: torch.Tensor
-    counts: torch.Tensor
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """``[N]`` captions per row (0 outside the pool)."""
+        return (self.choices >= 0).sum(1)
 
     def sample(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One pool index per row of ``rows [B]``, uniform over its captions (-1: it has none)."""
-        counts = self.counts[rows]  # (B,)
+        counts = (self.choices[rows] >= 0).sum(1)  # (B,)
         draw = (torch.rand(len(rows), generator=generator) * counts).long()
         picked = self.choices[rows].gather(1, draw.clamp_max(self.choices.shape[1] - 1)[:, None])
         return picked.squeeze(1).masked_fill(counts == 0, -1)
@@ -83,8 +86,8 @@ def build_caption_pool(
             texts.append(variant.text)
             named.append([(a, b, cell_of(scene.objects[i], bins)) for a, b, i in variant.spans])
     encoded = tokenizer.encode_batch_with_offsets(texts) if texts else []
-    length = min(max_length, max((len(ids) for ids, _ in encoded), default=1))
-    ids, mask = pad_ids([ids for ids, _ in encoded], length, tokenizer.pad_id)
+    ids, mask = pad_to_longest([ids for ids, _ in encoded], max_length, tokenizer.pad_id)
+    length = ids.shape[1]
     cells = np.full((*ids.shape, 2), IGNORE, dtype=np.int64)
     for index, ((_, offsets), phrases) in enumerate(zip(encoded, named, strict=True)):
         spans = np.array(offsets[:length]).reshape(-1, 2)  # (T, 2) characters of each token
@@ -93,12 +96,9 @@ def build_caption_pool(
         overlap = np.maximum(spans[:, :1], first) < np.minimum(spans[:, 1:], last)  # (T, K)
         inside = overlap.any(1)
         cells[index, : len(spans)][inside] = phrase_cells[overlap.argmax(1)[inside]]
-    width = max((len(r) for r in per_row.values()), default=1)
-    choices = torch.full((len(manifest.samples), width), -1, dtype=torch.long)
-    counts = torch.zeros(len(manifest.samples), dtype=torch.long)
-    for row, indices in per_row.items():
-        choices[row, : len(indices)] = torch.tensor(list(indices))
-        counts[row] = len(indices)
     return CaptionPool(
-        ids=ids, mask=mask, cells=torch.from_numpy(cells), choices=choices, counts=counts
+        ids=ids,
+        mask=mask,
+        cells=torch.from_numpy(cells),
+        choices=row_index_table(per_row, len(manifest.samples)),
     )

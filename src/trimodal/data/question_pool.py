@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from trimodal.data.manifest import Manifest
-from trimodal.data.tensors import tokenized
+from trimodal.data.tensors import row_index_table, tokenized
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
 from trimodal.world.scene import SceneObject
@@ -147,11 +147,9 @@ def build_question_pool(
     per_row: dict[int, list[int]] = defaultdict(list)
     for index, (_, _, _, row) in enumerate(targets):
         per_row[row].append(index)
-    width = max((len(v) for v in per_row.values()), default=1)
-    choices = torch.full((len(manifest.samples), width), -1, dtype=torch.long)
+    choices = row_index_table(per_row, len(manifest.samples))
     weights = torch.zeros(choices.shape)
     for row, indices in per_row.items():
-        choices[row, : len(indices)] = torch.tensor(indices)
         weights[row, : len(indices)] = torch.tensor([targets[i][2] for i in indices])
     return QuestionPool(
         ids=ids,

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,14 +267,31 @@ def pad_ids(
     return ids, mask
 
 
+def pad_to_longest(
+    sequences: Sequence[Sequence[int]], max_length: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pad_ids` to the longest sequence, cut at ``max_length``: ids and mask ``[N, L]``."""
+    longest = max((len(ids) for ids in sequences), default=1)
+    return pad_ids(sequences, min(max_length, longest), pad_id)
+
+
 def tokenized(
     tokenizer: TextTokenizer, texts: Sequence[str], max_length: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``texts`` encoded and right-padded to the longest (at most ``max_length``): ids and mask
     ``[N, L]``."""
     encoded = tokenizer.encode_batch(list(texts)) if texts else []
-    longest = max((len(ids) for ids in encoded), default=1)
-    return pad_ids(encoded, min(max_length, longest), tokenizer.pad_id)
+    return pad_to_longest(encoded, max_length, tokenizer.pad_id)
+
+
+def row_index_table(per_row: Mapping[int, Sequence[int]], rows: int) -> torch.Tensor:
+    """``[rows, K]`` table: row ``r`` lists ``per_row[r]`` then ``-1`` padding (all ``-1`` for a
+    row not in ``per_row``); ``K`` is the longest list (at least 1)."""
+    width = max((len(v) for v in per_row.values()), default=1)
+    table = torch.full((rows, width), -1, dtype=torch.long)
+    for row, indices in per_row.items():
+        table[row, : len(indices)] = torch.tensor(list(indices), dtype=torch.long)
+    return table
 
 
 def _attribute_matrix(
@@ -362,9 +379,7 @@ def build_scene_tensors(
             images[row] = _uint8_image(sample.image, transform)
             has_image[row] = True
     captions = [tokenizer.encode(s.text) if s.text is not None else [] for s in samples]
-    caption_ids, caption_mask = pad_ids(
-        captions, min(max_text_length, max(map(len, captions), default=1)), tokenizer.pad_id
-    )
+    caption_ids, caption_mask = pad_to_longest(captions, max_text_length, tokenizer.pad_id)
     _warn_truncated("captions", captions, max_text_length, manifest.path)
     questions_per_row = max((len(s.questions) for s in samples), default=0)
     answer_index = {a: i for i, a in enumerate(answers)}

@@ -153,16 +153,14 @@ class TriModalModel(nn.Module):
         self.tokenizer: TextTokenizer | None = None
         self.projector: PrefixProjector | None = None
         self.decoder: DecoderLM | None = None
+        self.caption_grounding: nn.Linear | None = None
         if m.decoder.depth > 0:
             self.projector = PrefixProjector(
                 m.dim, m.decoder.dim, m.decoder.memory_positions, m.decoder.memory_grid
             )
             self.decoder = build_decoder(m.decoder, vocab_size)
-        self.caption_grounding = (
-            nn.Linear(m.decoder.dim, 2 * m.decoder.grounding_bins)
-            if m.decoder.depth > 0 and m.decoder.grounding_bins > 0
-            else None
-        )
+            if m.decoder.grounding_bins > 0:
+                self.caption_grounding = nn.Linear(m.decoder.dim, 2 * m.decoder.grounding_bins)
         if m.vqa_inputs not in ("both", "question", "image"):
             raise ValueError(
                 f"model.vqa_inputs must be 'both', 'question' or 'image', got {m.vqa_inputs!r}"
