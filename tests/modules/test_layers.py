@@ -15,7 +15,6 @@ from trimodal.modules.layers import (
     initial_grid_positions,
     initial_positions,
     masked_mean,
-    sdpa,
     sinusoidal_positions,
 )
 
@@ -54,51 +53,6 @@ def test_attention_matches_naive_loops_with_masks() -> None:
         expected = naive_attention(module, x, context, key_mask)
         actual = module(x, context=context, key_mask=key_mask)
     assert torch.allclose(actual, expected, atol=1e-5)
-
-
-def sdpa_kernels_run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> set[str]:
-    """Names of the SDPA kernels that ``sdpa`` ran (from the profiler)."""
-    from torch.profiler import profile
-
-    with profile() as trace:
-        sdpa(q, k, v)
-    return {event.key for event in trace.key_averages() if "scaled_dot_product" in event.key}
-
-
-@pytest.mark.parametrize(
-    ("queries", "keys", "kernel"),
-    [(24, 24, "math"), (16, 32, "math"), (33, 33, "flash"), (1, 24, "flash"), (64, 64, "flash")],
-)
-def test_sdpa_uses_the_math_kernel_for_short_cpu_sequences_only(
-    queries: int, keys: int, kernel: str
-) -> None:
-    q, k, v = torch.randn(2, 2, queries, 8), torch.randn(2, 2, keys, 8), torch.randn(2, 2, keys, 8)
-    ran = sdpa_kernels_run(q, k, v)
-    assert any(kernel in name for name in ran), ran
-    other = "flash" if kernel == "math" else "_math"
-    assert not any(other in name for name in ran), ran
-
-
-@pytest.mark.parametrize("length", [7, 32, 40])
-@pytest.mark.parametrize("causal", [False, True])
-def test_sdpa_equals_the_flash_kernel_in_values_and_gradients(length: int, causal: bool) -> None:
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    torch.manual_seed(length)
-    inputs = [torch.randn(3, 2, length, 16, requires_grad=True) for _ in range(3)]
-    key_mask = torch.rand(3, 1, 1, length) > 0.3
-    key_mask[..., 0] = True
-    mask = None if causal else key_mask
-    ours = sdpa(*inputs, attn_mask=mask, is_causal=causal)
-    ours_grads = torch.autograd.grad(ours.square().sum(), inputs)
-    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-        flash = torch.nn.functional.scaled_dot_product_attention(
-            *inputs, attn_mask=mask, is_causal=causal
-        )
-    flash_grads = torch.autograd.grad(flash.square().sum(), inputs)
-    assert torch.allclose(ours, flash, atol=1e-5)
-    for a, b in zip(ours_grads, flash_grads, strict=True):
-        assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_padding_does_not_leak_into_real_tokens() -> None:

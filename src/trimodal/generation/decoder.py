@@ -34,8 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trimodal.modules.layers import sdpa
-
 POSITION_KINDS = ("learned", "rotary")
 ACTIVATIONS = {"gelu_new": "tanh", "gelu": "none"}  # name -> F.gelu(approximate=...)
 
@@ -238,7 +236,7 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rotary(q, *attend.rotary), apply_rotary(k, *attend.rotary)
         if attend.cache is not None:
             k, v = attend.cache.write(layer, k, v)  # (B, h, S, hd), S = past + T
-        y = sdpa(
+        y = F.scaled_dot_product_attention(
             q,
             k,
             v,
@@ -273,7 +271,7 @@ class CrossAttention(nn.Module):
         """``x [B, T, D]`` over the memory's keys/values and ``mask [B, 1, 1, M]`` -> ``[B, T, D]``."""
         batch, length, dim = x.shape
         q = self.query(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
-        y = sdpa(
+        y = F.scaled_dot_product_attention(
             q, *memory, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )  # (B, h, T, hd)
         return self.residual_dropout(self.out(y.transpose(1, 2).reshape(batch, length, dim)))
@@ -453,11 +451,11 @@ class DecoderLM(nn.Module):
         mask = _real_or_none(memory_mask, batch, memory.shape[1], "memory_mask [B, M]")
         if mask is not None and not bool(mask.any(1).all()):
             raise ValueError("every row of memory_mask needs at least one real (True) token")
-        sdpa_memory_mask = None if mask is None else mask[:, None, None, :]
+        sdpa = None if mask is None else mask[:, None, None, :]
         keys = [cast(DecoderBlock, block).cross.memory_keys(memory) for block in self.blocks]
         if cache is not None:
-            cache.memory, cache.memory_mask = keys, sdpa_memory_mask
-        return keys, sdpa_memory_mask
+            cache.memory, cache.memory_mask = keys, sdpa
+        return keys, sdpa
 
     def embed(self, ids: torch.Tensor | None, prefix: torch.Tensor | None) -> torch.Tensor:
         """``[prefix | token embeddings]``: ``[B, P + T, D]`` (no positions yet)."""

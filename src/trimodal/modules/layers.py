@@ -12,9 +12,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
-
-SHORT_ATTENTION_KEYS = 32  # CPU: at most this many keys -> SDPA's math backend (see sdpa)
 
 
 @dataclass(frozen=True)
@@ -43,34 +40,6 @@ def attention_bias(
         return None if key_mask is None else key_mask[:, None, None, :]
     causal = torch.ones(causal_length, causal_length, dtype=torch.bool, device=device).tril()
     return causal if key_mask is None else causal & key_mask[:, None, None, :]
-
-
-def sdpa(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` with the backend chosen for short sequences on CPU.
-
-    ``q [B, h, T, hd]``, ``k, v [B, h, S, hd]`` -> ``[B, h, T, hd]``. On CPU PyTorch picks its
-    flash kernel whenever it can. For batches of short sequences (``T > 1`` and
-    ``S <= SHORT_ATTENTION_KEYS``) SDPA's math backend is faster (2 threads, head widths 32 and
-    64, batch 128 x 4 heads: 1.4-1.9x without gradients and 1.6-2.7x with them at 16-24 keys;
-    at 64 keys flash wins without gradients), so it is used there. Single-query decoding steps
-    and longer sequences keep PyTorch's own choice. Both backends give the same result to float
-    rounding.
-    """
-    if q.device.type == "cpu" and q.shape[-2] > 1 and k.shape[-2] <= SHORT_ATTENTION_KEYS:
-        with sdpa_kernel(SDPBackend.MATH):
-            return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
-            )
-    return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
-    )
 
 
 class MultiHeadAttention(nn.Module):
@@ -121,7 +90,7 @@ class MultiHeadAttention(nn.Module):
             .unbind(2)
         )
         k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, h, S, hd)
-        y = sdpa(
+        y = F.scaled_dot_product_attention(
             q,
             k,
             v,
