@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trimodal.generation.decoder import DecoderConfig, DecoderLM
+from trimodal.generation.decoder import DecoderConfig, DecoderLinear, DecoderLM
 from trimodal.generation.gpt2 import load_gpt2
 from trimodal.generation.sampling import filter_logits, generate
 
@@ -155,10 +155,50 @@ def test_load_gpt2_errors_are_actionable(gpt2_folder: Path, tmp_path: Path) -> N
 # --- model and KV cache ----------------------------------------------------------------------
 
 
+def test_decoder_linear_is_x_times_kernel_plus_bias() -> None:
+    torch.manual_seed(0)
+    layer = DecoderLinear(3, 2)
+    with torch.no_grad():
+        layer.kernel.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.5]]))
+        layer.bias.copy_(torch.tensor([0.5, -2.0]))
+    x = torch.tensor([[[1.0, 2.0, 3.0]], [[0.0, 1.0, -1.0]]])  # (2, 1, 3)
+    expected = torch.tensor(
+        [[[1 + 0 + 9 + 0.5, 2 - 2 + 1.5 - 2.0]], [[0 + 0 - 3 + 0.5, -1 - 0.5 - 2.0]]]
+    )
+    assert torch.allclose(layer(x), expected)
+
+
+@pytest.mark.parametrize("cross_attention", [False, True])
+def test_checkpoints_in_the_linear_layout_still_load(cross_attention: bool) -> None:
+    """A state dict with ``nn.Linear``'s ``weight [out, in]`` (older checkpoints) loads transposed."""
+    config = DecoderConfig(
+        vocab_size=VOCAB, dim=16, depth=2, heads=2, cross_attention=cross_attention
+    )
+    torch.manual_seed(1)
+    model = DecoderLM(config).eval()
+    legacy = {
+        (name.removesuffix("kernel") + "weight" if name.endswith(".kernel") else name): (
+            tensor.t().contiguous() if name.endswith(".kernel") else tensor
+        )
+        for name, tensor in model.state_dict().items()
+    }
+    assert not any(name.endswith(".kernel") for name in legacy)
+    torch.manual_seed(2)
+    restored = DecoderLM(config).eval()
+    restored.load_state_dict(legacy)
+    ids = torch.randint(0, VOCAB, (2, 5))
+    memory = torch.randn(2, 3, 16) if cross_attention else None
+    with torch.no_grad():
+        assert torch.equal(restored(ids, memory=memory)[0], model(ids, memory=memory)[0])
+    both = model.state_dict() | {"blocks.0.mlp.fc.weight": legacy["blocks.0.mlp.fc.weight"]}
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        restored.load_state_dict(both)
+
+
 def test_init_ties_head_and_scales_residual_projections() -> None:
     model = DecoderLM(DecoderConfig(vocab_size=VOCAB, dim=64, depth=8, heads=4))
     assert model.lm_head.weight is model.token_embedding.weight
-    residual = torch.cat([block.mlp.proj.weight.flatten() for block in model.blocks])
+    residual = torch.cat([block.mlp.proj.kernel.flatten() for block in model.blocks])
     assert residual.std().item() == pytest.approx(0.02 / math.sqrt(16), rel=0.05)
 
 

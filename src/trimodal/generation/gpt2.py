@@ -1,8 +1,9 @@
 """Load a Hugging Face GPT-2 checkpoint (safetensors or .bin) from a local folder.
 
 GPT-2 with ``add_cross_attention`` (an encoder-decoder's decoder) loads too; its encoder states
-become the decoder's ``memory``. The weights are renamed into :class:`~trimodal.generation.decoder.DecoderLM`'s layout (GPT-2's
-``Conv1D`` weights are transposed into ``nn.Linear`` form); nothing is downloaded.
+become the decoder's ``memory``. The weights are renamed into
+:class:`~trimodal.generation.decoder.DecoderLM`'s names; GPT-2's ``Conv1D`` weights ``[in, out]``
+are already in the layout of our ``DecoderLinear`` kernels. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -15,28 +16,28 @@ import torch
 
 from trimodal.generation.decoder import DecoderConfig, DecoderLM
 
-_GPT2_BLOCK = {  # HF name inside h.{i}. -> (ours inside blocks.{i}., transpose Conv1D weight)
-    "ln_1.weight": ("norm1.weight", False),
-    "ln_1.bias": ("norm1.bias", False),
-    "attn.c_attn.weight": ("attention.qkv.weight", True),
-    "attn.c_attn.bias": ("attention.qkv.bias", False),
-    "attn.c_proj.weight": ("attention.out.weight", True),
-    "attn.c_proj.bias": ("attention.out.bias", False),
-    "ln_2.weight": ("norm2.weight", False),
-    "ln_2.bias": ("norm2.bias", False),
-    "mlp.c_fc.weight": ("mlp.fc.weight", True),
-    "mlp.c_fc.bias": ("mlp.fc.bias", False),
-    "mlp.c_proj.weight": ("mlp.proj.weight", True),
-    "mlp.c_proj.bias": ("mlp.proj.bias", False),
+_GPT2_BLOCK = {  # HF name inside h.{i}. -> ours inside blocks.{i}. (Conv1D weight = our kernel)
+    "ln_1.weight": "norm1.weight",
+    "ln_1.bias": "norm1.bias",
+    "attn.c_attn.weight": "attention.qkv.kernel",
+    "attn.c_attn.bias": "attention.qkv.bias",
+    "attn.c_proj.weight": "attention.out.kernel",
+    "attn.c_proj.bias": "attention.out.bias",
+    "ln_2.weight": "norm2.weight",
+    "ln_2.bias": "norm2.bias",
+    "mlp.c_fc.weight": "mlp.fc.kernel",
+    "mlp.c_fc.bias": "mlp.fc.bias",
+    "mlp.c_proj.weight": "mlp.proj.kernel",
+    "mlp.c_proj.bias": "mlp.proj.bias",
     # add_cross_attention=True: q from the tokens, k and v from the encoder states
-    "ln_cross_attn.weight": ("norm_cross.weight", False),
-    "ln_cross_attn.bias": ("norm_cross.bias", False),
-    "crossattention.q_attn.weight": ("cross.query.weight", True),
-    "crossattention.q_attn.bias": ("cross.query.bias", False),
-    "crossattention.c_attn.weight": ("cross.key_value.weight", True),
-    "crossattention.c_attn.bias": ("cross.key_value.bias", False),
-    "crossattention.c_proj.weight": ("cross.out.weight", True),
-    "crossattention.c_proj.bias": ("cross.out.bias", False),
+    "ln_cross_attn.weight": "norm_cross.weight",
+    "ln_cross_attn.bias": "norm_cross.bias",
+    "crossattention.q_attn.weight": "cross.query.kernel",
+    "crossattention.q_attn.bias": "cross.query.bias",
+    "crossattention.c_attn.weight": "cross.key_value.kernel",
+    "crossattention.c_attn.bias": "cross.key_value.bias",
+    "crossattention.c_proj.weight": "cross.out.kernel",
+    "crossattention.c_proj.bias": "cross.out.bias",
 }
 _GPT2_TOP = {
     "wte.weight": "token_embedding.weight",
@@ -86,7 +87,7 @@ def gpt2_decoder_config(hf: dict[str, Any], source: str = "config.json") -> Deco
 def convert_gpt2_state_dict(
     state: dict[str, torch.Tensor], config: DecoderConfig
 ) -> dict[str, torch.Tensor]:
-    """Rename HF GPT-2 weights to ours, transposing Conv1D ``[in, out]`` to Linear ``[out, in]``."""
+    """Rename HF GPT-2 weights to ours (a ``Conv1D`` weight ``[in, out]`` is our ``kernel`` as is)."""
     converted: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
     for hf_name, tensor in state.items():
@@ -98,8 +99,7 @@ def convert_gpt2_state_dict(
             if rest not in _GPT2_BLOCK:
                 unknown.append(hf_name)
                 continue
-            ours, transpose = _GPT2_BLOCK[rest]
-            converted[f"blocks.{index}.{ours}"] = tensor.t().contiguous() if transpose else tensor
+            converted[f"blocks.{index}.{_GPT2_BLOCK[rest]}"] = tensor
         elif name in _GPT2_TOP:
             converted[_GPT2_TOP[name]] = tensor
         else:
