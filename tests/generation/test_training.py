@@ -57,6 +57,34 @@ def test_frozen_encoders_and_trained_decoder(generate_run: tuple[Path, Path]) ->
     assert after.decoder.lm_head.weight is after.decoder.token_embedding.weight
 
 
+def test_a_checkpoint_in_the_old_decoder_layout_loads_but_does_not_resume(
+    generate_run: tuple[Path, Path], tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    """Decoder weights saved as nn.Linear ``weight [out, in]`` load transposed; resuming is refused."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    _, run = generate_run
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    weights_path = old / "checkpoint" / "model.safetensors"
+    current = load_file(str(weights_path))
+    legacy = {
+        (name.removesuffix("kernel") + "weight" if name.endswith(".kernel") else name): (
+            tensor.t().contiguous() if name.endswith(".kernel") else tensor
+        )
+        for name, tensor in current.items()
+    }
+    assert any(name.startswith("decoder.") and name.endswith(".mlp.fc.weight") for name in legacy)
+    save_file(legacy, str(weights_path))
+    loaded, expected = TriModalModel.from_pretrained(old), TriModalModel.from_pretrained(run)
+    for name, tensor in expected.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    with pytest.raises(ValueError, match="can't be resumed"):
+        train(load_config(RECIPE), tiny_world[0], old, resume=True, progress=False)
+
+
 def naive_greedy(model: Model, prompt: str, steps: int, **conditioning: torch.Tensor) -> str:
     """Reference decoding: a full forward (no cache) and argmax, one token at a time."""
     network, tokenizer = model.network, model.tokenizer

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -527,9 +528,36 @@ class Trainer:
         return self._summary(stopped=False)
 
     def _restore_model(self) -> None:
+        self._check_decoder_layout(self.run_dir / "checkpoint")
         restored = TriModalModel.from_pretrained(self.run_dir / "checkpoint")
         self.model.load_state_dict(restored.state_dict())
         self.model.train()
+
+    def _check_decoder_layout(self, checkpoint: Path) -> None:
+        """Refuse to resume a checkpoint whose decoder weights are in ``nn.Linear``'s layout.
+
+        Its weights would load (transposed into the ``[in, out]`` kernels), but the optimizer's
+        moments saved beside them keep the old orientation, which for a square weight no
+        shape check would catch.
+        """
+        kernels = {
+            name.removesuffix("kernel")
+            for name, _ in self.model.named_parameters()
+            if name.endswith(".kernel")
+        }
+        with safe_open(str(checkpoint / "model.safetensors"), "pt") as weights:
+            stale = sorted(
+                key
+                for key in weights.keys()  # noqa: SIM118 (safe_open is not a dict)
+                if key.endswith(".weight") and key.removesuffix("weight") in kernels
+            )
+        if stale:
+            raise ValueError(
+                f"{checkpoint} was written when the decoder stored nn.Linear weights [out, in] "
+                f"({stale[0]} and {len(stale) - 1} more); its optimizer state does not fit the "
+                "current [in, out] kernels, so the run can't be resumed. Its weights still load "
+                "for use (Model.from_pretrained, trimodal caption/chat)."
+            )
 
     def _run_stage(self, plan: StagePlan, state: TrainingState | None, max_steps: int) -> bool:
         weighting = self._weighting() if plan.name == "multitask" else None
