@@ -45,9 +45,10 @@ class CaptionPool:
 
     def sample(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One pool index per row of ``rows [B]``, uniform over its captions (-1: it has none)."""
-        counts = (self.choices[rows] >= 0).sum(1)  # (B,)
+        choices = self.choices[rows]  # (B, K)
+        counts = (choices >= 0).sum(1)  # (B,)
         draw = (torch.rand(len(rows), generator=generator) * counts).long()
-        picked = self.choices[rows].gather(1, draw.clamp_max(self.choices.shape[1] - 1)[:, None])
+        picked = choices.gather(1, draw.clamp_max(choices.shape[1] - 1)[:, None])
         return picked.squeeze(1).masked_fill(counts == 0, -1)
 
     def caption_ids(self, index: int) -> list[int]:
