@@ -109,6 +109,46 @@ ERROR_CASES: list[tuple[str, str | None, str]] = [
         "file not found",
     ),
     (json.dumps(_row(id="good")), "id", "duplicate id 'good' (first seen on line 1)"),
+    (json.dumps(_row(captions="a red circle")), "captions", "expected list, got str"),
+    (json.dumps(_row(captions=[])), "captions", "empty list"),
+    (json.dumps(_row(captions=["ok", " "])), "captions[1]", "non-empty string"),
+    (json.dumps(_row(captions=["ok", 3])), "captions[1]", "non-empty string"),
+    (
+        json.dumps(_row(questions=[{"question": "q?", "answer": "a", "answers": "a"}])),
+        "questions[0].answers",
+        "expected list, got str",
+    ),
+    (
+        json.dumps(_row(questions=[{"question": "q?", "answer": "a", "answers": ["a"]}])),
+        "questions[0].answers[0]",
+        "expected an object, got str",
+    ),
+    (
+        json.dumps(
+            _row(
+                questions=[{"question": "q?", "answer": "a", "answers": [{"answer": "a", "id": 1}]}]
+            )
+        ),
+        "questions[0].answers[0].id",
+        "unknown field",
+    ),
+    (
+        json.dumps(
+            _row(questions=[{"question": "q?", "answer": "a", "answers": [{"answer_id": 1}]}])
+        ),
+        "questions[0].answers[0].answer",
+        "missing required field",
+    ),
+    (
+        json.dumps(_row(questions=[{"question": "q?", "answer": "a", "answers": [{"answer": 2}]}])),
+        "questions[0].answers[0].answer",
+        "expected str, got int",
+    ),
+    (
+        json.dumps(_row(questions=[{"question": "q?", "answer": "a", "question_id": 1.5}])),
+        "questions[0].question_id",
+        "expected int or str, got float",
+    ),
 ]
 
 
@@ -315,6 +355,28 @@ def test_optional_fields_default(media: Path, write_jsonl) -> None:
     assert (sample.image, sample.text, sample.label, sample.scene) == (None, None, None, None)
     assert sample.questions == ()
     assert sample.meta == {}
+
+
+def test_official_vqa_fields_and_grouped_captions_load(media: Path, write_jsonl) -> None:
+    humans = [
+        {"answer": answer, "answer_confidence": "yes", "answer_id": i + 1}
+        for i, answer in enumerate(["2"] * 6 + ["two"] * 2 + ["3"] * 2)
+    ]
+    question = {"question": "how many dogs?", "answer": "2", "family": "number"}
+    question |= {"answers": humans, "question_id": 4587, "question_type": "how many"}
+    row = {"id": "vqa-1", "split": "val", "image": "images/ok.png", "questions": [question]}
+    row |= {"captions": ["two dogs on a couch", "a pair of dogs"], "text": "two dogs on a couch"}
+    (sample,) = load_manifest(write_jsonl(media / "m.jsonl", [row])).samples
+    assert sample.captions == ("two dogs on a couch", "a pair of dogs")
+    (record,) = sample.questions
+    assert record.human_answers == tuple(["2"] * 6 + ["two"] * 2 + ["3"] * 2)
+    assert (record.question_id, record.question_type) == (4587, "how many")
+
+
+def test_captions_alone_make_a_sample(media: Path, write_jsonl) -> None:
+    row = {"id": "c", "split": "test", "captions": ["a cat"]}
+    (sample,) = load_manifest(write_jsonl(media / "m.jsonl", [row])).samples
+    assert sample.captions == ("a cat",)
 
 
 def test_split_selects_by_name(media: Path, write_jsonl) -> None:

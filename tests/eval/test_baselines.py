@@ -51,7 +51,7 @@ def test_question_prior_matches_naive_majority(
             hits += guess == q.answer
             total += 1
     assert first_seen  # the vocabulary is not empty
-    result = prior.accuracy(inputs.tensors, inputs.tensors.rows_in("test"))
+    result = prior.accuracy(inputs.tensors, inputs.tensors.rows_in("test"), answers)
     assert result["typed"]["count"] == total
     assert result["typed"]["accuracy"] == pytest.approx(hits / total)
 

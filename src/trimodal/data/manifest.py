@@ -38,6 +38,7 @@ _TOP_LEVEL: dict[str, tuple[type, ...]] = {
     "image": (str,),
     "audio": (str,),
     "text": (str,),
+    "captions": (list,),
     "questions": (list,),
     "label": (str, int),
     "scene": (dict,),
@@ -49,8 +50,16 @@ _QUESTION_FIELDS: dict[str, tuple[type, ...]] = {
     "answer": (str,),
     "family": (str,),
     "spoken_question": (str,),
+    "answers": (list,),
+    "question_id": (int, str),
+    "question_type": (str,),
 }
 _QUESTION_REQUIRED = ("question", "answer")
+_HUMAN_ANSWER_FIELDS: dict[str, tuple[type, ...]] = {
+    "answer": (str,),
+    "answer_confidence": (str,),
+    "answer_id": (int,),
+}
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,20 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class QuestionRecord:
-    """A question about a sample; ``spoken_question`` is an absolute path when present."""
+    """A question about a sample; ``spoken_question`` is an absolute path when present.
+
+    ``human_answers`` are the annotators' answers (VQA v2 has ten), scored with the official
+    VQA accuracy wherever present; ``answer`` is the single reference answer (VQA's
+    ``multiple_choice_answer``) used for exact match and as the training target.
+    """
 
     question: str
     answer: str
     family: str | None = None
     spoken_question: Path | None = None
+    human_answers: tuple[str, ...] = ()
+    question_id: int | str | None = None
+    question_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,7 @@ class Sample:
     image: Path | None = None
     audio: Path | None = None
     text: str | None = None
+    captions: tuple[str, ...] = ()
     questions: tuple[QuestionRecord, ...] = ()
     label: str | int | None = None
     scene: dict[str, Any] | None = None
@@ -215,11 +233,45 @@ class _RowValidator:
             if key not in data:
                 self.fail(f"{prefix}.{key}", "missing required field")
                 ok = False
-        if not ok:
+        human = self.human_answers(prefix, data.get("answers", []))
+        if not ok or human is None:
             return None
         spoken = data.get("spoken_question")
         spoken_path = self.media(f"{prefix}.spoken_question", spoken, "audio") if spoken else None
-        return QuestionRecord(data["question"], data["answer"], data.get("family"), spoken_path)
+        return QuestionRecord(
+            data["question"],
+            data["answer"],
+            data.get("family"),
+            spoken_path,
+            human_answers=human,
+            question_id=data.get("question_id"),
+            question_type=data.get("question_type"),
+        )
+
+    def human_answers(self, prefix: str, entries: Any) -> tuple[str, ...] | None:
+        """The ``answer`` strings of a question's ``answers`` list (VQA v2's objects)."""
+        if not isinstance(entries, list):
+            return None  # its type was already reported
+        answers = []
+        for index, entry in enumerate(entries):
+            where = f"{prefix}.answers[{index}]"
+            if not isinstance(entry, dict):
+                self.fail(where, f"expected an object, got {type(entry).__name__}")
+                continue
+            if self.typed(entry, _HUMAN_ANSWER_FIELDS, where + ".") and "answer" in entry:
+                answers.append(entry["answer"])
+            elif "answer" not in entry:
+                self.fail(f"{where}.answer", "missing required field")
+        return tuple(answers) if len(answers) == len(entries) else None
+
+    def captions(self, entries: list[Any]) -> tuple[str, ...]:
+        """The non-empty strings of ``captions`` (each bad one is reported)."""
+        for index, caption in enumerate(entries):
+            if not isinstance(caption, str) or not caption.strip():
+                self.fail(f"captions[{index}]", f"expected a non-empty string, got {caption!r:.60}")
+        if not entries:
+            self.fail("captions", "empty list (leave the field out instead)")
+        return tuple(c for c in entries if isinstance(c, str))
 
     def sample(self, data: Any) -> Sample | None:
         if not isinstance(data, dict):
@@ -236,8 +288,9 @@ class _RowValidator:
             self.fail(
                 "split", f"unknown split {data['split']!r} (expected one of {', '.join(SPLITS)})"
             )
-        if not any(key in data for key in ("image", "audio", "text")):
-            self.fail(None, "a sample needs at least one of image, audio, text")
+        if not any(key in data for key in ("image", "audio", "text", "captions")):
+            self.fail(None, "a sample needs at least one of image, audio, text, captions")
+        captions = self.captions(data["captions"]) if "captions" in data else ()
         paths = {kind: self.media(kind, data[kind], kind) for kind in MEDIA_FIELDS if kind in data}
         questions = [self.question(i, q) for i, q in enumerate(data.get("questions", []))]
         if self.issues:
@@ -249,6 +302,7 @@ class _RowValidator:
             image=paths.get("image"),
             audio=paths.get("audio"),
             text=data.get("text"),
+            captions=captions,
             questions=tuple(q for q in questions if q is not None),
             label=data.get("label"),
             scene=data.get("scene"),

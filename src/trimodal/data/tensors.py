@@ -27,7 +27,7 @@ from trimodal.data.manifest import Manifest, Sample
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 COUNT_WORDS = ("one", "two", "three")
 
 
@@ -131,6 +131,8 @@ class SceneTensors:
         caption_audio: ragged log-mel of each sample's audio.
         question_ids / question_mask: ``[N, Q, Lq]``.
         answers: ``[N, Q]`` index into ``answer_vocab`` (-1: no question or unknown answer).
+        human_answers: per row, per question, the annotators' answers (empty where the manifest
+            gives none); VQA is scored with the official accuracy wherever they exist.
         spoken_audio: ragged log-mel of spoken questions; ``spoken_index [N]`` says which
             question it speaks (-1: none).
         attributes: ``[N, A]`` multi-hot scene attributes (``has_scene`` False rows unused).
@@ -144,6 +146,7 @@ class SceneTensors:
     splits: list[str]
     content_keys: list[str]
     families: list[list[str]]
+    human_answers: list[list[list[str]]]
     images: torch.Tensor
     has_image: torch.Tensor
     caption_ids: torch.Tensor
@@ -170,6 +173,7 @@ class SceneTensors:
             splits=[self.splits[r] for r in picked],
             content_keys=[self.content_keys[r] for r in picked],
             families=[self.families[r] for r in picked],
+            human_answers=[self.human_answers[r] for r in picked],
             images=self.images[rows],
             has_image=self.has_image[rows],
             caption_ids=self.caption_ids[rows],
@@ -415,6 +419,7 @@ def build_scene_tensors(
         splits=[s.split for s in samples],
         content_keys=[content_key(s) for s in samples],
         families=[[q.family or "" for q in s.questions] for s in samples],
+        human_answers=[[list(q.human_answers) for q in s.questions] for s in samples],
         images=images,
         has_image=has_image,
         caption_ids=caption_ids,
@@ -464,6 +469,7 @@ def save_scene_tensors(tensors: SceneTensors, path: Path) -> None:
                 "splits": tensors.splits,
                 "content_keys": tensors.content_keys,
                 "families": tensors.families,
+                "human_answers": tensors.human_answers,
             }
         )
     }

@@ -9,18 +9,26 @@ model looks at the image at all. Trained blind models (``model.vqa_inputs``) are
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 
 from trimodal.data.tensors import SceneTensors
-from trimodal.eval.basic import accuracy_table
+from trimodal.eval.vqa import AnswerScores
 
 QuestionKey = tuple[int, ...]
 
 
-def _questions(tensors: SceneTensors, rows: torch.Tensor) -> list[tuple[QuestionKey, str, int]]:
-    """(token ids, family, answer index) of every question of ``rows``."""
+class _Question(NamedTuple):
+    key: QuestionKey
+    family: str
+    answer: int
+    human_answers: list[str]
+
+
+def _questions(tensors: SceneTensors, rows: torch.Tensor) -> list[_Question]:
+    """Token ids, family, answer index and human answers of every question of ``rows``."""
     out = []
     for row in rows.tolist():
         for q in range(tensors.question_ids.shape[1]):
@@ -28,7 +36,8 @@ def _questions(tensors: SceneTensors, rows: torch.Tensor) -> list[tuple[Question
             if not bool(mask.any()):
                 continue
             key = tuple(tensors.question_ids[row, q][mask].tolist())
-            out.append((key, tensors.families[row][q], int(tensors.answers[row, q])))
+            family, humans = tensors.families[row][q], tensors.human_answers[row][q]
+            out.append(_Question(key, family, int(tensors.answers[row, q]), humans))
     return out
 
 
@@ -39,7 +48,7 @@ class QuestionPrior:
         by_question: dict[QuestionKey, Counter[int]] = defaultdict(Counter)
         by_family: dict[str, Counter[int]] = defaultdict(Counter)
         overall: Counter[int] = Counter()
-        for key, family, answer in _questions(tensors, train_rows):
+        for key, family, answer, _ in _questions(tensors, train_rows):
             if answer < 0:
                 continue
             by_question[key][answer] += 1
@@ -57,12 +66,18 @@ class QuestionPrior:
             return self.by_question[key]
         return self.by_family.get(family, self.overall)
 
-    def accuracy(self, tensors: SceneTensors, rows: torch.Tensor) -> dict[str, Any]:
-        """Typed-question accuracy of the prior on ``rows`` (overall and per family)."""
-        hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for key, family, answer in _questions(tensors, rows):
-            correct = int(self.predict(key, family) == answer)
-            for name in ("typed", f"typed/{family}"):
-                hits[name][0] += correct
-                hits[name][1] += 1
-        return accuracy_table(hits)
+    def accuracy(
+        self, tensors: SceneTensors, rows: torch.Tensor, answers: Sequence[str]
+    ) -> dict[str, Any]:
+        """Typed-question accuracy of the prior on ``rows`` (overall and per family).
+
+        Args:
+            answers: the answer vocabulary the indices refer to (for the official VQA
+                accuracy of questions with human answers).
+        """
+        scores = AnswerScores()
+        for question in _questions(tensors, rows):
+            guess = self.predict(question.key, question.family)
+            names = ("typed", f"typed/{question.family}")
+            scores.add(names, guess == question.answer, answers[guess], question.human_answers)
+        return scores.table()

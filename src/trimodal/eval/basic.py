@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.eval.retrieval import content_groups, first_hit_ranks, recall_summary
+from trimodal.eval.vqa import AnswerScores
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import TokenSequence
@@ -96,27 +97,26 @@ def vqa_accuracy(
 ) -> dict[str, Any]:
     """Accuracy of the answer head on typed and spoken questions, overall and per family.
 
+    A question with human answers (VQA v2) is scored with the official VQA accuracy of the
+    head's answer string; every question also gets exact match (see :class:`AnswerScores`).
+
     Args:
         remove: ``None``, ``"image"`` (answer from the question alone) or ``"question"``
             (answer from the image alone): the missing-modality evaluation.
 
     Returns:
-        ``{"typed": {"accuracy", "count"}, "typed/<family>": ..., "spoken": ..., ...}``.
+        ``{"typed": {"accuracy", "exact_match", "count", "metric", ...}, "typed/<family>": ...,
+        "spoken": ..., ...}``.
     """
     if remove not in (None, "image", "question"):
         raise ValueError(f"remove must be None, 'image' or 'question', got {remove!r}")
-    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    scores = AnswerScores()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         image = model.image_context(model.encode_image(to_float_images(tensors.images[chunk])))
-        _typed(model, tensors, chunk, image, hits, remove)
-        _spoken(model, tensors, chunk, image, hits, remove)
-    return accuracy_table(hits)
-
-
-def accuracy_table(hits: dict[str, list[int]]) -> dict[str, Any]:
-    """``{name: [correct, total]}`` -> ``{name: {"accuracy", "count"}}`` sorted by name."""
-    return {name: {"accuracy": h / max(1, n), "count": n} for name, (h, n) in sorted(hits.items())}
+        _typed(model, tensors, chunk, image, scores, remove)
+        _spoken(model, tensors, chunk, image, scores, remove)
+    return scores.table()
 
 
 def _answer(
@@ -135,16 +135,23 @@ def _answer(
 
 
 def _score(
+    model: TriModalModel,
+    tensors: SceneTensors,
+    asked: tuple[torch.Tensor, torch.Tensor],
     predicted: torch.Tensor,
-    targets: torch.Tensor,
-    families: list[str],
     prefix: str,
-    hits: dict[str, list[int]],
+    scores: AnswerScores,
 ) -> None:
-    for correct, family in zip((predicted == targets).tolist(), families, strict=True):
-        for key in (prefix, f"{prefix}/{family}"):
-            hits[key][0] += int(correct)
-            hits[key][1] += 1
+    """Score the predicted answer indices ``[K]`` of the questions ``asked`` (rows, indices)."""
+    rows, questions = asked
+    targets = tensors.answers[rows, questions]
+    vocabulary = model.vocabulary.answers
+    for row, q, guess, target in zip(
+        rows.tolist(), questions.tolist(), predicted.tolist(), targets.tolist(), strict=True
+    ):
+        family = tensors.families[row][q]
+        humans = tensors.human_answers[row][q]
+        scores.add((prefix, f"{prefix}/{family}"), guess == target, vocabulary[guess], humans)
 
 
 def _typed(
@@ -152,7 +159,7 @@ def _typed(
     tensors: SceneTensors,
     chunk: torch.Tensor,
     image: TokenSequence,
-    hits: dict[str, list[int]],
+    scores: AnswerScores,
     remove: str | None = None,
 ) -> None:
     questions = tensors.question_mask[chunk].any(-1)  # (C, Q)
@@ -165,10 +172,7 @@ def _typed(
     )
     text = model.encode_question(ids, mask).sequence()
     predicted = _answer(model, image.select(scene), text, "text", remove)
-    families = [
-        tensors.families[int(chunk[s])][int(q)] for s, q in zip(scene, question, strict=True)
-    ]
-    _score(predicted, tensors.answers[chunk[scene], question], families, "typed", hits)
+    _score(model, tensors, (chunk[scene], question), predicted, "typed", scores)
 
 
 def _spoken(
@@ -176,7 +180,7 @@ def _spoken(
     tensors: SceneTensors,
     chunk: torch.Tensor,
     image: TokenSequence,
-    hits: dict[str, list[int]],
+    scores: AnswerScores,
     remove: str | None = None,
 ) -> None:
     index = tensors.spoken_index[chunk]
@@ -186,5 +190,4 @@ def _spoken(
     features, mask = tensors.spoken_audio.batch(chunk[scene])
     audio = model.encode_audio(features, mask).sequence()
     predicted = _answer(model, image.select(scene), audio, "audio", remove)
-    families = [tensors.families[int(chunk[s])][int(index[s])] for s in scene]
-    _score(predicted, tensors.answers[chunk[scene], index[scene]], families, "spoken", hits)
+    _score(model, tensors, (chunk[scene], index[scene]), predicted, "spoken", scores)

@@ -193,7 +193,7 @@ def split_metrics(
             result["vqa"] = full
             result["missing_modality"] = missing_modality(model, tensors, rows, full)
             if prior is not None:
-                result["question_prior"] = prior.accuracy(tensors, rows)
+                result["question_prior"] = prior.accuracy(tensors, rows, network.vocabulary.answers)
         if network.decoder is not None:
             result["generation"] = generation_metrics(
                 network,
