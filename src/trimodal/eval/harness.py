@@ -23,6 +23,7 @@ from trimodal.data.tensors import SceneTensors, cached_scene_tensors, to_float_i
 from trimodal.eval.attention import question_grad_cam
 from trimodal.eval.baselines import QuestionPrior
 from trimodal.eval.basic import QUESTION_MODALITY, embed_rows, retrieval_metrics, vqa_accuracy
+from trimodal.eval.image_caption import image_caption_metrics, uses_image_caption_protocol
 from trimodal.eval.objects import object_head_accuracy, trains_object_head
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
 from trimodal.eval.zero_shot import world_zero_shot
@@ -187,6 +188,13 @@ def split_metrics(
             "scenes": len(rows),
             "retrieval": retrieval_metrics(network, tensors, rows),
         }
+        samples = inputs.manifest.samples
+        if uses_image_caption_protocol([samples[i] for i in rows.tolist()]):
+            standard = image_caption_metrics(
+                network, model.tokenizer, tensors, samples, rows.tolist()
+            )
+            if standard is not None:
+                result["retrieval_image_caption"] = standard
         has_questions = bool(tensors.question_mask[rows].any())
         if has_questions:
             full = vqa_accuracy(network, tensors, rows)

@@ -84,12 +84,32 @@ def markdown_report(metrics: dict[str, Any], title: str) -> str:
     return "\n".join(parts)
 
 
+def _image_caption_section(standard: dict[str, Any]) -> list[str]:
+    """The standard protocol's table: R@1/5/10 and median rank each way, then RSUM."""
+    columns = ["R@1", "R@5", "R@10", "median_rank"]
+    directions = ("text->image", "image->text")
+    return [
+        "### Retrieval, image-caption protocol",
+        "",
+        f"Gallery: {standard['images']} unique images and their {standard['captions']} captions; "
+        "text->image hits the caption's own image, image->text any of the image's captions; "
+        "ties count against the query.",
+        "",
+        table(
+            ["direction", *columns], [[d, *(standard[d][c] for c in columns)] for d in directions]
+        ),
+        "",
+        f"RSUM {standard['rsum']:.1f} (of 600); mean recall {standard['mean_recall']:.4f}.",
+        "",
+    ]
+
+
 def _split_section(split: str, result: dict[str, Any], baselines: dict[str, Any]) -> list[str]:
     retrieval = result["retrieval"]
     lines = [f"## Split `{split}` ({result['scenes']} scenes)", "", "### Retrieval", ""]
     lines.append(
         f"Gallery: {retrieval['gallery_size']} items of the split; a hit is any item with the "
-        "same content."
+        "same content; ties count against the query."
     )
     lines.append("")
     directions = [k for k in retrieval if "->" in k]
@@ -100,6 +120,8 @@ def _split_section(split: str, result: dict[str, Any], baselines: dict[str, Any]
         )
     )
     lines.append("")
+    if "retrieval_image_caption" in result:
+        lines += _image_caption_section(result["retrieval_image_caption"])
     if "vqa" in result:
         lines += ["### VQA accuracy", "", _vqa_table(split, result, baselines), ""]
     if result.get("missing_modality"):

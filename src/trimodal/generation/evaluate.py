@@ -1,5 +1,5 @@
 """Evaluate the decoder: captions (BLEU-4, CIDEr-D, attribute accuracy), transcripts (WER) and
-generative VQA (exact match, typed and spoken).
+generative VQA (exact match, and the official VQA accuracy where questions have human answers).
 
 Captions are generated greedily for each scene's image and compared with the scene's caption
 (the single reference) and, parsed back into objects and relations, with its scene graph.
@@ -8,13 +8,14 @@ Captions are generated greedily for each scene's image and compared with the sce
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from trimodal.data.manifest import Sample
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.tokenizer import TextTokenizer
+from trimodal.eval.vqa import AnswerScores, exact_match
 from trimodal.generation.caption_parser import caption_attribute_accuracy
 from trimodal.generation.chat import (
     CAPTION_PROMPT,
@@ -26,6 +27,14 @@ from trimodal.generation.conditioning import generate_replies
 from trimodal.generation.metrics import bleu, cider_d, word_error_rate
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.layers import TokenSequence
+
+
+class GeneratedAnswer(NamedTuple):
+    """A decoded answer with its question's reference answer and human answers (maybe none)."""
+
+    reply: str
+    truth: str
+    human_answers: list[str]
 
 
 def _replies(
@@ -57,7 +66,8 @@ def generation_metrics(
 
     Returns:
         ``{"caption": {bleu4, cider_d, attributes: {...}, count}, "transcribe": {wer, count},
-        "vqa_typed": {exact_match, count}, "vqa_spoken": {...}, "examples": [...]}``.
+        "vqa_typed": {exact_match, count, ...}, "vqa_spoken": {...}, "examples": [...]}``;
+        the VQA entries add ``vqa_accuracy`` (official) where questions have human answers.
     """
     captions, transcripts, typed, spoken = [], [], [], []
     for start in range(0, len(rows), batch):
@@ -99,8 +109,8 @@ def generation_metrics(
             else {},
         },
         "transcribe": _wer(transcripts, rows, texts),
-        "vqa_typed": _exact_match(typed),
-        "vqa_spoken": _exact_match(spoken),
+        "vqa_typed": _answer_scores(typed),
+        "vqa_spoken": _answer_scores(spoken),
         "examples": [
             {"id": samples[i].id, "caption": captions[i], "reference": texts[i]}
             for i in range(min(5, len(captions)))
@@ -128,7 +138,7 @@ def _typed_answers(
     tensors: SceneTensors,
     chunk: torch.Tensor,
     image: TokenSequence,
-) -> list[tuple[str, str]]:
+) -> list[GeneratedAnswer]:
     scene, question = torch.nonzero(tensors.answers[chunk] >= 0, as_tuple=True)
     if scene.numel() == 0:
         return []
@@ -139,8 +149,8 @@ def _typed_answers(
     replies = _replies(
         model, tokenizer, model.decoder_prefix(("image", image.select(scene))), prompts, 8
     )
-    truths = [model.vocabulary.answers[int(a)] for a in tensors.answers[chunk[scene], question]]
-    return list(zip(replies, truths, strict=True))
+    asked = list(zip(chunk[scene].tolist(), question.tolist(), strict=True))
+    return _with_truths(model, tensors, replies, asked)
 
 
 def _spoken_answers(
@@ -149,7 +159,7 @@ def _spoken_answers(
     tensors: SceneTensors,
     chunk: torch.Tensor,
     image: TokenSequence,
-) -> list[tuple[str, str]]:
+) -> list[GeneratedAnswer]:
     index = tensors.spoken_index[chunk]
     scene = torch.nonzero(index >= 0).squeeze(1)
     scene = scene[tensors.answers[chunk[scene], index[scene]] >= 0]
@@ -159,12 +169,31 @@ def _spoken_answers(
     question = model.encode_audio(features, mask).sequence()
     prefix = model.decoder_prefix(("image", image.select(scene)), ("audio", question))
     replies = _replies(model, tokenizer, prefix, [SPOKEN_PROMPT] * len(scene), 8)
-    truths = [
-        model.vocabulary.answers[int(tensors.answers[chunk[s], index[s]])] for s in scene.tolist()
+    asked = list(zip(chunk[scene].tolist(), index[scene].tolist(), strict=True))
+    return _with_truths(model, tensors, replies, asked)
+
+
+def _with_truths(
+    model: TriModalModel,
+    tensors: SceneTensors,
+    replies: list[str],
+    asked: list[tuple[int, int]],
+) -> list[GeneratedAnswer]:
+    """Pair each reply with its question's reference answer and human answers."""
+    vocabulary = model.vocabulary.answers
+    return [
+        GeneratedAnswer(
+            reply, vocabulary[int(tensors.answers[row, q])], tensors.human_answers[row][q]
+        )
+        for reply, (row, q) in zip(replies, asked, strict=True)
     ]
-    return list(zip(replies, truths, strict=True))
 
 
-def _exact_match(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    hits = sum(reply.strip().lower() == truth.lower() for reply, truth in pairs)
-    return {"exact_match": hits / max(1, len(pairs)), "count": len(pairs)}
+def _answer_scores(answers: list[GeneratedAnswer]) -> dict[str, Any]:
+    """Exact match of every reply; the official VQA accuracy of those with human answers."""
+    scores = AnswerScores()
+    for answer in answers:
+        correct = exact_match(answer.reply, answer.truth)
+        scores.add(("all",), correct, answer.reply, answer.human_answers)
+    table = scores.table().get("all", {"exact_match": 0.0, "count": 0})
+    return {key: value for key, value in table.items() if key not in ("accuracy", "metric")}
