@@ -11,8 +11,8 @@ import pytest
 from trimodal.eval import vqa
 from trimodal.eval.vqa import (
     AnswerScores,
-    normalize_human_answers,
-    normalize_prediction,
+    compared_answers,
+    normalize_answer,
     process_digit_article,
     process_punctuation,
     vqa_accuracy,
@@ -21,41 +21,51 @@ from trimodal.eval.vqa import (
 TEN = 10
 
 
-def official_loop(prediction: str, human_answers: list[str]) -> float:
-    """The official ``VQAEval.evaluate`` body for one question, written as that script does."""
+def _punctuation(in_text: str) -> str:
+    """``VQAEval.processPunctuation`` as the script writes it."""
     period_strip = re.compile(r"(?!<=\d)(\.)(?!\d)")
     comma_strip = re.compile(r"(\d)(\,)(\d)")
+    out_text = in_text
+    for p in vqa.PUNCTUATION:
+        if (p + " " in in_text or " " + p in in_text) or (
+            re.search(comma_strip, in_text) is not None
+        ):
+            out_text = out_text.replace(p, "")
+        else:
+            out_text = out_text.replace(p, " ")
+    return period_strip.sub("", out_text, re.UNICODE)
 
-    def punctuation(in_text: str) -> str:
-        out_text = in_text
-        for p in vqa.PUNCTUATION:
-            if (p + " " in in_text or " " + p in in_text) or (
-                re.search(comma_strip, in_text) is not None
-            ):
-                out_text = out_text.replace(p, "")
-            else:
-                out_text = out_text.replace(p, " ")
-        return period_strip.sub("", out_text, re.UNICODE)
 
-    def digit_article(in_text: str) -> str:
-        out = []
-        for word in in_text.lower().split():
-            word = vqa.NUMBER_WORDS.get(word, word)
-            if word not in vqa.ARTICLES:
-                out.append(word)
-        for i, word in enumerate(out):
-            if word in vqa.CONTRACTIONS:
-                out[i] = vqa.CONTRACTIONS[word]
-        return " ".join(out)
+def _digit_article(in_text: str) -> str:
+    """``VQAEval.processDigitArticle`` as the script writes it."""
+    manual_map = dict(vqa.NUMBER_WORDS)
+    out = []
+    for word in in_text.lower().split():
+        word = manual_map.setdefault(word, word)
+        if word not in vqa.ARTICLES:
+            out.append(word)
+    for i, word in enumerate(out):
+        if word in vqa.CONTRACTIONS:
+            out[i] = vqa.CONTRACTIONS[word]
+    return " ".join(out)
 
+
+def official_loop(prediction: str, human_answers: list[str], rules: str) -> float:
+    """One question of ``VQAEval.evaluate``, in the release ``rules`` names, written as that
+    script does it: dicts edited in place, leave-one-out by dict inequality."""
     gts = [{"answer": a, "answer_id": i + 1} for i, a in enumerate(human_answers)]
     for ans in gts:
-        ans["answer"] = str(ans["answer"]).replace("\n", " ").replace("\t", " ").strip()
+        ans["answer"] = ans["answer"].replace("\n", " ").replace("\t", " ").strip()
     res = prediction.replace("\n", " ").replace("\t", " ").strip()
-    res = digit_article(punctuation(res))
+    if rules == "2017":
+        res = _digit_article(_punctuation(res))
     if len({a["answer"] for a in gts}) > 1:
         for ans in gts:
-            ans["answer"] = punctuation(str(ans["answer"]))
+            ans["answer"] = _punctuation(str(ans["answer"]))
+            if rules == "official":
+                ans["answer"] = _digit_article(str(ans["answer"]))
+        if rules == "official":
+            res = _digit_article(_punctuation(res))
     accuracies = []
     for datum in gts:
         others = [item for item in gts if item != datum]
@@ -87,20 +97,36 @@ def test_matching_humans_give_the_published_steps(matching: int, expected: float
     assert vqa_accuracy("kitchen", humans) == pytest.approx(expected)
 
 
-def test_article_punctuation_and_case_variants() -> None:
-    assert vqa_accuracy("the kitchen", ["kitchen"] * TEN) == 1.0
-    assert vqa_accuracy("Yes!", ["yes"] * TEN) == 1.0
-    assert vqa_accuracy("  yes.\n", ["yes"] * 9 + ["no"]) == 1.0
-    assert vqa_accuracy("an apple", ["apple"] * 3 + ["banana"] * 7) == pytest.approx(0.9)
-    assert vqa_accuracy("dont know", ["don't know"] * TEN) == 1.0
+def test_article_punctuation_and_case_variants_when_humans_disagree() -> None:
+    for rules in ("official", "2017"):
+        assert vqa_accuracy("the kitchen", ["kitchen"] * 9 + ["room"], rules) == 1.0
+        assert vqa_accuracy("Yes!", ["yes"] * 9 + ["no"], rules) == 1.0
+        assert vqa_accuracy("  yes.\n", ["yes"] * 9 + ["no"], rules) == 1.0
+        assert vqa_accuracy("an apple", ["apple"] * 3 + ["banana"] * 7, rules) == pytest.approx(0.9)
+        assert vqa_accuracy("dont know", ["don't know"] * 5 + ["no"] * 5, rules) == 1.0
 
 
-def test_humans_are_only_punctuation_processed_when_they_disagree() -> None:
-    # all ten say "Yes": the official code leaves them as they are, so lower-case "yes" misses
-    assert vqa_accuracy("yes", ["Yes"] * TEN) == 0.0
-    # they disagree: punctuation is processed ("yes!" -> "yes ") but not case or stripping
-    assert process_punctuation("yes!") == "yes "
-    assert normalize_human_answers(["yes!", "yes"]) == ["yes ", "yes"]
+def test_when_all_humans_agree_the_current_script_normalizes_nothing() -> None:
+    # GT-Vision-Lab/VQA a013f00: no normalization at all, so only the stripped string counts
+    assert vqa_accuracy("the kitchen", ["kitchen"] * TEN) == 0.0
+    assert vqa_accuracy("Yes!", ["yes"] * TEN) == 0.0
+    assert vqa_accuracy(" yes\n", ["yes"] * TEN) == 1.0
+    # the 2017 release normalizes the prediction always
+    assert vqa_accuracy("the kitchen", ["kitchen"] * TEN, "2017") == 1.0
+    assert vqa_accuracy("Yes!", ["yes"] * TEN, "2017") == 1.0
+    # ... but never the humans beyond punctuation: upper-case humans are never matched
+    assert vqa_accuracy("Yes", ["Yes"] * TEN, "2017") == 0.0
+
+
+def test_the_two_releases_differ_on_number_words_among_humans() -> None:
+    humans = ["2"] * 2 + ["two"] * 2 + ["3"] * 6
+    # current script: the humans' "two" becomes "2", so "2" matches 4 humans
+    assert vqa_accuracy("2", humans) == 1.0
+    # 2017 release: humans only get punctuation, "2" matches 2 of them
+    assert vqa_accuracy("2", humans, "2017") == pytest.approx(0.6)
+    assert compared_answers("Two", humans, "2017") == ("2", humans)
+    with pytest.raises(ValueError, match="rules must be"):
+        vqa_accuracy("2", humans, "2019")  # type: ignore[arg-type]
 
 
 def test_a_constant_answer_cannot_score_well() -> None:
@@ -169,14 +195,18 @@ def test_digit_article_rule(text: str, expected: str) -> None:
 
 
 def test_newlines_and_tabs_become_spaces() -> None:
-    assert normalize_prediction("\tthe\nkitchen \n") == "kitchen"
+    assert compared_answers("\tthe\nkitchen \n", ["kitchen", "room"]) == (
+        "kitchen",
+        ["kitchen", "room"],
+    )
+    assert normalize_answer("the two  dogs.") == "2 dogs"
 
 
 # ---------------------------------------------------------------------------------------------
 # the official loop
 
 
-def test_matches_the_official_loop_on_random_questions() -> None:
+def test_matches_the_official_loops_on_random_questions() -> None:
     vocabulary = ["2", "two", "Two", "3", "yes", "yes!", "Yes", "no", "the kitchen", "kitchen"]
     vocabulary += ["black-and-white", "black and white", "1,000", "1000", "t-shirt", "dont"]
     vocabulary += ["don't", "red.", "red", "an apple", "apple", "2.5", "(left)", "left"]
@@ -186,9 +216,10 @@ def test_matches_the_official_loop_on_random_questions() -> None:
         if generator.random() < 0.2:
             humans = [humans[0]] * len(humans)
         prediction = generator.choice(vocabulary)
-        assert vqa_accuracy(prediction, humans) == pytest.approx(
-            official_loop(prediction, humans), abs=1e-12
-        )
+        for rules in ("official", "2017"):
+            assert vqa_accuracy(prediction, humans, rules) == pytest.approx(
+                official_loop(prediction, humans, rules), abs=1e-12
+            )
 
 
 def test_answer_scores_table() -> None:

@@ -1,17 +1,21 @@
 """The official VQA v2 accuracy: answer normalization and the ten leave-one-out subsets.
 
-Follows the official evaluation script (``vqaEval.py`` of the VQA v2 toolkit) rule for rule:
+Follows the official evaluation script (``PythonEvaluationTools/vqaEvaluation/vqaEval.py`` of
+GT-Vision-Lab/VQA) rule for rule. Two releases of that script differ in when they normalize:
 
-- the prediction has newlines and tabs replaced by spaces and is stripped, then goes through
-  :func:`process_punctuation` and :func:`process_digit_article` (lower-case, number words to
-  digits, articles dropped, contractions restored);
-- the human answers are stripped the same way, and when they are not all identical they go
-  through :func:`process_punctuation` only (the official annotation files are already
-  lower-cased and normalized, which is why the toolkit does no more to them);
-- for each of the ``n`` humans, the accuracy against the other ``n - 1`` is
-  ``min(#matching / 3, 1)``; the question's score is the mean over the ``n`` subsets.
+- ``rules="official"`` (the repository's current script, commit a013f00, 2021, "Fixed
+  processing answers bug"): the prediction and the human answers have newlines and tabs
+  replaced by spaces and are stripped; **only when the humans' answers are not all identical**
+  do both go through :func:`process_punctuation` then :func:`process_digit_article`
+  (lower-case, number words to digits, articles dropped, contractions restored). When all
+  humans agree, the stripped prediction must equal their answer exactly.
+- ``rules="2017"`` (the VQA v2.0 release before that commit, the one LAVIS and many papers'
+  local evaluations copy): the prediction is always normalized both ways; the human answers
+  only go through :func:`process_punctuation`, and only when they disagree.
 
-So a prediction matching 3 or more of 10 humans scores 1.0, 2 of them 0.6, 1 of them 0.3.
+Then, for each of the ``n`` humans, the accuracy against the other ``n - 1`` is
+``min(#matching / 3, 1)``, and the question's score is the mean over the ``n`` subsets: a
+prediction matching 3 or more of 10 humans scores 1.0, 2 of them 0.6, 1 of them 0.3.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+VqaRules = Literal["official", "2017"]
 
 PUNCTUATION: tuple[str, ...] = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\")
 PUNCTUATION += ("_", "-", ">", "<", "@", "`", ",", "?", "!")
@@ -116,25 +122,38 @@ def _clean(text: str) -> str:
     return text.replace("\n", " ").replace("\t", " ").strip()
 
 
-def normalize_prediction(answer: str) -> str:
-    """A predicted answer as the official evaluation compares it."""
-    return process_digit_article(process_punctuation(_clean(answer)))
+def normalize_answer(text: str) -> str:
+    """Both normalization rules: :func:`process_punctuation` then :func:`process_digit_article`."""
+    return process_digit_article(process_punctuation(text))
 
 
-def normalize_human_answers(answers: Sequence[str]) -> list[str]:
-    """Human answers as the official evaluation compares them (see the module docstring)."""
-    cleaned = [_clean(answer) for answer in answers]
-    if len(set(cleaned)) > 1:
-        cleaned = [process_punctuation(answer) for answer in cleaned]
-    return cleaned
+def compared_answers(
+    prediction: str, human_answers: Sequence[str], rules: VqaRules = "official"
+) -> tuple[str, list[str]]:
+    """The prediction and the human answers as the chosen script compares them."""
+    predicted = _clean(prediction)
+    humans = [_clean(answer) for answer in human_answers]
+    disagree = len(set(humans)) > 1
+    if rules == "official":
+        if disagree:
+            return normalize_answer(predicted), [normalize_answer(a) for a in humans]
+        return predicted, humans
+    if rules == "2017":
+        if disagree:
+            humans = [process_punctuation(answer) for answer in humans]
+        return normalize_answer(predicted), humans
+    raise ValueError(f"rules must be 'official' or '2017', got {rules!r}")
 
 
-def vqa_accuracy(prediction: str, human_answers: Sequence[str]) -> float:
+def vqa_accuracy(
+    prediction: str, human_answers: Sequence[str], rules: VqaRules = "official"
+) -> float:
     """The official VQA accuracy of one predicted answer against the humans' answers.
 
     Args:
         prediction: the model's answer, raw (it is normalized here).
         human_answers: the annotators' answers (ten in VQA v2), as stored in the annotation file.
+        rules: which release of the official script to follow (see the module docstring).
 
     Returns:
         the mean over the leave-one-out subsets of ``min(#humans matching / 3, 1)``, in
@@ -142,8 +161,7 @@ def vqa_accuracy(prediction: str, human_answers: Sequence[str]) -> float:
     """
     if not human_answers:
         raise ValueError("VQA accuracy needs at least one human answer")
-    predicted = normalize_prediction(prediction)
-    humans = normalize_human_answers(human_answers)
+    predicted, humans = compared_answers(prediction, human_answers, rules)
     matches = sum(answer == predicted for answer in humans)
     # leaving out a matching human removes one match; leaving out another keeps them all
     subsets = [min(1.0, (matches - (answer == predicted)) / 3) for answer in humans]
@@ -167,6 +185,7 @@ class _GroupScores:
 class AnswerScores:
     """Running exact match and official VQA accuracy per group ("typed", "typed/color", ...)."""
 
+    rules: VqaRules = "official"
     groups: dict[str, _GroupScores] = field(default_factory=lambda: defaultdict(_GroupScores))
 
     def add(
@@ -178,7 +197,7 @@ class AnswerScores:
             correct: the exact-match verdict against the question's single reference answer.
             prediction: the answer string, scored against ``human_answers`` when there are any.
         """
-        official = vqa_accuracy(prediction, human_answers) if human_answers else None
+        official = vqa_accuracy(prediction, human_answers, self.rules) if human_answers else None
         for name in names:
             group = self.groups[name]
             group.exact += int(correct)
