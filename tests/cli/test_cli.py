@@ -90,7 +90,8 @@ def test_convert_and_tokenizer_verbs(tmp_path: Path, capsys: pytest.CaptureFixtu
         )
         == 0
     )
-    assert "wrote 2 rows" in capsys.readouterr().out
+    assert "wrote 1 rows" in capsys.readouterr().out  # one row per image, both captions
+    assert json.loads(out.read_text())["captions"] == ["a red circle", "a round red thing"]
     tokenizer_path = tmp_path / "tokenizer.json"
     assert (
         main(

@@ -8,8 +8,11 @@ from collections import Counter
 from typing import Any
 
 from trimodal.data.converters import (
+    KARPATHY_SPLITS,
+    ConversionResult,
     audio_captions_csv_to_manifest,
     coco_captions_to_manifest,
+    karpathy_to_manifest,
     vqa_to_manifest,
 )
 from trimodal.data.manifest import load_manifest
@@ -25,23 +28,48 @@ def register(verbs: Any) -> None:
     manifest.set_defaults(run=run_validate)
 
     convert = verbs.add_parser(
-        "convert", help="convert COCO / VQA / audio-caption data to a manifest"
+        "convert", help="convert COCO / VQA / Karpathy / audio-caption data to a manifest"
     )
     formats = convert.add_subparsers(dest="format", required=True, metavar="FORMAT")
-    coco = formats.add_parser("coco", help="COCO captions JSON")
+    coco = formats.add_parser("coco", help="COCO captions JSON: one row per image")
     coco.add_argument("--captions", required=True)
-    coco.add_argument("--images", required=True, help="image folder")
+    coco.add_argument("--images", required=True, help="folder the images' file_name is under")
     vqa = formats.add_parser("vqa", help="VQA v2 questions + annotations JSON")
     vqa.add_argument("--questions", required=True)
     vqa.add_argument("--annotations", required=True)
     vqa.add_argument("--images", required=True, help="image folder")
-    vqa.add_argument("--image-pattern", default="COCO_val2014_{image_id:012d}.jpg")
+    vqa.add_argument(
+        "--image-pattern",
+        default=None,
+        help="image file name with {image_id} (and {data_subtype}); default: COCO's "
+        "COCO_{data_subtype}_{image_id:012d}.jpg with the files' data_subtype",
+    )
+    karpathy = formats.add_parser(
+        "karpathy", help="Karpathy split JSON (dataset_coco.json, dataset_flickr30k.json)"
+    )
+    karpathy.add_argument("--json", required=True, help="dataset_coco.json or similar")
+    karpathy.add_argument(
+        "--images", required=True, help="folder holding filepath/filename (COCO) or filename"
+    )
+    karpathy.add_argument(
+        "--splits",
+        action="append",
+        help=f"Karpathy split(s), comma list or repeated: {', '.join(KARPATHY_SPLITS)} "
+        "(default: test)",
+    )
     audio = formats.add_parser("audio-captions", help="AudioCaps / Clotho style CSV")
     audio.add_argument("--csv", required=True)
     audio.add_argument("--audio", required=True, help="audio folder")
     audio.add_argument("--audio-extension", default=".wav")
-    for sub in (coco, vqa, audio):
+    for sub in (coco, vqa, karpathy, audio):
         sub.add_argument("--out", required=True, help="manifest to write")
+        sub.add_argument(
+            "--on-error",
+            choices=("raise", "skip"),
+            default="raise",
+            help="skip: leave bad records out and list them (default: stop at the first)",
+        )
+    for sub in (coco, vqa, audio):
         sub.add_argument("--split", default="train")
     convert.set_defaults(run=run_convert)
 
@@ -66,19 +94,43 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_convert(args: argparse.Namespace) -> int:
-    """Run the chosen converter and report how many rows it wrote."""
+def _splits(values: list[str] | None) -> list[str]:
+    """``--splits`` values, each a comma list; ``["test"]`` when none was given."""
+    if not values:
+        return ["test"]
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _convert(args: argparse.Namespace) -> ConversionResult:
     if args.format == "coco":
-        count = coco_captions_to_manifest(args.captions, args.images, args.out, args.split)
-    elif args.format == "vqa":
-        count = vqa_to_manifest(
-            args.questions, args.annotations, args.images, args.out, args.split, args.image_pattern
+        return coco_captions_to_manifest(
+            args.captions, args.images, args.out, args.split, on_error=args.on_error
         )
-    else:
-        count = audio_captions_csv_to_manifest(
-            args.csv, args.audio, args.out, args.split, args.audio_extension
+    if args.format == "vqa":
+        return vqa_to_manifest(
+            args.questions,
+            args.annotations,
+            args.images,
+            args.out,
+            args.split,
+            image_pattern=args.image_pattern,
+            on_error=args.on_error,
         )
-    print(f"wrote {count} rows to {args.out}")
+    if args.format == "karpathy":
+        return karpathy_to_manifest(
+            args.json, args.images, args.out, _splits(args.splits), on_error=args.on_error
+        )
+    return audio_captions_csv_to_manifest(
+        args.csv, args.audio, args.out, args.split, args.audio_extension, on_error=args.on_error
+    )
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Run the chosen converter; report the rows written and, on stderr, any skipped record."""
+    result = _convert(args)
+    print(f"wrote {result.rows} rows to {args.out}")
+    if result.skipped:
+        print(result.report(), file=sys.stderr)
     return 0
 
 
