@@ -54,8 +54,9 @@ def official_loop(prediction: str, human_answers: list[str], rules: str) -> floa
     """One question of ``VQAEval.evaluate``, in the release ``rules`` names, written as that
     script does it: dicts edited in place, leave-one-out by dict inequality."""
     gts = [{"answer": a, "answer_id": i + 1} for i, a in enumerate(human_answers)]
-    for ans in gts:
-        ans["answer"] = ans["answer"].replace("\n", " ").replace("\t", " ").strip()
+    if rules == "official":
+        for ans in gts:
+            ans["answer"] = ans["answer"].replace("\n", " ").replace("\t", " ").strip()
     res = prediction.replace("\n", " ").replace("\t", " ").strip()
     if rules == "2017":
         res = _digit_article(_punctuation(res))
@@ -114,8 +115,11 @@ def test_when_all_humans_agree_the_current_script_normalizes_nothing() -> None:
     # the 2017 release normalizes the prediction always
     assert vqa_accuracy("the kitchen", ["kitchen"] * TEN, "2017") == 1.0
     assert vqa_accuracy("Yes!", ["yes"] * TEN, "2017") == 1.0
-    # ... but never the humans beyond punctuation: upper-case humans are never matched
+    # ... but never the humans beyond punctuation: upper-case humans are never matched, and
+    # the humans' answers are not even stripped
     assert vqa_accuracy("Yes", ["Yes"] * TEN, "2017") == 0.0
+    assert vqa_accuracy("yes", ["yes "] * TEN, "2017") == 0.0
+    assert vqa_accuracy("yes", ["yes "] * TEN) == 1.0
 
 
 def test_the_two_releases_differ_on_number_words_among_humans() -> None:
@@ -210,6 +214,7 @@ def test_matches_the_official_loops_on_random_questions() -> None:
     vocabulary = ["2", "two", "Two", "3", "yes", "yes!", "Yes", "no", "the kitchen", "kitchen"]
     vocabulary += ["black-and-white", "black and white", "1,000", "1000", "t-shirt", "dont"]
     vocabulary += ["don't", "red.", "red", "an apple", "apple", "2.5", "(left)", "left"]
+    vocabulary += ["yes ", " no", "two\n"]
     generator = random.Random(0)
     for _ in range(2000):
         humans = [generator.choice(vocabulary) for _ in range(generator.choice((1, 3, 10)))]

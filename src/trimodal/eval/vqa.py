@@ -11,7 +11,7 @@ GT-Vision-Lab/VQA) rule for rule. Two releases of that script differ in when the
   humans agree, the stripped prediction must equal their answer exactly.
 - ``rules="2017"`` (the VQA v2.0 release before that commit, the one LAVIS and many papers'
   local evaluations copy): the prediction is always normalized both ways; the human answers
-  only go through :func:`process_punctuation`, and only when they disagree.
+  are not even stripped, and only go through :func:`process_punctuation` when they disagree.
 
 Then, for each of the ``n`` humans, the accuracy against the other ``n - 1`` is
 ``min(#matching / 3, 1)``, and the question's score is the mean over the ``n`` subsets: a
@@ -132,14 +132,14 @@ def compared_answers(
 ) -> tuple[str, list[str]]:
     """The prediction and the human answers as the chosen script compares them."""
     predicted = _clean(prediction)
-    humans = [_clean(answer) for answer in human_answers]
-    disagree = len(set(humans)) > 1
     if rules == "official":
-        if disagree:
+        humans = [_clean(answer) for answer in human_answers]
+        if len(set(humans)) > 1:
             return normalize_answer(predicted), [normalize_answer(a) for a in humans]
         return predicted, humans
     if rules == "2017":
-        if disagree:
+        humans = list(human_answers)  # this release does not strip the humans' answers
+        if len(set(humans)) > 1:
             humans = [process_punctuation(answer) for answer in humans]
         return normalize_answer(predicted), humans
     raise ValueError(f"rules must be 'official' or '2017', got {rules!r}")
