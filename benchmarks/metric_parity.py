@@ -129,7 +129,22 @@ def wer_rows() -> list[list[Any]]:
     import jiwer
 
     generator = random.Random(1)
-    words = ["a", "the", "red", "blue", "circle", "square", "left", "of", "right", "above", "below", "small", "large", "two"]
+    words = [
+        "a",
+        "the",
+        "red",
+        "blue",
+        "circle",
+        "square",
+        "left",
+        "of",
+        "right",
+        "above",
+        "below",
+        "small",
+        "large",
+        "two",
+    ]
     references, hypotheses = [], []
     for _ in range(200):
         reference = [generator.choice(words) for _ in range(generator.randint(3, 12))]

@@ -17,7 +17,13 @@ from trimodal.generation.caption_parser import (
     caption_attribute_accuracy,
     parse_caption,
 )
-from trimodal.generation.metrics import bleu, cider_d, tokenize_caption, word_error_rate
+from trimodal.generation.metrics import (
+    bleu,
+    cider_d,
+    coco_tokenize,
+    tokenize_caption,
+    word_error_rate,
+)
 from trimodal.world.language import CAPTION_TEMPLATES, caption
 from trimodal.world.scene import COLORS, SHAPES, SIZES, Scene, SceneObject, sample_scene
 
@@ -49,6 +55,254 @@ def test_tokenize_caption_lowercases_and_splits_on_non_alphanumerics() -> None:
         *("a", "red", "circle", "and", "a", "star", "shape", "isn", "t", "3d"),
     ]
     assert tokenize_caption(" ,.") == []
+
+
+def test_bleu_and_cider_d_take_the_world_tokenizer_by_keyword() -> None:
+    candidates = ["a well-known dog isn't asleep", "a red bus on a street"]
+    references = [["a well known dog isn t asleep"], ["a red bus on a street"]]
+    # the world's tokenizer splits "well-known" and "isn't" as the references spell them
+    assert bleu(candidates, references, tokenize=tokenize_caption) == pytest.approx(1.0)
+    assert cider_d(candidates, references, tokenize=tokenize_caption) == pytest.approx(10.0)
+    # COCO's keeps "well-known" whole and splits "is n't": the first candidate no longer matches
+    assert bleu(candidates, references) < 1.0
+    assert cider_d(candidates, references) < 10.0
+
+
+# ---------------------------------------------------------------- parity with pycocoevalcap
+
+# 22 images x 5 references, COCO-like: varied lengths, punctuation, hyphens and clitics.
+PARITY_REFERENCES = [
+    [
+        "A man riding a wave on top of a surfboard.",
+        "A surfer rides a large wave in the ocean.",
+        "a man on a surfboard riding a wave",
+        "A person in a black wet-suit surfing a big wave.",
+        "The surfer's board cuts through the white water.",
+    ],
+    [
+        "Two dogs playing with a frisbee in a grassy field.",
+        "A pair of dogs chase a red frisbee on the grass.",
+        "two dogs running after a frisbee",
+        "Dogs play in a park, one holding a frisbee.",
+        "A black dog and a brown dog fight over a toy.",
+    ],
+    [
+        "A kitchen with white cabinets and a stainless-steel refrigerator.",
+        "A clean kitchen with a fridge, a stove and a sink.",
+        "the kitchen has white cupboards and a silver fridge",
+        "An empty kitchen with wooden floors.",
+        "A modern kitchen; the appliances are stainless steel.",
+    ],
+    [
+        "A red double-decker bus driving down a city street.",
+        "A double decker bus on a busy road.",
+        "a red bus drives past tall buildings",
+        "A big red bus is stopped at a traffic light.",
+        "The bus is carrying passengers through the city.",
+    ],
+    [
+        "A plate of food with broccoli, rice and chicken.",
+        "A dinner plate holds chicken, rice, and green broccoli.",
+        "a meal of rice and vegetables on a white plate",
+        "Someone's lunch: chicken with broccoli and rice.",
+        "A healthy meal is served on a round plate.",
+    ],
+    [
+        "A giraffe standing next to a tall tree.",
+        "A giraffe eats leaves from the top of a tree.",
+        "a tall giraffe in a zoo enclosure",
+        "The giraffe's long neck reaches the branches.",
+        "One giraffe stands alone near some trees.",
+    ],
+    [
+        "A woman holding an umbrella in the rain.",
+        "A lady with a black umbrella walks down a wet street.",
+        "a woman walking in the rain with an umbrella",
+        "A person shields herself from the rain with an umbrella.",
+        "It's raining, and a woman carries an umbrella.",
+    ],
+    [
+        "A little girl eating a slice of pizza.",
+        "A young girl takes a bite of cheese pizza.",
+        "a child eating pizza at a table",
+        "The girl doesn't seem to like her pizza.",
+        "A kid holds a large slice of pepperoni pizza.",
+    ],
+    [
+        "A train traveling down tracks next to a forest.",
+        "A long freight train moves along the railroad tracks.",
+        "a train on the tracks near some trees",
+        "A passenger train passes through the countryside.",
+        "The train's engine is painted yellow and blue.",
+    ],
+    [
+        "A cat sleeping on top of a laptop keyboard.",
+        "A gray cat lies on a laptop computer.",
+        "a cat curled up on a keyboard",
+        "The cat's asleep on the owner's laptop.",
+        "A lazy cat naps on an open laptop.",
+    ],
+    [
+        "A group of people flying kites on a beach.",
+        "People fly colorful kites at the beach on a windy day.",
+        "several kites in the sky above the sand",
+        "Kite-flyers gather by the ocean.",
+        "A crowd on the beach watches kites in the air.",
+    ],
+    [
+        "A baseball player swinging a bat at a ball.",
+        "A batter swings at a pitch during a baseball game.",
+        "a baseball player at home plate",
+        "The batter is about to hit the ball, while the catcher waits.",
+        "A player in a white uniform swings his bat.",
+    ],
+    [
+        "A bathroom with a toilet, a sink and a mirror.",
+        "A small bathroom with white tiles.",
+        "a white toilet next to a sink",
+        "The bathroom's walls are painted light-blue.",
+        "A clean restroom with a toilet and a shower.",
+    ],
+    [
+        "An elephant walking through tall grass.",
+        "A large elephant walks in a grassy field.",
+        "an elephant in the wild",
+        "The elephant is walking toward the water (a small pond).",
+        "A gray elephant roams the savanna.",
+    ],
+    [
+        "A man in a suit and tie standing in a room.",
+        "A businessman wearing a blue tie poses for a photo.",
+        "a man wearing a tie",
+        "A well-dressed man stands near a window.",
+        "The man's tie is red and his suit is black.",
+    ],
+    [
+        "A bowl of fruit with bananas, apples and oranges.",
+        "Fresh fruit sits in a wooden bowl on the table.",
+        "a fruit bowl full of bananas",
+        "Bananas and apples are piled in a bowl.",
+        "A bowl holds several kinds of fruit.",
+    ],
+    [
+        "A skateboarder doing a trick on a ramp.",
+        "A young man performs a jump on his skateboard.",
+        "a boy skateboarding at a skate park",
+        "The skater's in mid-air above the ramp.",
+        "A skateboarder grinds along a metal rail.",
+    ],
+    [
+        "A clock tower with a large clock showing 3:45.",
+        "A tall tower has a clock on each side.",
+        "a clock on a brick tower",
+        "The clock reads a quarter to four.",
+        "An old clock tower against a cloudy sky.",
+    ],
+    [
+        "Two zebras grazing in a field.",
+        "A couple of zebras eat grass on the plain.",
+        "two zebras standing in the grass",
+        "Zebras graze side-by-side near some bushes.",
+        "A pair of zebras with their heads down.",
+    ],
+    [
+        "A living room with a couch and a television.",
+        "A cozy living room has a sofa, a TV and a rug.",
+        "a couch in front of a tv",
+        "The living room's furniture is brown leather.",
+        "A family room with a flat-screen television.",
+    ],
+    [
+        "A boat docked at a pier on a calm lake.",
+        "Small boats are tied to a wooden dock.",
+        "a boat in the water next to a dock",
+        "A white sailboat sits at the marina.",
+        "The boats aren't moving on the still water.",
+    ],
+    [
+        "A snowboarder going down a snowy slope.",
+        "A person snowboards down a mountain.",
+        "a snowboarder on a hill covered in snow",
+        "The snowboarder's jacket is bright orange.",
+        "Someone rides a snowboard through fresh powder.",
+    ],
+]
+
+PARITY_CANDIDATES = [
+    "A man riding a wave on top of a surfboard.",  # perfect: equals a reference
+    "Two dogs are playing with a frisbee in the grass.",
+    "A kitchen with a refrigerator and a stove.",
+    "A red double-decker bus on a city street.",
+    "A plate of rice, chicken and broccoli.",
+    "A giraffe standing next to a tree.",
+    "A woman walks in the rain with an umbrella.",
+    "A girl eating a slice of pizza.",
+    "A train on the tracks.",
+    "A cat sleeping on a laptop keyboard.",
+    "A group of people flying kites on a beach.",  # perfect
+    "A man playing tennis on a court.",  # poor: wrong sport
+    "A bathroom with a toilet and a sink.",
+    "An elephant walking in the grass.",
+    "A man wearing a suit and tie.",
+    "A bowl of bananas and apples.",
+    "A skateboarder doing a trick.",
+    "A clock tower showing 3:45.",
+    "A plate of food on a table.",  # poor: another image's caption
+    "A living room with a couch and a TV.",
+    "A boat at a dock on a lake.",
+    "A snowboarder isn't going down a snowy slope.",
+]
+
+
+def _coco_inputs(
+    candidates: list[str], references: list[list[str]]
+) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """pycocoevalcap's ``gts``/``res``, pre-tokenized by ``coco_tokenize``: its own
+    ``PTBTokenizer`` needs Java, which CI machines may lack, and its scorers only ``split()``."""
+    gts = {i: [" ".join(coco_tokenize(r)) for r in refs] for i, refs in enumerate(references)}
+    res = {i: [" ".join(coco_tokenize(c))] for i, c in enumerate(candidates)}
+    return gts, res
+
+
+def test_bleu_equals_pycocoevalcap_bleu() -> None:
+    coco_bleu = pytest.importorskip("pycocoevalcap.bleu.bleu")
+    gts, res = _coco_inputs(PARITY_CANDIDATES, PARITY_REFERENCES)
+    scores, _ = coco_bleu.Bleu(4).compute_score(gts, res, verbose=0)
+    assert 0.2 < scores[3] < 0.8  # a corpus of mixed quality, not a degenerate one
+    for order in range(1, 5):  # Bleu(4) reports BLEU-1 .. BLEU-4
+        ours = bleu(PARITY_CANDIDATES, PARITY_REFERENCES, n=order)
+        assert abs(ours - scores[order - 1]) <= 1e-6
+
+
+@pytest.mark.parametrize("sigma", [6.0, 3.0])
+def test_cider_d_equals_pycocoevalcap_cider(sigma: float) -> None:
+    # pycocoevalcap's Cider accepts n but always counts up to 4-grams (and fails otherwise)
+    coco_cider = pytest.importorskip("pycocoevalcap.cider.cider")
+    gts, res = _coco_inputs(PARITY_CANDIDATES, PARITY_REFERENCES)
+    score, _ = coco_cider.Cider(sigma=sigma).compute_score(gts, res)
+    assert 0.5 < score < 5.0
+    ours = cider_d(PARITY_CANDIDATES, PARITY_REFERENCES, sigma=sigma)
+    assert abs(ours - float(score)) <= 1e-6
+
+
+def test_a_constant_caption_cannot_fool_bleu_or_cider_d() -> None:
+    constant = ["a picture"] * len(PARITY_REFERENCES)
+    assert bleu(constant, PARITY_REFERENCES) == 0.0  # no 3- or 4-grams at all
+    assert cider_d(constant, PARITY_REFERENCES) < 0.5
+    generic = ["A man standing next to a white table."] * len(PARITY_REFERENCES)
+    assert bleu(generic, PARITY_REFERENCES) < 0.1
+    assert cider_d(generic, PARITY_REFERENCES) < 0.5
+    good = cider_d(PARITY_CANDIDATES, PARITY_REFERENCES)
+    assert cider_d(generic, PARITY_REFERENCES) < good / 4
+
+
+def test_pycocoevalcap_also_scores_a_constant_caption_low() -> None:
+    coco_bleu = pytest.importorskip("pycocoevalcap.bleu.bleu")
+    coco_cider = pytest.importorskip("pycocoevalcap.cider.cider")
+    gts, res = _coco_inputs(["a picture"] * len(PARITY_REFERENCES), PARITY_REFERENCES)
+    # not exactly 0: an order without n-grams contributes (0 + 1e-15) / (0 + 1e-9) there
+    assert coco_bleu.Bleu(4).compute_score(gts, res, verbose=0)[0][3] < 0.01
+    assert coco_cider.Cider().compute_score(gts, res)[0] < 0.5
 
 
 # ---------------------------------------------------------------- BLEU

@@ -1,9 +1,14 @@
 """Caption and transcription metrics: BLEU-4, CIDEr-D and WER.
 
-Every text metric tokenizes with :func:`tokenize_caption`, so captions are compared as
-lowercase alphanumeric words regardless of punctuation. BLEU and CIDEr-D follow the published
-definitions (no smoothing, no stemming). Scene-graph attribute accuracy of captions is in
-:mod:`trimodal.generation.caption_parser`.
+BLEU and CIDEr-D tokenize with :func:`~trimodal.generation.coco_tokenizer.coco_tokenize` by
+default, the official COCO caption evaluation's tokenization in pure Python (pycocoevalcap's
+``PTBTokenizer``: Penn Treebank tokens, lowercased, then its punctuation tokens dropped), so
+their scores are comparable with published COCO numbers; both also take ``tokenize=tokenize_caption``, the
+world's scorer (lowercase alphanumeric words, every other character a separator). On the
+world's own captions (lowercase words, spaces and commas) the two give the same tokens. WER
+keeps :func:`tokenize_caption`. BLEU and CIDEr-D follow coco-caption's definitions (no
+smoothing, no stemming) and are tested against pycocoevalcap's scorers. Scene-graph attribute
+accuracy of captions is in :mod:`trimodal.generation.caption_parser`.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from trimodal.generation.coco_tokenizer import coco_tokenize
 
 NGram = tuple[str, ...]
 
@@ -20,8 +27,10 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def tokenize_caption(text: str) -> list[str]:
-    """Lowercase ``text`` and split it on every non-alphanumeric character.
+    """The world's scorer: lowercase ``text`` and split it on every non-alphanumeric character.
 
+    :func:`word_error_rate` and the caption parser use it; pass ``tokenize=tokenize_caption`` to
+    :func:`bleu` or :func:`cider_d` to score with it instead of :func:`coco_tokenize`.
     Punctuation and whitespace only separate words (``"it, and"`` -> ``["it", "and"]``);
     apostrophes split too (``"isn't"`` -> ``["isn", "t"]``). Letters and digits of any script
     count as alphanumeric.
@@ -51,7 +60,13 @@ def _closest_length(length: int, references: Sequence[Sequence[str]]) -> int:
     return min((len(ref) for ref in references), key=lambda ref: (abs(ref - length), ref))
 
 
-def bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4) -> float:
+def bleu(
+    candidates: Sequence[str],
+    references: Sequence[Sequence[str]],
+    n: int = 4,
+    *,
+    tokenize: Callable[[str], list[str]] = coco_tokenize,
+) -> float:
     """Corpus-level BLEU-``n`` (Papineni et al. 2002) with uniform weights and no smoothing.
 
     For each order ``1..n`` the candidate n-gram counts, clipped by their largest count in any
@@ -60,15 +75,24 @@ def bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int 
     ``exp(min(0, 1 - r / c))``, where ``c`` is the total candidate length and ``r`` sums, per
     candidate, the reference length closest to the candidate's (ties: the shorter).
 
-    Without smoothing, the score is 0 whenever any order has no match. Unlike NLTK's
-    ``corpus_bleu``, which counts at least one n-gram per sentence in each denominator, a
-    candidate shorter than ``n`` words adds nothing to the higher orders' denominators; the two
-    agree whenever every candidate has at least ``n`` words.
+    With the default tokenizer this is the BLEU-``n`` of the COCO caption evaluation
+    (pycocoevalcap's ``Bleu(n)``, option "closest", after its ``PTBTokenizer``): tested equal to
+    it within 1e-6 (its ``1e-9``/``1e-15`` guards against division by zero shift it by about
+    1e-9 relative). One deliberate difference: without smoothing the score is 0 whenever some
+    order has no match (or no n-gram at all), where pycocoevalcap reports a small positive
+    number: such an order multiplies its product of precisions by ``1e-15 / (count + 1e-9)``
+    before the ``n``-th root, which leaves at most ``(1e-15)^(1/n)`` (5.6e-4 for BLEU-4) when
+    the order has n-grams, and up to ``(1e-6)^(1/n)`` (0.03) when no candidate has any. Unlike
+    NLTK's ``corpus_bleu``, which counts at least one n-gram per sentence in each denominator, a
+    candidate shorter than ``n`` words adds nothing to the higher orders' denominators, as in
+    pycocoevalcap; the two agree whenever every candidate has at least ``n`` words.
 
     Args:
         candidates: one generated caption per image.
         references: the reference captions of each image.
         n: highest n-gram order.
+        tokenize: text -> words; :func:`coco_tokenize` (COCO's PTB rules, comparable with
+            published numbers) or :func:`tokenize_caption` (the world's scorer).
 
     Returns:
         BLEU in ``[0, 1]``.
@@ -77,8 +101,8 @@ def bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int 
     matched, total = [0] * n, [0] * n
     candidate_length = reference_length = 0
     for candidate, refs in zip(candidates, references, strict=True):
-        tokens = tokenize_caption(candidate)
-        ref_tokens = [tokenize_caption(ref) for ref in refs]
+        tokens = tokenize(candidate)
+        ref_tokens = [tokenize(ref) for ref in refs]
         for order in range(1, n + 1):
             counts = _ngrams(tokens, order)
             ceiling: Counter[NGram] = Counter()
@@ -136,6 +160,8 @@ def cider_d(
     references: Sequence[Sequence[str]],
     n: int = 4,
     sigma: float = 6.0,
+    *,
+    tokenize: Callable[[str], list[str]] = coco_tokenize,
 ) -> float:
     """Corpus CIDEr-D (Vedantam et al. 2015) as computed by the coco-caption toolkit.
 
@@ -146,7 +172,11 @@ def cider_d(
     weights and is multiplied by ``exp(-(len_c - len_r)^2 / (2 sigma^2))``; an image's score is
     10 times the mean over orders and references, and the corpus score is the mean over images.
 
-    Lengths are word counts (coco-caption counts bigrams, which differs only for empty text).
+    With the default tokenizer and ``n >= 2`` this equals pycocoevalcap's ``Cider()`` after its
+    ``PTBTokenizer`` (tested within 1e-6). Lengths here are word counts; pycocoevalcap counts a
+    sentence's bigrams (``words - 1``, 0 for an empty one), which gives the same difference
+    unless a sentence is empty, and then every cosine involving it is 0 anyway. With ``n = 1``
+    pycocoevalcap counts no bigrams, so its length penalty is always 1; here it still applies.
     The IDF needs a corpus: with a single image every weight is 0 and so is the score. A
     candidate identical to all of its image's references scores 10, the maximum.
 
@@ -155,19 +185,21 @@ def cider_d(
         references: the reference captions of each image.
         n: highest n-gram order.
         sigma: width, in words, of the length penalty.
+        tokenize: text -> words; :func:`coco_tokenize` (COCO's PTB rules, comparable with
+            published numbers) or :func:`tokenize_caption` (the world's scorer).
 
     Returns:
         CIDEr-D in ``[0, 10]``.
     """
     _check_corpus(candidates, references)
-    ref_tokens = [[tokenize_caption(ref) for ref in refs] for refs in references]
+    ref_tokens = [[tokenize(ref) for ref in refs] for refs in references]
     df: Counter[NGram] = Counter()
     for refs in ref_tokens:
         df.update({g for ref in refs for order in range(1, n + 1) for g in _ngrams(ref, order)})
     log_images = math.log(len(references))
     scores = []
     for candidate, refs in zip(candidates, ref_tokens, strict=True):
-        cand_vector = _tfidf(tokenize_caption(candidate), n, df, log_images)
+        cand_vector = _tfidf(tokenize(candidate), n, df, log_images)
         similarities = [
             _cider_similarity(cand_vector, _tfidf(ref, n, df, log_images), n, sigma) for ref in refs
         ]
