@@ -41,6 +41,7 @@ def test_grouped_and_per_caption_rows_give_the_same_gallery() -> None:
     grouped = [
         _sample(0, "a.png", "a cat", ("a cat", "a kitten")),
         _sample(1, "b.png", "a dog", ("a dog", "a puppy", "a dog")),
+        _sample(2, "b.png", "a dog", ("a dog", "a puppy", "a dog")),  # the same image again
     ]
     per_caption = [
         _sample(0, "a.png", "a cat"),
@@ -49,14 +50,16 @@ def test_grouped_and_per_caption_rows_give_the_same_gallery() -> None:
         _sample(3, "b.png", "a puppy"),
         _sample(4, "c.png", None),  # no caption: not in the gallery
         _sample(5, None, "no image"),
+        _sample(6, "b.png", "a dog"),  # a repeated caption still counts, as in COCO
     ]
-    a = caption_gallery(grouped, range(2))
-    b = caption_gallery(per_caption, range(6))
+    a = caption_gallery(grouped, range(3))
+    b = caption_gallery(per_caption, range(7))
     assert a.image_rows == [0, 1] and b.image_rows == [0, 1]
     assert sorted(zip(a.captions, a.caption_image.tolist(), strict=True)) == sorted(
         zip(b.captions, b.caption_image.tolist(), strict=True)
     )
-    assert a.captions == ["a cat", "a kitten", "a dog", "a puppy"]  # the repeated one once
+    assert a.captions == ["a cat", "a kitten", "a dog", "a puppy", "a dog"]
+    assert a.caption_image.tolist() == [0, 0, 1, 1, 1]
     assert uses_image_caption_protocol(grouped) and uses_image_caption_protocol(per_caption)
     assert not uses_image_caption_protocol([_sample(0, "a.png", "x"), _sample(1, "b.png", "y")])
 
@@ -130,7 +133,7 @@ def test_image_caption_protocol_matches_naive(tiny_run: Path, coco_like: Path) -
     images = torch.nn.functional.normalize(images, dim=-1)
     captions, owner = [], []
     for image, row in enumerate(rows):
-        for caption in dict.fromkeys(samples[row].captions):
+        for caption in samples[row].captions:
             captions.append(caption)
             owner.append(image)
     texts = model.embed_texts(captions)

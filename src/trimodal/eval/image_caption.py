@@ -48,14 +48,15 @@ def uses_image_caption_protocol(samples: Sequence[Sample]) -> bool:
 
 
 def caption_gallery(samples: Sequence[Sample], rows: Sequence[int]) -> CaptionGallery:
-    """Group ``rows`` of ``samples`` by image file; each image keeps its distinct captions.
+    """Group ``rows`` of ``samples`` by image file, keeping every caption of each image.
 
-    A row's captions are its ``captions`` list, or its ``text`` when it has none; rows without
-    an image or without any caption take no part.
+    A row's captions are its ``captions`` list, or its ``text`` when it has none (one row per
+    caption). Every caption counts, repeated ones too, as in the published protocol; only a
+    second ``captions`` list for an image already listed (the same image on several rows) is
+    left out. Rows without an image or without any caption take no part.
     """
     image_index: dict[Path, int] = {}
-    image_rows: list[int] = []
-    seen: set[tuple[int, str]] = set()
+    listed: set[int] = set()
     captions: list[str] = []
     owners: list[int] = []
     for row in rows:
@@ -63,15 +64,18 @@ def caption_gallery(samples: Sequence[Sample], rows: Sequence[int]) -> CaptionGa
         texts = sample.captions or ((sample.text,) if sample.text else ())
         if sample.image is None or not texts:
             continue
-        if sample.image not in image_index:
-            image_index[sample.image] = len(image_rows)
-            image_rows.append(row)
-        image = image_index[sample.image]
-        for text in texts:
-            if (image, text) not in seen:
-                seen.add((image, text))
-                captions.append(text)
-                owners.append(image)
+        image = image_index.setdefault(sample.image, len(image_index))
+        if sample.captions:
+            if image in listed:
+                continue
+            listed.add(image)
+        captions += texts
+        owners += [image] * len(texts)
+    image_rows = [0] * len(image_index)
+    for row in reversed(rows):  # the first row showing each image
+        image_path = samples[row].image
+        if image_path in image_index:
+            image_rows[image_index[image_path]] = row
     return CaptionGallery(image_rows, captions, torch.tensor(owners, dtype=torch.long))
 
 

@@ -33,8 +33,8 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, list[float]]]:
     for direction in ("text->image", "image->text"):
         for k in (1, 5, 10):
             path = ("retrieval_image_caption", direction, f"R@{k}")
-            rows.append((f"R@{k} {direction} (image-caption)", path))
-    rows.append(("RSUM (image-caption, 0-600)", ("retrieval_image_caption", "rsum")))
+            rows.append((f"R@{k} {direction}, standard", path))
+    rows.append(("RSUM, standard (0-600)", ("retrieval_image_caption", "rsum")))
     rows += [
         ("R@1 image->audio (emergent)", ("retrieval", "image->audio", "R@1")),
         ("R@1 audio->image (emergent)", ("retrieval", "audio->image", "R@1")),
