@@ -5,9 +5,10 @@
   turned into calls, nothing else changed), per question and overall, on a seeded set of
   questions whose ten human answers and predictions are drawn from confusable variants
   ("2" / "two" / "Two", "yes" / "Yes!" / "yes.", "t-shirt" / "t shirt", ...).
-- Caption BLEU-4 and CIDEr-D against pycocoevalcap's ``Bleu(4)`` and ``Cider()`` on a corpus of
-  30 images x 5 references (pycocoevalcap gets the text tokenized as its PTBTokenizer would;
-  with Java on the machine, by its own PTBTokenizer).
+- Caption BLEU-4 and CIDEr-D against pycocoevalcap's ``Bleu(4)`` and ``Cider()`` on a seeded
+  corpus of 30 images x 5 references: with Java on the machine pycocoevalcap gets the raw text
+  through its own ``PTBTokenizer`` (the official path end to end); without Java, the text
+  tokenized by our ``coco_tokenize``.
 - WER against jiwer on the same hypothesis / reference pairs.
 
     python benchmarks/metric_parity.py [--vqa-repo PATH/TO/VQA] [--rules official|2017]
@@ -162,12 +163,72 @@ def wer_rows() -> list[list[Any]]:
     return [["WER, 200 pairs", ours, theirs, abs(ours - theirs)]]
 
 
+SUBJECTS = ["A man", "A woman's", "Two dogs", "The cat", "A 12-year-old boy", "People", "A child"]
+VERBS = ["is riding", "isn't riding", "can't see", "is holding", "'s sitting on", "stands by"]
+OBJECTS = ["a horse", "a hot-dog", "a 10-speed bike", "pizza (pepperoni)", "the dogs' toys"]
+OBJECTS += ["a clock at 3:45", "1,000 birds", "an x-ray", 'a "fancy" cake', "a $5 bill"]
+ENDS = [".", "", "!", " ...", ","]
+
+
+def caption_corpus(images: int, seed: int) -> tuple[list[str], list[list[str]]]:
+    """``images`` candidates and 5 references each; each image has its own subject and object,
+    so candidates range from a reference's paraphrase to another image's caption."""
+    generator = random.Random(seed)
+
+    def sentence(subject: str, thing: str) -> str:
+        return f"{subject} {generator.choice(VERBS)} {thing}{generator.choice(ENDS)}"
+
+    candidates, references = [], []
+    for _ in range(images):
+        subject, thing = generator.choice(SUBJECTS), generator.choice(OBJECTS)
+        references.append([sentence(subject, thing) for _ in range(5)])
+        if generator.random() < 0.7:
+            candidates.append(sentence(subject, thing))
+        else:
+            candidates.append(sentence(generator.choice(SUBJECTS), generator.choice(OBJECTS)))
+    return candidates, references
+
+
+def caption_rows() -> list[list[Any]]:
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    from trimodal.generation.coco_tokenizer import coco_tokenize
+    from trimodal.generation.metrics import bleu, cider_d
+
+    candidates, references = caption_corpus(30, seed=2)
+    gts = {i: [{"caption": r} for r in refs] for i, refs in enumerate(references)}
+    res = {i: [{"caption": c}] for i, c in enumerate(candidates)}
+    if shutil.which("java"):
+        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+        tokenizer = PTBTokenizer()  # the official path: Stanford CoreNLP's Java tokenizer
+        tokenized_gts, tokenized_res = tokenizer.tokenize(gts), tokenizer.tokenize(res)
+        how = "raw text, pycocoevalcap's own Java PTBTokenizer"
+    else:
+        tokenized_gts = {
+            i: [" ".join(coco_tokenize(r["caption"])) for r in v] for i, v in gts.items()
+        }
+        tokenized_res = {
+            i: [" ".join(coco_tokenize(r["caption"])) for r in v] for i, v in res.items()
+        }
+        how = "text tokenized by coco_tokenize (no Java here)"
+    theirs_bleu = Bleu(4).compute_score(tokenized_gts, tokenized_res, verbose=0)[0][3]
+    theirs_cider = float(Cider().compute_score(tokenized_gts, tokenized_res)[0])
+    ours_bleu, ours_cider = bleu(candidates, references), cider_d(candidates, references)
+    name = f"30 images x 5 references, {how}"
+    return [
+        [f"BLEU-4, {name}", ours_bleu, theirs_bleu, abs(ours_bleu - theirs_bleu)],
+        [f"CIDEr-D, {name}", ours_cider, theirs_cider, abs(ours_cider - theirs_cider)],
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vqa-repo", type=Path, default=None)
     parser.add_argument("--rules", default="official", choices=("official", "2017"))
     args = parser.parse_args()
-    rows = vqa_rows(args.vqa_repo, args.rules) + wer_rows()
+    rows = vqa_rows(args.vqa_repo, args.rules) + caption_rows() + wer_rows()
     print(f"java: {shutil.which('java') or 'absent'}")
     print("| metric | trimodal | reference | abs difference |")
     print("|---|---|---|---|")
