@@ -107,3 +107,47 @@ def test_summary_rows_include_generation_metrics() -> None:
     assert rows["caption attribute accuracy"] == [0.5] and rows["transcription WER"] == [0.375]
     assert rows["generative VQA typed (exact)"] == [0.75]
     assert "generative VQA spoken (exact)" not in rows
+
+
+def coco_vqa_metrics() -> dict:
+    """A COCO / VQA style split: no per-row retrieval direction, the standard protocol, and
+    VQA scored with the official accuracy."""
+    direction = {"R@1": 0.25, "R@5": 0.5, "R@10": 0.75, "median_rank": 6.5}
+    vqa = {"accuracy": 0.6, "exact_match": 0.5, "count": 4, "metric": "vqa"}
+    vqa |= {"vqa_accuracy": 0.6, "vqa_count": 4}
+    split = {
+        "scenes": 4,
+        "retrieval": {"gallery_size": 4},
+        "retrieval_image_caption": {
+            "protocol": "image-caption",
+            "images": 4,
+            "captions": 20,
+            "text->image": direction,
+            "image->text": direction,
+            "rsum": 300.0,
+            "mean_recall": 0.5,
+        },
+        "vqa": {"typed": vqa, "typed/number": vqa},
+    }
+    return {"manifest": "coco.jsonl", "splits": {"test": split}}
+
+
+def test_report_names_the_protocol_and_the_vqa_metric() -> None:
+    report = markdown_report(coco_vqa_metrics(), "T")
+    assert "### Retrieval\n" not in report  # no per-row direction: no empty table
+    assert "### Retrieval, image-caption protocol" in report
+    assert "4 unique images and their 20 captions" in report
+    assert "| text->image | 0.250 | 0.500 | 0.750 | 6.500 |" in report
+    assert "RSUM 300.0 (of 600)" in report
+    assert "Official VQA v2 accuracy" in report and "exact match: typed 0.500" in report
+    assert "| all | 0.600 |" in report
+    world = {k: v for k, v in metrics().items() if k != "examples"}
+    assert "Exact match against each question's answer." in markdown_report(world, "T")
+
+
+def test_summary_has_the_standard_protocol_rows() -> None:
+    rows = dict(summary_rows(coco_vqa_metrics()))
+    assert rows["R@1 text->image, standard"] == [0.25]
+    assert rows["R@10 image->text, standard"] == [0.75]
+    assert rows["RSUM, standard (0-600)"] == [300.0]
+    assert "R@1 text->image, standard" not in dict(summary_rows(metrics()))

@@ -105,25 +105,13 @@ def _image_caption_section(standard: dict[str, Any]) -> list[str]:
 
 
 def _split_section(split: str, result: dict[str, Any], baselines: dict[str, Any]) -> list[str]:
-    retrieval = result["retrieval"]
-    lines = [f"## Split `{split}` ({result['scenes']} scenes)", "", "### Retrieval", ""]
-    lines.append(
-        f"Gallery: {retrieval['gallery_size']} items of the split; a hit is any item with the "
-        "same content; ties count against the query."
-    )
-    lines.append("")
-    directions = [k for k in retrieval if "->" in k]
-    lines.append(
-        table(
-            ["direction", *RETRIEVAL_COLUMNS],
-            [[d, *(retrieval[d][c] for c in RETRIEVAL_COLUMNS)] for d in directions],
-        )
-    )
-    lines.append("")
+    lines = [f"## Split `{split}` ({result['scenes']} scenes)", ""]
+    lines += _per_row_retrieval_section(result["retrieval"])
     if "retrieval_image_caption" in result:
         lines += _image_caption_section(result["retrieval_image_caption"])
     if "vqa" in result:
-        lines += ["### VQA accuracy", "", _vqa_table(split, result, baselines), ""]
+        lines += ["### VQA accuracy", "", *_vqa_metric_note(result["vqa"])]
+        lines += [_vqa_table(split, result, baselines), ""]
     if result.get("missing_modality"):
         lines += ["### Missing modality (VQA)", ""]
         rows = [
@@ -149,6 +137,36 @@ def _split_section(split: str, result: dict[str, Any], baselines: dict[str, Any]
             "",
         ]
     return lines
+
+
+def _per_row_retrieval_section(retrieval: dict[str, Any]) -> list[str]:
+    """The per-row protocol's table; nothing when no direction could be scored."""
+    directions = [k for k in retrieval if "->" in k]
+    if not directions:
+        return []
+    rows = [[d, *(retrieval[d][c] for c in RETRIEVAL_COLUMNS)] for d in directions]
+    return [
+        "### Retrieval",
+        "",
+        f"Gallery: {retrieval['gallery_size']} items of the split; a hit is any item with the "
+        "same content; ties count against the query.",
+        "",
+        table(["direction", *RETRIEVAL_COLUMNS], rows),
+        "",
+    ]
+
+
+def _vqa_metric_note(vqa: dict[str, Any]) -> list[str]:
+    """Which score the VQA table shows: the official VQA accuracy or exact match."""
+    official = [k for k in ("typed", "spoken") if vqa.get(k, {}).get("metric") == "vqa"]
+    if not official:
+        return ["Exact match against each question's answer.", ""]
+    exact = ", ".join(f"{k} {vqa[k]['exact_match']:.3f}" for k in official)
+    return [
+        "Official VQA v2 accuracy (min(#matching humans / 3, 1) over the leave-one-out subsets "
+        f"of the human answers, the official script's normalization); exact match: {exact}.",
+        "",
+    ]
 
 
 def _vqa_table(split: str, result: dict[str, Any], baselines: dict[str, Any]) -> str:
