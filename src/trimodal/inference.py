@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -153,22 +152,3 @@ class Model:
     def transcribe(self, audio: PathLike, **options: Any) -> str:
         """Write down what a recording says."""
         return self.chat([Turn("user", audio=audio)], **options)
-
-    def evaluate(
-        self, manifest: PathLike, split: str = "test", out: PathLike | None = None, **settings: Any
-    ) -> dict[str, Any]:
-        """Run the evaluation harness on a manifest split (see ``trimodal eval``).
-
-        Args:
-            settings: fields of :class:`trimodal.eval.harness.HarnessSettings`
-                (``robustness=False`` for a quick run).
-            out: also write metrics.json, report.md and plots into this folder.
-        """
-        from trimodal.eval.harness import HarnessSettings, evaluate_checkpoint
-        from trimodal.eval.report import write_report
-
-        with torch.no_grad():
-            metrics = evaluate_checkpoint(self, manifest, HarnessSettings(split=split, **settings))
-        if out is not None:
-            write_report(metrics, Path(out))
-        return metrics

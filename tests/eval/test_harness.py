@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from trimodal import Model
 from trimodal.data.tensors import RaggedAudio, to_float_images
 from trimodal.eval.basic import embed_rows, retrieval_metrics, vqa_accuracy
-from trimodal.eval.harness import EvaluationInputs, load_inputs, missing_modality
+from trimodal.eval.harness import EvaluationInputs, evaluate, load_inputs, missing_modality
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
 from trimodal.world.generate import WorldSummary
 
@@ -161,3 +162,16 @@ def test_robustness_degrades_with_strong_corruption(loaded: tuple[Model, Evaluat
     fgsm = out["curves"]["image_fgsm"]["vqa_typed"][0]
     assert fgsm <= out["clean"]["vqa_typed"]
     assert out["curves"]["image_blur"]["levels"] == []
+
+
+def test_evaluate_writes_the_report(
+    loaded: tuple[Model, EvaluationInputs], tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    model, _ = loaded
+    metrics = evaluate(
+        model, tiny_world[0] / "manifest.jsonl", out=tmp_path, robustness=False, examples=0
+    )
+    assert set(metrics["splits"]) == {"test", "holdout"}
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["splits"]["test"]["vqa"] == metrics["splits"]["test"]["vqa"]
+    assert (tmp_path / "report.md").is_file()

@@ -7,8 +7,8 @@ import statistics
 import pytest
 import torch
 
+from trimodal.data.tensors import content_groups
 from trimodal.eval.retrieval import (
-    content_groups,
     first_hit_ranks,
     image_caption_retrieval,
     median_rank,

@@ -57,6 +57,12 @@ def attribute_groups(attributes: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
+def content_groups(keys: Sequence[str]) -> torch.Tensor:
+    """Integer id per distinct content key ``[N]`` (equal ids = same content)."""
+    index: dict[str, int] = {}
+    return torch.tensor([index.setdefault(key, len(index)) for key in keys], dtype=torch.long)
+
+
 def content_key(sample: Sample) -> str:
     """What a caption says, canonically: equal keys mean retrieval counts either item as a hit.
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from trimodal.data.tensors import SceneTensors, to_float_images
-from trimodal.eval.retrieval import content_groups, first_hit_ranks, recall_summary
+from trimodal.data.tensors import SceneTensors, content_groups, to_float_images
+from trimodal.eval.retrieval import first_hit_ranks, recall_summary
 from trimodal.eval.vqa import AnswerScores
+from trimodal.models.stored_rows import row_encoders
 from trimodal.models.trimodal import TriModalModel
-from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import TokenSequence
 
 DIRECTIONS = (
@@ -25,17 +24,6 @@ DIRECTIONS = (
     ("audio", "image"),
 )
 QUESTION_MODALITY = {"typed": "text", "spoken": "audio"}
-
-
-def row_encoders(
-    model: TriModalModel, tensors: SceneTensors
-) -> dict[str, Callable[[torch.Tensor], EncoderOutput]]:
-    """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption or caption audio."""
-    return {
-        "image": lambda r: model.encode_image(to_float_images(tensors.images[r])),
-        "text": lambda r: model.encode_padded_text(tensors.caption_ids[r], tensors.caption_mask[r]),
-        "audio": lambda r: model.encode_audio(*tensors.caption_audio.batch(r)),
-    }
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ from trimodal.eval.baselines import QuestionPrior
 from trimodal.eval.basic import QUESTION_MODALITY, embed_rows, retrieval_metrics, vqa_accuracy
 from trimodal.eval.image_caption import image_caption_metrics, uses_image_caption_protocol
 from trimodal.eval.objects import object_head_accuracy, trains_object_head
+from trimodal.eval.report import write_report
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
 from trimodal.eval.zero_shot import world_zero_shot
 from trimodal.generation.evaluate import generation_metrics
@@ -118,6 +119,28 @@ def evaluate_checkpoint(
         picked = _sample_rows(tensors.rows_in(settings.split), settings.examples, settings)
         metrics["examples"] = attention_examples(model, inputs, picked)
     metrics["seconds"] = round(time.perf_counter() - started, 1)
+    return metrics
+
+
+def evaluate(
+    model: Model,
+    manifest_path: PathLike,
+    split: str = "test",
+    out: PathLike | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Run the harness on a manifest split, as ``trimodal eval`` does.
+
+    Args:
+        settings: fields of :class:`HarnessSettings` (``robustness=False`` for a quick run).
+        out: also write metrics.json, report.md and plots into this folder.
+    """
+    with torch.no_grad():
+        metrics = evaluate_checkpoint(
+            model, manifest_path, HarnessSettings(split=split, **settings)
+        )
+    if out is not None:
+        write_report(metrics, Path(out))
     return metrics
 
 

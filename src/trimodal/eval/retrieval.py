@@ -1,7 +1,7 @@
 """Retrieval metrics with pessimistic ties, under two protocols.
 
 - **Per-row** (the world's): every row is both a query and a gallery item; a hit is any gallery
-  item with the query's content (:func:`content_groups`), so repeated scenes count as hits.
+  item with the query's content (:func:`trimodal.data.tensors.content_groups`), so repeated scenes count as hits.
 - **Image-caption** (the standard COCO / Flickr30k protocol, :func:`image_caption_retrieval`):
   the gallery is unique images and their grouped captions; text->image hits the caption's own
   image, image->text hits any of the image's captions.
@@ -18,12 +18,6 @@ from typing import Any
 import torch
 
 RECALL_KS = (1, 5, 10)
-
-
-def content_groups(keys: Sequence[str]) -> torch.Tensor:
-    """Integer id per distinct content key ``[N]`` (equal ids = same content)."""
-    index: dict[str, int] = {}
-    return torch.tensor([index.setdefault(key, len(index)) for key in keys], dtype=torch.long)
 
 
 def first_hit_ranks(

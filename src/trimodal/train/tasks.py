@@ -15,13 +15,12 @@ import torch.nn.functional as F
 
 from trimodal.data.caption_pool import CaptionPool
 from trimodal.data.question_pool import IGNORE, QuestionPool
-from trimodal.data.tensors import SceneTensors, to_float_images
+from trimodal.data.tensors import SceneTensors, content_groups, to_float_images
 from trimodal.data.transforms import ImageTransform
-from trimodal.eval.basic import row_encoders
-from trimodal.eval.retrieval import content_groups
 from trimodal.generation.chat import CAPTION_PROMPT, SPOKEN_PROMPT, TRANSCRIBE_PROMPT, render_ids
 from trimodal.generation.conditioning import lm_loss, next_token_loss, text_states
 from trimodal.losses.contrastive import MAX_SCALE, pairwise_contrastive
+from trimodal.models.stored_rows import row_encoders
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 

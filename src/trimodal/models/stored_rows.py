@@ -1,0 +1,26 @@
+"""Encoding rows of a decoded manifest (:class:`~trimodal.data.tensors.SceneTensors`).
+
+Training steps and the evaluation harness both encode "these rows' images / captions / caption
+audio" from the same store; this is the one place that knows where each modality lives in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from trimodal.data.tensors import SceneTensors, to_float_images
+from trimodal.models.trimodal import TriModalModel
+from trimodal.modules.encoders.base import EncoderOutput
+
+
+def row_encoders(
+    model: TriModalModel, tensors: SceneTensors
+) -> dict[str, Callable[[torch.Tensor], EncoderOutput]]:
+    """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption or caption audio."""
+    return {
+        "image": lambda r: model.encode_image(to_float_images(tensors.images[r])),
+        "text": lambda r: model.encode_padded_text(tensors.caption_ids[r], tensors.caption_mask[r]),
+        "audio": lambda r: model.encode_audio(*tensors.caption_audio.batch(r)),
+    }
