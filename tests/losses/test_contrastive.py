@@ -12,7 +12,6 @@ import torch.distributed as dist
 from trimodal.losses.contrastive import (
     ContrastiveOutput,
     LearnableTemperature,
-    PairwiseContrastive,
     cosine_alignment,
     distributed_info_nce,
     gather_with_grad,
@@ -235,23 +234,6 @@ def test_pairwise_gather_without_process_group_is_local() -> None:
     local = pairwise_contrastive(embeddings, rows, [("image", "text")], scale)
     gathered = pairwise_contrastive(embeddings, rows, [("image", "text")], scale, gather=True)
     assert gathered.total.item() == pytest.approx(local.total.item(), abs=1e-12)
-
-
-def test_pairwise_module_uses_learned_temperature() -> None:
-    embeddings, rows = _three_modalities()
-    module = PairwiseContrastive([("image", "text")]).double()
-    out = module(embeddings, rows)
-    expected = naive_info_nce(
-        embeddings["image"][[1, 2, 3]], embeddings["text"][[1, 2, 0]], math.log(1 / 0.07)
-    )
-    assert out.total.item() == pytest.approx(expected, abs=1e-8)
-    out.total.backward()
-    assert module.temperature.logit_scale.grad is not None
-
-
-def test_pairwise_module_rejects_unknown_kind() -> None:
-    with pytest.raises(ValueError, match="kind"):
-        PairwiseContrastive([("image", "text")], kind="triplet")  # type: ignore[arg-type]
 
 
 # --- temperature ------------------------------------------------------------------------------

@@ -427,8 +427,3 @@ def replace_directory(staging: Path, target: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
     else:
         os.replace(staging, target)
-
-
-def normalized(embedding: torch.Tensor) -> torch.Tensor:
-    """L2-normalize the last dimension."""
-    return F.normalize(embedding, dim=-1)

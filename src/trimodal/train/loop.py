@@ -66,8 +66,6 @@ from trimodal.train.distributed import (
 )
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
 
-STAGES = ("vision", "align", "multitask", "reason", "generate", "bind")
-
 
 @dataclass
 class RunData:
