@@ -286,7 +286,7 @@ class GenerateConfig(StageConfig):
     weighted mean of the tasks' losses: ``task_weights`` maps a task to its weight (1 when
     absent). ``caption_variants`` draws the caption of the ``caption`` and ``dialogue`` tasks
     afresh each step among every caption the scene's graph supports (every template and object
-    order; see :mod:`trimodal.data.caption_pool`) instead of the one stored caption;
+    order; see :mod:`trimodal.world.caption_pool`) instead of the one stored caption;
     ``transcribe`` keeps the stored caption, which its audio speaks. ``grounding_weight``
     adds, to the caption task's loss, that weight times the cross-entropy of the decoder's
     grounding head (``model.decoder.grounding_bins``) at the object-phrase tokens of the drawn

@@ -32,7 +32,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trimodal.config import Config, config_from_json, to_dict
-from trimodal.data.question_pool import GROUNDED_OBJECTS
 from trimodal.data.tensors import OBJECT_GROUPS, attribute_groups
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.generation.conditioning import (
@@ -49,6 +48,7 @@ from trimodal.modules.encoders.image import ImageEncoder
 from trimodal.modules.encoders.text import TextEncoder
 from trimodal.modules.fusion import build_fusion
 from trimodal.modules.layers import TokenSequence, TransformerStack, initial_grid_positions
+from trimodal.world.question_pool import GROUNDED_OBJECTS
 
 MODALITIES = ("audio", "image", "text")
 

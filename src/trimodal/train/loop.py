@@ -42,9 +42,7 @@ from trimodal.config import (
     VisionConfig,
     to_dict,
 )
-from trimodal.data.caption_pool import CaptionPool, build_caption_pool
 from trimodal.data.manifest import load_manifest
-from trimodal.data.question_pool import QuestionPool, build_question_pool
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.data.transforms import ImageTransform
@@ -65,6 +63,8 @@ from trimodal.train.distributed import (
     init_distributed,
 )
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
+from trimodal.world.caption_pool import CaptionPool, build_caption_pool
+from trimodal.world.question_pool import QuestionPool, build_question_pool
 
 
 @dataclass

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from trimodal.data.caption_pool import CaptionPool
-from trimodal.data.question_pool import IGNORE, QuestionPool
 from trimodal.data.tensors import SceneTensors, content_groups, to_float_images
 from trimodal.data.transforms import ImageTransform
 from trimodal.generation.chat import CAPTION_PROMPT, SPOKEN_PROMPT, TRANSCRIBE_PROMPT, render_ids
@@ -23,6 +21,8 @@ from trimodal.losses.contrastive import MAX_SCALE, pairwise_contrastive
 from trimodal.models.stored_rows import row_encoders
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.world.caption_pool import CaptionPool
+from trimodal.world.question_pool import IGNORE, QuestionPool
 
 TASKS = ("contrastive", "vqa_typed", "vqa_spoken", "attributes", "objects")
 REASON_TASKS = ("vqa_typed", "vqa_spoken", "contrastive", "transcribe")

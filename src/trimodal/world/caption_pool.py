@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from trimodal.data.manifest import Manifest
-from trimodal.data.question_pool import IGNORE, cell_of
 from trimodal.data.tensors import pad_to_longest, row_index_table
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import caption_variants
+from trimodal.world.question_pool import IGNORE, cell_of
 
 
 @dataclass
@@ -75,7 +75,7 @@ def build_caption_pool(
         manifest: the manifest the tensors were built from (row ``i`` is sample ``i``).
         rows: the rows to pool (the training rows).
         max_length: captions are cut to this many tokens, as the stored ones are.
-        bins: side of the grounding grid (see :func:`~trimodal.data.question_pool.cell_of`).
+        bins: side of the grounding grid (see :func:`~trimodal.world.question_pool.cell_of`).
     """
     texts: list[str] = []
     named: list[list[tuple[int, int, tuple[int, int]]]] = []  # (start, end, cell) per phrase

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from trimodal.data.caption_pool import CaptionPool, build_caption_pool
 from trimodal.data.manifest import Manifest, load_manifest
-from trimodal.data.question_pool import cell_of
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
+from trimodal.world.caption_pool import CaptionPool, build_caption_pool
 from trimodal.world.generate import WorldSummary
 from trimodal.world.language import all_captions
+from trimodal.world.question_pool import cell_of
 from trimodal.world.scene import Scene
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from trimodal.data.manifest import Manifest, load_manifest
-from trimodal.data.question_pool import IGNORE, QuestionPool, build_question_pool, cell_of
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.world.generate import WorldSummary
 from trimodal.world.language import candidate_questions
+from trimodal.world.question_pool import IGNORE, QuestionPool, build_question_pool, cell_of
 from trimodal.world.scene import Scene
 
 
