@@ -29,7 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trimodal.config import Config, load_config
 from trimodal.losses.contrastive import info_nce
-from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.models.checkpoint import Vocabulary
+from trimodal.models.trimodal import TriModalModel
 
 
 def our_model(config: Config, vocab: int) -> TriModalModel:

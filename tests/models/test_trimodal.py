@@ -10,7 +10,8 @@ import torch
 
 from trimodal.config import load_config
 from trimodal.data.tokenizer import train_tokenizer
-from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.models.checkpoint import Vocabulary
+from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
 ROOT = Path(__file__).resolve().parents[2]

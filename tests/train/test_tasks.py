@@ -11,7 +11,8 @@ import torch
 
 from trimodal.config import load_config
 from trimodal.data.tensors import SceneTensors, to_float_images
-from trimodal.models.trimodal import TriModalModel, Vocabulary
+from trimodal.models.checkpoint import Vocabulary
+from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.train.loop import train
 from trimodal.train.tasks import (

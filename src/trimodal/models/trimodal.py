@@ -9,29 +9,23 @@
     image tokens -> attribute head (multi-label scene attributes)
     each image token -> object head (colour / shape / size of the object under it, or none)
 
-A checkpoint is a directory: ``config.json`` (resolved recipe), ``model.safetensors``,
-``tokenizer.json``, ``vocab.json`` (answers, attributes) and ``metrics.json``; it is written to a
-temporary directory and renamed into place, so a crash never leaves half a checkpoint.
+Checkpoints (a directory of config, weights, tokenizer, vocabulary and metrics, written
+atomically) are :mod:`trimodal.models.checkpoint`'s; ``save_pretrained`` / ``from_pretrained``
+reach them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from trimodal.config import Config, config_from_json, to_dict
+from trimodal.config import Config
 from trimodal.data.tensors import OBJECT_GROUPS, attribute_groups
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.generation.conditioning import (
@@ -42,6 +36,13 @@ from trimodal.generation.conditioning import (
 )
 from trimodal.generation.decoder import DecoderLM
 from trimodal.losses.contrastive import LearnableTemperature
+from trimodal.models.checkpoint import (
+    Vocabulary,
+    load_weights,
+    read_checkpoint,
+    write_directory_atomically,
+    write_model_files,
+)
 from trimodal.modules.encoders.audio import AudioEncoder
 from trimodal.modules.encoders.base import EncoderOutput, encode_in_length_groups
 from trimodal.modules.encoders.image import ImageEncoder
@@ -88,20 +89,6 @@ def greedy_ctc(scores: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
     out_mask = torch.arange(width, device=best.device)[None, :] < lengths[:, None]
     out_mask[:, 0] = True
     return ids, out_mask
-
-
-TIED = ("decoder.lm_head.weight",)
-"""Parameters tied to another (the decoder's LM head is its token embedding): not saved."""
-OPTIONAL = ("object_head.weight", "object_head.bias")
-"""Training-only heads that checkpoints from before they existed lack (left at their init)."""
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """Label spaces of the heads: VQA answers and scene attributes."""
-
-    answers: list[str]
-    attributes: list[str]
 
 
 class TriModalModel(nn.Module):
@@ -351,18 +338,14 @@ class TriModalModel(nn.Module):
             [TokenSequence(projector(part.tokens, modality), part.mask) for modality, part in parts]
         )
 
-    # -- checkpoints ----------------------------------------------------------------------
+    # -- checkpoints (files and atomic writes: trimodal.models.checkpoint) ---------------
     def write_files(
         self, directory: Path, tokenizer: TextTokenizer, metrics: dict[str, Any] | None = None
     ) -> None:
         """Write config, weights, tokenizer, vocabulary and metrics into an existing folder."""
-        (directory / "config.json").write_text(json.dumps(to_dict(self.config), indent=2))
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items() if k not in TIED}
-        save_file(state, str(directory / "model.safetensors"))
-        tokenizer.save(directory / "tokenizer.json")
-        vocabulary = {"answers": self.vocabulary.answers, "attributes": self.vocabulary.attributes}
-        (directory / "vocab.json").write_text(json.dumps(vocabulary, indent=2))
-        (directory / "metrics.json").write_text(json.dumps(metrics or {}, indent=2))
+        write_model_files(
+            directory, self.config, self.vocabulary, self.state_dict(), tokenizer, metrics
+        )
 
     def save_pretrained(
         self,
@@ -379,51 +362,10 @@ class TriModalModel(nn.Module):
     def from_pretrained(
         cls, directory: str | os.PathLike[str], map_location: str = "cpu"
     ) -> TriModalModel:
-        """Load a checkpoint written by :meth:`save_pretrained` (``model.tokenizer`` is set)."""
-        source = Path(directory)
-        if (source / "checkpoint" / "model.safetensors").is_file() and not (
-            source / "model.safetensors"
-        ).is_file():
-            source = source / "checkpoint"  # a training run folder: use its latest checkpoint
-        for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab.json"):
-            if not (source / name).is_file():
-                raise FileNotFoundError(f"{source} is not a trimodal checkpoint: {name} is missing")
-        config = config_from_json((source / "config.json").read_text())
-        vocabulary = Vocabulary(**json.loads((source / "vocab.json").read_text()))
-        tokenizer = TextTokenizer.load(source / "tokenizer.json")
-        model = cls(config, tokenizer.vocab_size, vocabulary)
-        state = load_file(str(source / "model.safetensors"), device=map_location)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        absent = set(missing) - set(TIED) - set(OPTIONAL)
-        if unexpected or absent:
-            raise ValueError(
-                f"{source}/model.safetensors does not match its config.json: "
-                f"missing {sorted(absent)}, unexpected {sorted(unexpected)}"
-            )
-        model.tokenizer = tokenizer
+        """Load a checkpoint written by :meth:`save_pretrained`, or a training run folder's
+        latest checkpoint (``model.tokenizer`` is set)."""
+        files = read_checkpoint(directory, map_location)
+        model = cls(files.config, files.tokenizer.vocab_size, files.vocabulary)
+        load_weights(model, files)
+        model.tokenizer = files.tokenizer
         return model.eval()
-
-
-def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(staging)`` on a fresh temp folder beside ``target``, then swap it in."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write(staging)
-        replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def replace_directory(staging: Path, target: Path) -> None:
-    """Swap ``staging`` into ``target``: the old directory survives until the new one is in place."""
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
-        os.replace(target, backup)
-        os.replace(staging, target)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(staging, target)

@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.models.trimodal import TriModalModel, write_directory_atomically
+from trimodal.models.checkpoint import write_directory_atomically
+from trimodal.models.trimodal import TriModalModel
 
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"

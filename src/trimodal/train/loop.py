@@ -53,7 +53,8 @@ from trimodal.losses.multitask import (
     LossDrivenTaskSampler,
     build_weighting,
 )
-from trimodal.models.trimodal import MODALITIES, TriModalModel, Vocabulary
+from trimodal.models.checkpoint import Vocabulary
+from trimodal.models.trimodal import MODALITIES, TriModalModel
 from trimodal.train import tasks as task_losses
 from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
 from trimodal.train.distributed import (
