@@ -30,9 +30,9 @@ from collections.abc import Callable
 
 import torch
 
-from trimodal.generation.decoder import DecoderLM
 from trimodal.generation.gpt2 import load_gpt2
 from trimodal.generation.sampling import generate
+from trimodal.modules.decoder import DecoderLM
 
 
 def gpt2_pair(args: argparse.Namespace, vocab: int) -> tuple[torch.nn.Module, DecoderLM]:

@@ -14,7 +14,7 @@ from trimodal.generation.conditioning import (
     lm_loss,
     teacher_forcing_batch,
 )
-from trimodal.generation.decoder import DecoderConfig, DecoderLM
+from trimodal.modules.decoder import DecoderConfig, DecoderLM
 from trimodal.modules.layers import TokenSequence, sinusoidal_positions
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from trimodal.generation.conditioning import lm_loss
-from trimodal.generation.decoder import DecoderConfig, DecoderLM
 from trimodal.generation.gpt2 import load_gpt2
 from trimodal.generation.sampling import generate
+from trimodal.modules.decoder import DecoderConfig, DecoderLM
 from trimodal.modules.layers import TokenSequence
 
 transformers = pytest.importorskip("transformers")

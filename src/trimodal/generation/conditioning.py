@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trimodal.config import DecoderModelConfig
-from trimodal.generation.decoder import DecoderConfig, DecoderLM
 from trimodal.generation.sampling import generate
+from trimodal.modules.decoder import DecoderConfig, DecoderLM
 from trimodal.modules.layers import TokenSequence, initial_grid_positions, sinusoidal_positions
 
 IGNORE = -100

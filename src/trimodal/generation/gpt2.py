@@ -2,7 +2,7 @@
 
 GPT-2 with ``add_cross_attention`` (an encoder-decoder's decoder) loads too; its encoder states
 become the decoder's ``memory``. The weights are renamed into
-:class:`~trimodal.generation.decoder.DecoderLM`'s names; GPT-2's ``Conv1D`` weights ``[in, out]``
+:class:`~trimodal.modules.decoder.DecoderLM`'s names; GPT-2's ``Conv1D`` weights ``[in, out]``
 are already in the layout of our ``DecoderLinear`` kernels. Nothing is downloaded.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from trimodal.generation.decoder import DecoderConfig, DecoderLM
+from trimodal.modules.decoder import DecoderConfig, DecoderLM
 
 _GPT2_BLOCK = {  # HF name inside h.{i}. -> ours inside blocks.{i}. (Conv1D weight = our kernel)
     "ln_1.weight": "norm1.weight",

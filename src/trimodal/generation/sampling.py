@@ -1,4 +1,4 @@
-"""Batched generation for :class:`~trimodal.generation.decoder.DecoderLM`.
+"""Batched generation for :class:`~trimodal.modules.decoder.DecoderLM`.
 
 Greedy, temperature, top-k and top-p sampling with stop tokens and a length limit, over the
 model's preallocated KV cache (or, for checking it, by re-running the whole sequence each step).
@@ -12,7 +12,7 @@ from functools import partial
 
 import torch
 
-from trimodal.generation.decoder import DecoderLM
+from trimodal.modules.decoder import DecoderLM
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:

@@ -34,7 +34,6 @@ from trimodal.generation.conditioning import (
     build_decoder,
     join_prefixes,
 )
-from trimodal.generation.decoder import DecoderLM
 from trimodal.losses.contrastive import LearnableTemperature
 from trimodal.models.checkpoint import (
     Vocabulary,
@@ -43,6 +42,7 @@ from trimodal.models.checkpoint import (
     write_directory_atomically,
     write_model_files,
 )
+from trimodal.modules.decoder import DecoderLM
 from trimodal.modules.encoders.audio import AudioEncoder
 from trimodal.modules.encoders.base import EncoderOutput, encode_in_length_groups
 from trimodal.modules.encoders.image import ImageEncoder

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trimodal.generation.decoder import DecoderConfig, DecoderLinear, DecoderLM
 from trimodal.generation.gpt2 import load_gpt2
 from trimodal.generation.sampling import filter_logits, generate
+from trimodal.modules.decoder import DecoderConfig, DecoderLinear, DecoderLM
 
 transformers = pytest.importorskip("transformers")
 
