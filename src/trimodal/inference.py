@@ -44,7 +44,7 @@ class Model:
 
     # -- encoders ---------------------------------------------------------------------
     def _images(self, paths: Sequence[PathLike]) -> EncoderOutput:
-        return self.network.encode_image(torch.stack([self.image_transform(p) for p in paths]))
+        return self.network.encode("image", torch.stack([self.image_transform(p) for p in paths]))
 
     def _texts(self, texts: Sequence[str], questions: bool = False) -> EncoderOutput:
         encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]
@@ -53,12 +53,12 @@ class Model:
         )
         if questions:
             return self.network.encode_question(ids, mask)
-        return self.network.encode_text(ids, mask)
+        return self.network.encode("text", ids, mask)
 
     def _audio(self, paths: Sequence[PathLike]) -> EncoderOutput:
         mels = [self.log_mel(load_audio(p, self.log_mel.sample_rate)) for p in paths]
         features, mask = pad_spectrograms(mels)
-        return self.network.encode_audio(features, mask)
+        return self.network.encode("audio", features, mask)
 
     @torch.no_grad()
     def embed_images(self, paths: Sequence[PathLike]) -> torch.Tensor:

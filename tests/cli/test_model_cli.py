@@ -182,7 +182,7 @@ def test_a_spoken_question_shows_what_the_transcriber_heard(
         features, mask = pad_spectrograms(
             [model.log_mel(load_audio(wav, model.log_mel.sample_rate))]
         )
-        audio = network.encode_audio(features, mask)
+        audio = network.encode("audio", features, mask)
         best = network.transcriber(audio.tokens, audio.mask)[0].argmax(-1).tolist()
     words, previous = [], None
     for index in best[: int(audio.mask.sum())]:

@@ -45,10 +45,10 @@ def test_question_grad_cam_answers_like_the_model(tiny_run: Path, tmp_path: Path
     network = model.network
     image = to_float_images(torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8))[0]
     ids = torch.tensor([model.tokenizer.encode("what color is the star?")])
-    question = network.encode_text(ids, torch.ones_like(ids, dtype=torch.bool)).sequence()
+    question = network.encode("text", ids, torch.ones_like(ids, dtype=torch.bool)).sequence()
     answer, heat = question_grad_cam(network, image, question, "text")
     with torch.no_grad():
-        context = network.image_context(network.encode_image(image.unsqueeze(0)))
+        context = network.image_context(network.encode("image", image.unsqueeze(0)))
         expected = int(network.answer_logits({"image": context, "text": question}).argmax())
     assert answer == expected
     assert heat.shape == (64, 64) and float(heat.min()) >= 0.0 and float(heat.max()) <= 1.0

@@ -31,14 +31,14 @@ def naive_typed_accuracy(
     hits = total = 0
     for row in rows:
         image = network.image_context(
-            network.encode_image(to_float_images(tensors.images[row : row + 1]))
+            network.encode("image", to_float_images(tensors.images[row : row + 1]))
         )
         for q in range(tensors.question_ids.shape[1]):
             mask = tensors.question_mask[row, q]
             if not mask.any():
                 continue
             ids = tensors.question_ids[row, q][mask].unsqueeze(0)
-            text = network.encode_text(ids, torch.ones_like(ids, dtype=torch.bool)).sequence()
+            text = network.encode("text", ids, torch.ones_like(ids, dtype=torch.bool)).sequence()
             parts = {"image": image, "text": text}
             if remove == "image":
                 del parts["image"]

@@ -129,7 +129,7 @@ def test_image_caption_protocol_matches_naive(tiny_run: Path, coco_like: Path) -
     )
     assert result is not None
     network = model.network
-    images = network.encode_image(to_float_images(inputs.tensors.images[rows])).pooled
+    images = network.encode("image", to_float_images(inputs.tensors.images[rows])).pooled
     images = torch.nn.functional.normalize(images, dim=-1)
     captions, owner = [], []
     for image, row in enumerate(rows):
@@ -164,7 +164,7 @@ def test_harness_reports_both_protocols_and_official_vqa(tiny_run: Path, coco_li
     total, count = 0.0, 0
     for row in rows.tolist():
         image = network.image_context(
-            network.encode_image(to_float_images(tensors.images[row : row + 1]))
+            network.encode("image", to_float_images(tensors.images[row : row + 1]))
         )
         for q, question in enumerate(inputs.manifest.samples[row].questions):
             mask = tensors.question_mask[row, q]

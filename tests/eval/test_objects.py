@@ -35,7 +35,7 @@ def test_object_head_accuracy_matches_a_per_object_loop(
     with torch.no_grad():
         result = object_head_accuracy(model, tensors, rows, batch=5)
         for row in rows.tolist():
-            image = model.encode_image(to_float_images(tensors.images[row : row + 1]))
+            image = model.encode("image", to_float_images(tensors.images[row : row + 1]))
             logits = model.object_logits(image)
             grid = round(logits[0].shape[1] ** 0.5)
             for k in range(tensors.object_labels.shape[1]):

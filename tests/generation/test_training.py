@@ -256,6 +256,6 @@ def test_stage_3_trains_the_caption_grounding_head(
     train(config, tiny_world[0], tmp_path / "all", progress=False)
     before, after = (TriModalModel.from_pretrained(tmp_path / n) for n in ("align", "all"))
     assert before.caption_grounding is not None and after.caption_grounding is not None
-    frozen = before.image_encoder.state_dict(), after.image_encoder.state_dict()
+    frozen = before.encoders["image"].state_dict(), after.encoders["image"].state_dict()
     assert all(torch.equal(frozen[0][name], frozen[1][name]) for name in frozen[0])
     assert not torch.equal(before.caption_grounding.weight, after.caption_grounding.weight)

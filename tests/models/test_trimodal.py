@@ -69,12 +69,12 @@ def test_fusion_positions_add_the_column_and_row_tables_by_hand() -> None:
 
 def test_answers_from_any_subset_of_modalities() -> None:
     model = _model()
-    image = model.image_context(model.encode_image(torch.randn(2, 3, 64, 64)))
-    text = model.encode_text(
-        torch.randint(4, 50, (2, 5)), torch.ones(2, 5, dtype=torch.bool)
+    image = model.image_context(model.encode("image", torch.randn(2, 3, 64, 64)))
+    text = model.encode(
+        "text", torch.randint(4, 50, (2, 5)), torch.ones(2, 5, dtype=torch.bool)
     ).sequence()
-    audio = model.encode_audio(
-        torch.randn(2, 64, 80), torch.ones(2, 80, dtype=torch.bool)
+    audio = model.encode(
+        "audio", torch.randn(2, 64, 80), torch.ones(2, 80, dtype=torch.bool)
     ).sequence()
     for inputs in (
         {"image": image, "text": text},
@@ -126,13 +126,16 @@ def test_causal_questions_mask_questions_only() -> None:
             model.encode_question(ids, mask),
             model.encode_question(changed, mask),
         )
-        caption, caption_changed = model.encode_text(ids, mask), model.encode_text(changed, mask)
+        caption, caption_changed = (
+            model.encode("text", ids, mask),
+            model.encode("text", changed, mask),
+        )
     # Causal: tokens before position 3 cannot see the change; bidirectional captions can.
     assert torch.allclose(question.tokens[:, :3], question_changed.tokens[:, :3], atol=1e-6)
     assert not torch.allclose(question.tokens[:, 3:5], question_changed.tokens[:, 3:5])
     assert not torch.allclose(caption.tokens[:, :3], caption_changed.tokens[:, :3])
     # The same weights: a caption encoded with the causal override equals the question.
-    forced = model.text_encoder(ids, mask, causal=True)
+    forced = model.encoders["text"](ids, mask, causal=True)
     assert torch.allclose(forced.tokens, question.tokens, atol=1e-6)
 
 
@@ -161,9 +164,9 @@ def test_greedy_ctc_merges_repeats_drops_blanks_and_padding_by_hand() -> None:
 def test_a_spoken_question_is_answered_as_its_transcript() -> None:
     model = _model("model.transcriber_depth=1")
     assert model.transcriber is not None and _model().transcriber is None
-    image = model.image_context(model.encode_image(torch.randn(2, 3, 64, 64)))
-    audio = model.encode_audio(
-        torch.randn(2, 64, 80), torch.ones(2, 80, dtype=torch.bool)
+    image = model.image_context(model.encode("image", torch.randn(2, 3, 64, 64)))
+    audio = model.encode(
+        "audio", torch.randn(2, 64, 80), torch.ones(2, 80, dtype=torch.bool)
     ).sequence()
     with torch.no_grad():
         scores = model.transcriber(audio.tokens, audio.mask)

@@ -105,7 +105,7 @@ def test_object_loss_reaches_the_image_tower_and_skips_rows_without_scenes(
     loss = object_loss(step)
     loss.backward()
     assert torch.isfinite(loss) and loss > 0
-    first_conv = next(model.image_encoder.stem.parameters())
+    first_conv = next(model.encoders["image"].stem.parameters())
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
     # By hand: the mean cross-entropy of each group over every cell of every row, summed.
     with torch.no_grad():
@@ -196,10 +196,12 @@ def test_pooled_vqa_loss_is_answer_plus_weighted_grounding_by_hand(
     positions, indices = data.pool.sample(rows, 2, torch.Generator().manual_seed(4))
     answer_terms, cell_terms = [], []
     with torch.no_grad():
-        image = model.image_context(model.encode_image(to_float_images(data.tensors.images[rows])))
+        image = model.image_context(
+            model.encode("image", to_float_images(data.tensors.images[rows]))
+        )
         for position, index in zip(positions.tolist(), indices.tolist(), strict=True):
             mask = data.pool.mask[index]
-            text = model.encode_text(data.pool.ids[index][mask][None], mask[mask][None])
+            text = model.encode("text", data.pool.ids[index][mask][None], mask[mask][None])
             state = model.fuse(
                 {"image": image.select(torch.tensor([position])), "text": text.sequence()}
             )
@@ -260,9 +262,9 @@ def test_frozen_outputs_match_eval_mode_encoding_row_by_row(
     model.eval()
     picked = torch.tensor([int(rows[5]), int(rows[0])])
     alone = {
-        "image": lambda r: model.encode_image(to_float_images(data.tensors.images[r])),
-        "audio": lambda r: model.encode_audio(*data.tensors.caption_audio.batch(r)),
-        "spoken": lambda r: model.encode_audio(*data.tensors.spoken_audio.batch(r)),
+        "image": lambda r: model.encode("image", to_float_images(data.tensors.images[r])),
+        "audio": lambda r: model.encode("audio", *data.tensors.caption_audio.batch(r)),
+        "spoken": lambda r: model.encode("audio", *data.tensors.spoken_audio.batch(r)),
     }
     with torch.no_grad():
         for tower, encode in alone.items():
@@ -342,10 +344,10 @@ def test_contrastive_leaves_out_a_row_without_caption_audio(
     with torch.no_grad():
         total, parts = contrastive_loss(step, pairs, "info_nce", 0.2, False)
         voiced = torch.tensor([0, 1, 3, 4, 5])
-        audio = model.encode_audio(*tensors.caption_audio.batch(rows[voiced])).pooled
+        audio = model.encode("audio", *tensors.caption_audio.batch(rows[voiced])).pooled
         ids, mask = tensors.caption_ids[rows], tensors.caption_mask[rows]
         text = model.encode_padded_text(ids, mask).pooled
-        image = model.encode_image(to_float_images(tensors.images[rows])).pooled
+        image = model.encode("image", to_float_images(tensors.images[rows])).pooled
     scale = float(model.temperature().exp())
     audio_text = naive_info_nce(audio, text[voiced], scale)
     image_text = naive_info_nce(image, text, scale)
@@ -376,7 +378,7 @@ def test_a_row_without_caption_audio_is_frozen_as_a_step_encodes_it(
     model, tensors, rows = _without_caption_audio(tiny_world[0], position=2)
     frozen = freeze_perception(model, tensors, rows, {"audio"})["audio"].select(rows)
     with torch.no_grad():
-        per_step = model.encode_audio(*tensors.caption_audio.batch(rows))
+        per_step = model.encode("audio", *tensors.caption_audio.batch(rows))
     assert not bool(frozen.mask[2].any())
     assert torch.equal(frozen.mask, per_step.mask[:, : frozen.mask.shape[1]])
     assert torch.allclose(frozen.pooled, per_step.pooled, atol=1e-5)
@@ -407,9 +409,9 @@ def test_the_reason_stage_moves_only_text_fusion_and_heads(
     assert after.keys() == before.keys()
     # The stages before stage 2b are identical in both runs, so every difference is its doing.
     for name in after:
-        if name.startswith(("image_encoder.", "audio_encoder.")):  # BatchNorm statistics too
+        if name.startswith(("encoders.image.", "encoders.audio.")):  # BatchNorm statistics too
             assert torch.equal(after[name], before[name]), name
-    prefixes = ("text_encoder.", "fusion.", "backbone.", "answer_head.", "grounding_head.")
+    prefixes = ("encoders.text.", "fusion.", "backbone.", "answer_head.", "grounding_head.")
     for prefix in (*prefixes, "transcriber."):
         names = [name for name in after if name.startswith(prefix)]
         assert names and any(not torch.equal(after[n], before[n]) for n in names), prefix
@@ -446,7 +448,7 @@ def test_bind_loss_matches_a_naive_full_gallery_softmax() -> None:
     config = load_config(ROOT / "configs" / "tiny.yaml")
     vocabulary = Vocabulary(["yes", "no"], ["color:red", "shape:star"])
     model = TriModalModel(config, 50, vocabulary)
-    dim = model.audio_encoder.projection.in_features
+    dim = model.encoders["audio"].projection.in_features
     features = torch.randn(6, dim)
     anchors = torch.nn.functional.normalize(torch.randn(6, config.model.embed_dim), dim=-1)
     groups = torch.tensor([0, 1, 0, 2, 3, 1])  # rows 0 and 2 (1 and 5) have identical content
@@ -456,16 +458,16 @@ def test_bind_loss_matches_a_naive_full_gallery_softmax() -> None:
     step = StepInputs(model, None, rows, torch.Generator())  # type: ignore[arg-type]
     loss = bind_loss(step, targets)
     with torch.no_grad():
-        embedded = model.audio_encoder.projection(features[[0, 2, 5]])
+        embedded = model.encoders["audio"].projection(features[[0, 2, 5]])
     scale = float(model.temperature().exp())
     expected = naive_bind_loss(embedded, anchors, [0, 2, 5], groups.tolist(), scale)
     assert loss.item() == pytest.approx(expected, abs=1e-5)
     loss.backward()
-    assert model.audio_encoder.projection.weight.grad is not None
+    assert model.encoders["audio"].projection.weight.grad is not None
     assert model.temperature.logit_scale.grad is None  # the temperature stays fixed
     for parameter in model.parameters():
         parameter.requires_grad_(False)  # as in the stage: only the projection trains
-    model.audio_encoder.projection.requires_grad_(True)
+    model.encoders["audio"].projection.requires_grad_(True)
     nobody = StepInputs(model, None, torch.tensor([0, 4]), torch.Generator())  # type: ignore[arg-type]
     empty = bind_loss(nobody, targets)
     assert empty.item() == 0.0
@@ -494,7 +496,7 @@ def test_the_bind_stage_moves_only_its_projection_head(
     after = load_file(str(tmp_path / "with" / "checkpoint" / "model.safetensors"))
     before = load_file(str(tmp_path / "without" / "checkpoint" / "model.safetensors"))
     changed = {name for name in after if not torch.equal(after[name], before[name])}
-    assert changed == {"audio_encoder.projection.weight", "audio_encoder.projection.bias"}
+    assert changed == {"encoders.audio.projection.weight", "encoders.audio.projection.bias"}
     records = [
         json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()
     ]
@@ -552,7 +554,7 @@ def test_transcribe_loss_matches_a_naive_ctc_forward_pass(
             if q < 0:
                 continue
             features, frames = tensors.spoken_audio.batch(torch.tensor([row]))
-            audio = model.encode_audio(features, frames)
+            audio = model.encode("audio", features, frames)
             used = int(audio.mask.sum())
             scores = model.transcriber(audio.tokens, audio.mask)[0, :used].log_softmax(-1)
             words = tensors.question_ids[row, q][tensors.question_mask[row, q]].tolist()
@@ -657,7 +659,7 @@ def test_caption_grounding_adds_the_phrase_cell_loss_computed_row_by_row(
     terms = []
     with torch.no_grad():
         images = to_float_images(data.tensors.images[rows])
-        memory = model.decoder_prefix(("image", model.encode_image(images).sequence()))
+        memory = model.decoder_prefix(("image", model.encode("image", images).sequence()))
         for i, index in enumerate(drawn):
             caption, cells = pool.caption_ids(index), pool.caption_cells(index)
             ids, _ = render_ids(

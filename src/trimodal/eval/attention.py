@@ -62,7 +62,7 @@ def question_grad_cam(
         (predicted answer index, heat map ``[S, S]`` in [0, 1]).
     """
     with torch.enable_grad():
-        encoded = model.encode_image(image.unsqueeze(0))
+        encoded = model.encode("image", image.unsqueeze(0))
         tokens = encoded.tokens.detach().requires_grad_(True)  # (1, T, D)
         context = model.image_context(EncoderOutput(tokens, encoded.mask, encoded.pooled))
         logits = model.answer_logits({"image": context, modality: question})[0]

@@ -101,7 +101,7 @@ def vqa_accuracy(
     scores = AnswerScores()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        image = model.image_context(model.encode_image(to_float_images(tensors.images[chunk])))
+        image = model.image_context(model.encode("image", to_float_images(tensors.images[chunk])))
         _typed(model, tensors, chunk, image, scores, remove)
         _spoken(model, tensors, chunk, image, scores, remove)
     return scores.table()
@@ -176,6 +176,6 @@ def _spoken(
     if scene.numel() == 0:
         return
     features, mask = tensors.spoken_audio.batch(chunk[scene])
-    audio = model.encode_audio(features, mask).sequence()
+    audio = model.encode("audio", features, mask).sequence()
     predicted = _answer(model, image.select(scene), audio, "audio", remove)
     _score(model, tensors, (chunk[scene], index[scene]), predicted, "spoken", scores)

@@ -196,7 +196,7 @@ def _example_questions(
         out.append(("typed", network.encode_question(ids, mask).sequence()))
     if int(tensors.spoken_index[row]) >= 0:
         features, mask = tensors.spoken_audio.batch(torch.tensor([row]))
-        out.append(("spoken", network.encode_audio(features, mask).sequence()))
+        out.append(("spoken", network.encode("audio", features, mask).sequence()))
     return out
 
 

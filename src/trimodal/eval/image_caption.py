@@ -100,7 +100,7 @@ def image_caption_metrics(
     image_rows = torch.tensor(gallery.image_rows, dtype=torch.long)
     images = torch.cat(
         [
-            model.encode_image(to_float_images(tensors.images[image_rows[i : i + batch]])).pooled
+            model.encode("image", to_float_images(tensors.images[image_rows[i : i + batch]])).pooled
             for i in range(0, len(image_rows), batch)
         ]
     )  # (I, E)

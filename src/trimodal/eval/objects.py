@@ -45,8 +45,8 @@ def object_head_accuracy(
         labels = tensors.object_labels[chunk]  # (B, K, 3)
         if not bool((labels >= 0).any()):
             continue
-        logits = model.object_logits(model.encode_image(to_float_images(tensors.images[chunk])))
-        cells = centre_cells(tensors.object_boxes[chunk], model.image_encoder.grid)  # (B, K)
+        logits = model.object_logits(model.encode("image", to_float_images(tensors.images[chunk])))
+        cells = centre_cells(tensors.object_boxes[chunk], model.image_grid)  # (B, K)
         for g, group in enumerate(logits):
             predicted = group.gather(1, cells.unsqueeze(-1).expand(-1, -1, group.shape[-1]))
             known = labels[..., g] >= 0

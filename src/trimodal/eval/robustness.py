@@ -198,7 +198,7 @@ def _fgsm_images(
             scene: torch.Tensor = scene,
             targets: torch.Tensor = targets,
         ) -> torch.Tensor:
-            image = network.image_context(network.encode_image(normalize(x)))
+            image = network.image_context(network.encode("image", normalize(x)))
             text = network.encode_question(ids, mask).sequence()
             logits = network.answer_logits({"image": image.select(scene), "text": text})
             return F.cross_entropy(logits, targets)

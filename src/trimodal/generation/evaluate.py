@@ -72,7 +72,7 @@ def generation_metrics(
     captions, transcripts, typed, spoken = [], [], [], []
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        image = model.encode_image(to_float_images(tensors.images[chunk])).sequence()
+        image = model.encode("image", to_float_images(tensors.images[chunk])).sequence()
         captions += _replies(
             model,
             tokenizer,
@@ -83,7 +83,7 @@ def generation_metrics(
         voiced = chunk[tensors.has_audio[chunk]]
         if len(voiced):
             features, mask = tensors.caption_audio.batch(voiced)
-            audio = model.encode_audio(features, mask).sequence()
+            audio = model.encode("audio", features, mask).sequence()
             said = _replies(
                 model,
                 tokenizer,
@@ -166,7 +166,7 @@ def _spoken_answers(
     if scene.numel() == 0:
         return []
     features, mask = tensors.spoken_audio.batch(chunk[scene])
-    question = model.encode_audio(features, mask).sequence()
+    question = model.encode("audio", features, mask).sequence()
     prefix = model.decoder_prefix(("image", image.select(scene)), ("audio", question))
     replies = _replies(model, tokenizer, prefix, [SPOKEN_PROMPT] * len(scene), 8)
     asked = list(zip(chunk[scene].tolist(), index[scene].tolist(), strict=True))

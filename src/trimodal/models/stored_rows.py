@@ -20,7 +20,7 @@ def row_encoders(
 ) -> dict[str, Callable[[torch.Tensor], EncoderOutput]]:
     """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption or caption audio."""
     return {
-        "image": lambda r: model.encode_image(to_float_images(tensors.images[r])),
+        "image": lambda r: model.encode("image", to_float_images(tensors.images[r])),
         "text": lambda r: model.encode_padded_text(tensors.caption_ids[r], tensors.caption_mask[r]),
-        "audio": lambda r: model.encode_audio(*tensors.caption_audio.batch(r)),
+        "audio": lambda r: model.encode("audio", *tensors.caption_audio.batch(r)),
     }

@@ -35,6 +35,7 @@ from trimodal.generation.conditioning import (
     join_prefixes,
 )
 from trimodal.losses.contrastive import LearnableTemperature
+from trimodal.modalities import get_modality, registered_modalities
 from trimodal.models.checkpoint import (
     Vocabulary,
     load_weights,
@@ -43,10 +44,7 @@ from trimodal.models.checkpoint import (
     write_model_files,
 )
 from trimodal.modules.decoder import DecoderLM
-from trimodal.modules.encoders.audio import AudioEncoder
 from trimodal.modules.encoders.base import EncoderOutput, encode_in_length_groups
-from trimodal.modules.encoders.image import ImageEncoder
-from trimodal.modules.encoders.text import TextEncoder
 from trimodal.modules.fusion import build_fusion
 from trimodal.modules.layers import TokenSequence, TransformerStack, initial_grid_positions
 from trimodal.world.question_pool import GROUNDED_OBJECTS
@@ -104,21 +102,10 @@ class TriModalModel(nn.Module):
         super().__init__()
         self.config, self.vocabulary = config, vocabulary
         m = config.model
-        self.text_encoder = TextEncoder(
-            m.text, vocab_size, m.dim, m.embed_dim, m.mlp_ratio, m.pool, m.position_init
+        self.encoders = nn.ModuleDict(
+            {mod.name: mod.build_encoder(config, vocab_size) for mod in registered_modalities()}
         )
-        self.image_encoder = ImageEncoder(
-            m.image,
-            config.data.image_size,
-            m.dim,
-            m.embed_dim,
-            m.mlp_ratio,
-            m.pool,
-            m.position_init,
-        )
-        self.audio_encoder = AudioEncoder(
-            m.audio, config.data.n_mels, m.dim, m.embed_dim, m.mlp_ratio, m.pool
-        )
+        self.register_load_state_dict_pre_hook(_legacy_encoder_names)
         self.temperature = LearnableTemperature()
         self.fusion = build_fusion(m.fusion.name, m.dim, MODALITIES, **m.fusion.options)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, m.dim))
@@ -160,28 +147,33 @@ class TriModalModel(nn.Module):
         )
 
     # -- encoders -------------------------------------------------------------------------
-    def encode_image(self, images: torch.Tensor) -> EncoderOutput:
-        """Normalized images ``[B, 3, S, S]`` -> :class:`EncoderOutput`."""
-        return self.image_encoder(images)
+    def encode(self, modality: str, *inputs: Any, **options: Any) -> EncoderOutput:
+        """One batch of ``modality``'s inputs -> :class:`EncoderOutput`.
 
-    def encode_text(
-        self, ids: torch.Tensor, mask: torch.Tensor, causal: bool | None = None
-    ) -> EncoderOutput:
-        """Token ids ``[B, L]`` and mask -> :class:`EncoderOutput` (``causal`` overrides
-        ``model.text.causal``)."""
-        return self.text_encoder(ids, mask, causal=causal)
+        ``"image"``: normalized images ``[B, 3, S, S]``; ``"text"``: ids ``[B, L]`` and mask
+        (``causal=`` overrides ``model.text.causal``); ``"audio"``: log-mel ``[B, n_mels, F]``
+        and frame mask ``[B, F]``. What each takes is its :class:`Modality`'s to say.
+        """
+        return get_modality(modality).encode(
+            self.encoders[modality], self.config, *inputs, **options
+        )
+
+    @property
+    def image_grid(self) -> int:
+        """Side of the image encoder's token grid (tokens = ``image_grid ** 2``)."""
+        return int(getattr(self.encoders["image"], "grid"))  # noqa: B009 (ModuleDict item)
 
     def encode_padded_text(
         self, ids: torch.Tensor, mask: torch.Tensor, causal: bool | None = None
     ) -> EncoderOutput:
-        """:meth:`encode_text` after dropping columns that are padding in every row.
+        """``encode("text", ...)`` after dropping columns that are padding in every row.
 
         Rows gathered from a store padded to the longest text of a whole manifest are mostly
         padding; the masked result is the same, only cheaper.
         """
         keep = mask.any(0)
         return encode_in_length_groups(
-            lambda i, m: self.encode_text(i, m, causal=causal),
+            lambda i, m: self.encode("text", i, m, causal=causal),
             ids[:, keep],
             mask[:, keep],
             self.config.model.length_groups,
@@ -192,13 +184,6 @@ class TriModalModel(nn.Module):
         or ``model.text.causal_questions`` is on."""
         text = self.config.model.text
         return self.encode_padded_text(ids, mask, causal=text.causal or text.causal_questions)
-
-    def encode_audio(self, features: torch.Tensor, mask: torch.Tensor) -> EncoderOutput:
-        """Log-mel ``[B, n_mels, F]`` and frame mask ``[B, F]`` -> :class:`EncoderOutput`
-        (in ``model.length_groups`` groups of similar length)."""
-        return encode_in_length_groups(
-            self.audio_encoder, features, mask, self.config.model.length_groups
-        )
 
     def image_context(self, image: EncoderOutput) -> TokenSequence:
         """Image tokens as fusion sees them: the grid average-pooled by ``fusion_image_pool``.
@@ -369,3 +354,14 @@ class TriModalModel(nn.Module):
         load_weights(model, files)
         model.tokenizer = files.tokenizer
         return model.eval()
+
+
+def _legacy_encoder_names(
+    module: nn.Module, state: dict[str, torch.Tensor], prefix: str, *_: object
+) -> None:
+    """Load hook: checkpoints written before the modality registry kept each encoder under its
+    own attribute (``image_encoder.``); their weights load under ``encoders.<name>.``."""
+    for modality in registered_modalities():
+        old, new = prefix + modality.legacy_prefix, f"{prefix}encoders.{modality.name}."
+        for key in [k for k in state if k.startswith(old)]:
+            state[new + key[len(old) :]] = state.pop(key)

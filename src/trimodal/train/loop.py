@@ -678,14 +678,14 @@ class Trainer:
         generate = self.config.train.generate
         frozen = plan.name == "generate" and generate.freeze_encoders
         if plan.name == "bind":
-            head = f"{self.config.train.bind.modality}_encoder.projection."
+            head = f"encoders.{self.config.train.bind.modality}.projection."
             for name, parameter in self.model.named_parameters():
                 parameter.requires_grad_(name.startswith(head))
             return
         for name, parameter in self.model.named_parameters():
             own = name.startswith(("projector.", "decoder.", "caption_grounding."))
             if plan.name == "reason":
-                fixed = own or name.startswith(("image_encoder.", "audio_encoder."))
+                fixed = own or name.startswith(("encoders.image.", "encoders.audio."))
                 parameter.requires_grad_(not fixed)
             else:
                 parameter.requires_grad_(own or not frozen)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from trimodal.data.tensors import SceneTensors, content_groups, to_float_images
 from trimodal.data.transforms import ImageTransform
@@ -56,7 +58,7 @@ class StepInputs:
                 images = torch.stack([self.augment.normalize(self._augmented(x)) for x in raw])
             else:
                 images = to_float_images(raw)
-            self.cache["image"] = self.model.encode_image(images)
+            self.cache["image"] = self.model.encode("image", images)
         return self.cache["image"]
 
     def _augmented(self, image: torch.Tensor) -> torch.Tensor:
@@ -76,7 +78,7 @@ class StepInputs:
             self.cache["audio"] = self.frozen["audio"].select(self.rows)
         if "audio" not in self.cache:
             features, mask = self.tensors.caption_audio.batch(self.rows)
-            self.cache["audio"] = self.model.encode_audio(features, mask)
+            self.cache["audio"] = self.model.encode("audio", features, mask)
         return self.cache["audio"]
 
     def spoken(self, rows: torch.Tensor) -> EncoderOutput:
@@ -84,7 +86,7 @@ class StepInputs:
         if "spoken" in self.frozen:
             return self.frozen["spoken"].select(rows)
         features, mask = self.tensors.spoken_audio.batch(rows)
-        return self.model.encode_audio(features, mask)
+        return self.model.encode("audio", features, mask)
 
 
 @dataclass
@@ -187,7 +189,10 @@ def freeze_perception(
     with_spoken = rows[tensors.spoken_index[rows] >= 0]
     if "spoken" in towers and len(with_spoken):
         frozen["spoken"] = encode_frozen(
-            model, lambda r: model.encode_audio(*tensors.spoken_audio.batch(r)), with_spoken, total
+            model,
+            lambda r: model.encode("audio", *tensors.spoken_audio.batch(r)),
+            with_spoken,
+            total,
         )
     return frozen
 
@@ -222,7 +227,7 @@ def bind_targets(
             f"found {len(rows)}"
         )
     encoders = row_encoders(model, tensors)
-    pooler = getattr(model, f"{modality}_encoder").pooler
+    pooler = cast(nn.Module, model.encoders[modality].pooler)
     features, anchors = [], []
     with _evaluating(model):
         for start in range(0, len(rows), chunk):
@@ -245,7 +250,7 @@ def bind_loss(step: StepInputs, targets: BindTargets) -> torch.Tensor:
     """
     at = targets.position[step.rows]
     at = at[at >= 0]
-    projection = getattr(step.model, f"{targets.modality}_encoder").projection
+    projection = cast(nn.Linear, step.model.encoders[targets.modality].projection)
     if at.numel() == 0:  # zero, attached to the one trainable module of the stage
         return projection.weight.sum() * 0.0
     embedded = F.normalize(projection(targets.features[at]), dim=-1)  # (B, E)
@@ -472,7 +477,7 @@ def object_loss(step: StepInputs) -> torch.Tensor:
     targets = object_grid_targets(
         tensors.object_boxes[rows[has]],
         tensors.object_labels[rows[has]],
-        model.image_encoder.grid,
+        model.image_grid,
         [c - 1 for c in classes],
     )
     logits = model.object_logits(step.image())

@@ -1,0 +1,42 @@
+"""The modality registry: every modality the model can encode, registered here explicitly.
+
+Registration order is build order (it fixes the encoders' initialization and parameter order):
+text, image, audio. A new modality is a new :class:`~trimodal.modalities.base.Modality` in its
+own file, registered with one line below.
+"""
+
+from __future__ import annotations
+
+from trimodal.modalities.audio import AudioModality
+from trimodal.modalities.base import Modality
+from trimodal.modalities.image import ImageModality
+from trimodal.modalities.text import TextModality
+
+_REGISTRY: dict[str, Modality] = {}
+
+
+def register(modality: Modality) -> Modality:
+    """Add ``modality`` to the registry; a second one with the same name is an error."""
+    if modality.name in _REGISTRY:
+        raise ValueError(f"modality {modality.name!r} is already registered")
+    _REGISTRY[modality.name] = modality
+    return modality
+
+
+def get_modality(name: str) -> Modality:
+    """The registered modality called ``name``; an unknown name lists the known ones."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown modality {name!r} (registered: {', '.join(_REGISTRY)})")
+    return _REGISTRY[name]
+
+
+def registered_modalities() -> tuple[Modality, ...]:
+    """Every registered modality, in registration (build) order."""
+    return tuple(_REGISTRY.values())
+
+
+register(TextModality())
+register(ImageModality())
+register(AudioModality())
+
+__all__ = ["Modality", "get_modality", "register", "registered_modalities"]
