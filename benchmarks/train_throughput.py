@@ -113,8 +113,8 @@ def main() -> None:
     )
     vocab, batch = 600, args.batch
     ours, clip = our_model(config, vocab), clip_model(config, vocab)
-    ours_params = sum(p.numel() for p in ours.image_encoder.parameters()) + sum(
-        p.numel() for p in ours.text_encoder.parameters()
+    ours_params = sum(p.numel() for p in ours.encoders["image"].parameters()) + sum(
+        p.numel() for p in ours.encoders["text"].parameters()
     )
     print(
         f"config: batch {batch}, image {config.data.image_size}px patch {config.model.image.patch_size}, "
@@ -145,7 +145,7 @@ def race(
     ours_optimizer = torch.optim.AdamW(ours.parameters(), lr=1e-4)
 
     def our_step() -> None:
-        image = ours.encode_image(images).pooled
+        image = ours.encode("image", images).pooled
         text = ours.encode_padded_text(ids, mask).pooled
         loss = info_nce(image, text, ours.temperature())
         ours_optimizer.zero_grad(set_to_none=True)
