@@ -305,11 +305,15 @@ class GenerateConfig(StageConfig):
 
 @dataclass
 class TrainConfig:
-    """The stages plus run-wide settings; they run in the order vision, align, multitask,
-    reason, generate, bind."""
+    """The stages plus run-wide settings; the stages run in the order ``stages`` lists."""
 
     seed: int = 0
     threads: int = 0
+    stages: list[str] = field(
+        default_factory=lambda: ["vision", "align", "multitask", "reason", "generate", "bind"]
+    )
+    """Stages to run, in order (see :mod:`trimodal.train.stages`); one with ``epochs: 0`` is
+    skipped. A stage's position seeds its data order, so reordering changes the batches."""
     vision: VisionConfig = field(default_factory=VisionConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)

@@ -161,10 +161,10 @@ def test_unknown_task_names_are_clear_errors(
 
 def test_anchors_may_name_a_pair_in_either_order() -> None:
     from trimodal.config import AlignConfig
-    from trimodal.train.loop import _anchors
+    from trimodal.train.step import contrastive_anchors
 
     align = AlignConfig(pairs=["image-text", "text-audio"], anchors={"text-audio": "text"})
-    assert _anchors(align) == {"audio-text": "text"}
+    assert contrastive_anchors(align) == {"audio-text": "text"}
 
 
 POOLED = [

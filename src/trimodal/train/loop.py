@@ -1,5 +1,5 @@
-"""``trimodal train``: stage 0 (vision, optional), stage 1 (align), stage 2 (multi-task),
-stage 2b (reason, optional) and stage 3 (generate, optional), resumable, DDP-ready.
+"""``trimodal train``: the stages a recipe lists in ``train.stages`` (:mod:`trimodal.train.stages`:
+vision, align, multitask, reason, generate, bind by default), resumable, DDP-ready.
 
 The same entry point runs alone or under ``torchrun --nproc_per_node=N``: the process group is
 joined when torchrun's variables are set, each rank computes its share of every global batch,
@@ -31,30 +31,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from trimodal.config import (
-    AlignConfig,
-    BindConfig,
-    Config,
-    GenerateConfig,
-    MultiTaskConfig,
-    ReasonConfig,
-    StageConfig,
-    VisionConfig,
-    to_dict,
-)
+from trimodal.config import Config, StageConfig, to_dict
 from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
-from trimodal.data.transforms import ImageTransform
 from trimodal.io import atomic_write_text
-from trimodal.losses.contrastive import pair_key
-from trimodal.losses.multitask import (
-    DynamicWeightAverage,
-    LossDrivenTaskSampler,
-    build_weighting,
-)
+from trimodal.losses.multitask import DynamicWeightAverage, LossDrivenTaskSampler
 from trimodal.models.checkpoint import Vocabulary
-from trimodal.models.trimodal import MODALITIES, TriModalModel
+from trimodal.models.trimodal import TriModalModel
 from trimodal.train import tasks as task_losses
 from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
 from trimodal.train.distributed import (
@@ -64,6 +48,8 @@ from trimodal.train.distributed import (
     init_distributed,
 )
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
+from trimodal.train.stages import Stage, build_stages
+from trimodal.train.step import TrainStep
 from trimodal.world.caption_pool import CaptionPool, build_caption_pool
 from trimodal.world.question_pool import QuestionPool, build_question_pool
 
@@ -147,231 +133,6 @@ def prepare_data(
     return RunData(tokenizer, vocabulary, tensors, train_rows, pool, reason_pool, caption_pool)
 
 
-def _pairs(names: list[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for name in names:
-        first, _, second = name.partition("-")
-        if not second or {first, second} - {"image", "text", "audio"}:
-            raise ValueError(
-                f"train.align.pairs: {name!r} is not of the form image-text/audio-text/audio-image"
-            )
-        pairs.append((first, second))
-    return pairs
-
-
-def _anchors(align: AlignConfig) -> dict[str, str]:
-    """``train.align.anchors`` keyed by :func:`pair_key` (either order may be written); each
-    must name a pair of ``train.align.pairs`` and one of its two modalities."""
-    pairs = {pair_key(*pair): pair for pair in _pairs(align.pairs)}
-    anchors = {}
-    for name, modality in align.anchors.items():
-        first, _, second = name.partition("-")
-        key = pair_key(first, second)
-        if key not in pairs:
-            raise ValueError(
-                f"train.align.anchors: {name!r} is not one of train.align.pairs {align.pairs}"
-            )
-        if modality not in pairs[key]:
-            raise ValueError(
-                f"train.align.anchors: the anchor of {name!r} must be {first!r} or {second!r}, "
-                f"got {modality!r}"
-            )
-        anchors[key] = modality
-    return anchors
-
-
-def _check_caption_grounding(config: Config) -> None:
-    """``train.generate.grounding_weight`` needs the decoder's grounding head and the caption
-    variants that carry its targets."""
-    weight = config.train.generate.grounding_weight
-    if weight < 0:
-        raise ValueError(f"train.generate.grounding_weight must be >= 0, got {weight}")
-    if weight > 0 and not (
-        config.train.generate.caption_variants and config.model.decoder.grounding_bins > 0
-    ):
-        raise ValueError(
-            "train.generate.grounding_weight > 0 needs train.generate.caption_variants: true "
-            "and model.decoder.grounding_bins > 0"
-        )
-
-
-def _check_task_weights(generate: GenerateConfig) -> None:
-    """``train.generate.task_weights`` names only stage-3 tasks, with weights >= 0 that do not
-    all vanish."""
-    given = generate.task_weights
-    task_losses.check_tasks(list(given), tuple(generate.tasks), "train.generate.task_weights")
-    total = sum(given.get(task, 1.0) for task in generate.tasks)
-    if any(weight < 0 for weight in given.values()) or (generate.tasks and total <= 0):
-        raise ValueError(
-            f"train.generate.task_weights: weights must be >= 0 with a positive sum, got {given}"
-        )
-
-
-def _check_bind(bind: BindConfig) -> None:
-    """``train.bind`` names two different modalities."""
-    names = MODALITIES
-    if bind.modality not in names or bind.anchor not in names or bind.modality == bind.anchor:
-        raise ValueError(
-            f"train.bind: modality and anchor must be two different ones of {names}, "
-            f"got {bind.modality!r} and {bind.anchor!r}"
-        )
-
-
-class TrainStep(nn.Module):
-    """The whole loss of one step as a module, so DistributedDataParallel can wrap it."""
-
-    def __init__(
-        self,
-        model: TriModalModel,
-        weighting: nn.Module | None,
-        config: Config,
-        distributed: bool,
-        pool: QuestionPool | None = None,
-        reason_pool: QuestionPool | None = None,
-        caption_pool: CaptionPool | None = None,
-    ):
-        super().__init__()
-        self.pool, self.reason_pool, self.caption_pool = pool, reason_pool, caption_pool
-        self.frozen: dict[str, task_losses.FrozenOutputs] = {}
-        """Fixed encoder outputs, set by the trainer for stage 2b and a frozen stage 3."""
-        self.bind_targets: task_losses.BindTargets | None = None
-        """Stage 2c's fixed features and anchors, set by the trainer at its start."""
-        self.pairs = _pairs(config.train.align.pairs)
-        self.anchors = _anchors(config.train.align)
-        self.model, self.weighting, self.config, self.distributed = (
-            model,
-            weighting,
-            config,
-            distributed,
-        )
-        self.augment = (
-            ImageTransform(size=config.data.image_size, augment=True)
-            if config.data.augment
-            else None
-        )
-
-    def forward(
-        self,
-        tensors: SceneTensors,
-        rows: torch.Tensor,
-        stage: str,
-        active: list[str],
-        generator: torch.Generator,
-    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Returns (total loss, unweighted parts, weights)."""
-        step = task_losses.StepInputs(self.model, tensors, rows, generator, self.augment)
-        losses: dict[str, torch.Tensor] = {}
-        parts: dict[str, float] = {}
-        if stage == "generate":
-            return self._generation(step, active)
-        if stage == "vision":
-            return self._image_tasks(step, active)
-        if stage == "reason":
-            return self._reason(step, active)
-        if stage == "bind":
-            if self.bind_targets is None:
-                raise RuntimeError("stage 'bind' needs the targets computed at its start")
-            loss = task_losses.bind_loss(step, self.bind_targets)
-            return loss, {"bind": float(loss.detach())}, {"bind": 1.0}
-        if stage == "align" or "contrastive" in active:
-            losses["contrastive"], parts = self._contrastive(step)
-        if stage == "align":
-            return self._align(step, losses["contrastive"], parts)
-        multitask = self.config.train.multitask
-        if "vqa_typed" in active:
-            losses["vqa_typed"] = task_losses.typed_vqa_loss(
-                step, multitask.questions_per_scene, self.pool, multitask.grounding_weight
-            )
-        if "vqa_spoken" in active:
-            losses["vqa_spoken"] = task_losses.spoken_vqa_loss(step)
-        for name in task_losses.IMAGE_TASKS:
-            if name in active:
-                losses[name] = task_losses.IMAGE_TASK_LOSSES[name](step)
-        assert self.weighting is not None
-        output = self.weighting(losses)
-        parts |= {k: float(v.detach()) for k, v in output.parts.items()}
-        return output.total, parts, dict(output.weights)
-
-    def _contrastive(self, step: task_losses.StepInputs) -> tuple[torch.Tensor, dict[str, float]]:
-        """The ``train.align`` contrastive loss and its per-pair parts (``contrastive/a-b``)."""
-        align = self.config.train.align
-        total, pair_parts = task_losses.contrastive_loss(
-            step,
-            self.pairs,
-            align.loss,
-            align.margin,
-            self.distributed,
-            self.anchors,
-            align.anchor_gradient,
-        )
-        return total, {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
-
-    def _image_tasks(
-        self, step: task_losses.StepInputs, active: list[str]
-    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Stage 0: the sum of the image-only tasks' losses."""
-        losses = {name: task_losses.IMAGE_TASK_LOSSES[name](step) for name in active}
-        total = torch.stack(list(losses.values())).sum()
-        parts = {name: float(loss.detach()) for name, loss in losses.items()}
-        return total, parts, dict.fromkeys(losses, 1.0)
-
-    def _align(
-        self, step: task_losses.StepInputs, contrastive: torch.Tensor, parts: dict[str, float]
-    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Stage 1: the contrastive loss plus any ``align.auxiliary`` image tasks (weight 1)."""
-        parts["contrastive"] = float(contrastive.detach())
-        auxiliary = list(self.config.train.align.auxiliary)
-        if not auxiliary:
-            return contrastive, parts, {"contrastive": 1.0}
-        extra, extra_parts, extra_weights = self._image_tasks(step, auxiliary)
-        return contrastive + extra, parts | extra_parts, {"contrastive": 1.0} | extra_weights
-
-    def _reason(
-        self, step: task_losses.StepInputs, active: list[str]
-    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Stage 2b: the ``train.reason.tasks`` over frozen image and audio outputs, each at
-        weight 1, and the grounding loss at ``grounding_weight``."""
-        if "image" not in self.frozen or self.reason_pool is None:
-            raise RuntimeError("stage 'reason' needs its question pool and frozen image outputs")
-        reason = self.config.train.reason
-        step.frozen = self.frozen
-        losses: dict[str, torch.Tensor] = {}
-        weights: dict[str, float] = {}
-        if "vqa_typed" in active:
-            answer, grounding = task_losses.pooled_vqa_losses(
-                step, reason.questions_per_scene, self.reason_pool
-            )
-            losses["vqa_typed"], weights["vqa_typed"] = answer, 1.0
-            if grounding is not None:
-                losses["grounding"], weights["grounding"] = grounding, reason.grounding_weight
-        if "vqa_spoken" in active:
-            losses["vqa_spoken"], weights["vqa_spoken"] = task_losses.spoken_vqa_loss(step), 1.0
-        if "transcribe" in active:
-            losses["transcribe"], weights["transcribe"] = task_losses.transcribe_loss(step), 1.0
-        parts: dict[str, float] = {}
-        if "contrastive" in active:
-            losses["contrastive"], parts = self._contrastive(step)
-            weights["contrastive"] = 1.0
-        total = torch.stack([weights[name] * loss for name, loss in losses.items()]).sum()
-        parts |= {name: float(loss.detach()) for name, loss in losses.items()}
-        return total, parts, weights
-
-    def _generation(
-        self, step: task_losses.StepInputs, active: list[str]
-    ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
-        """Stage 3: the ``task_weights``-weighted mean of the generative tasks' next-token
-        losses (over the frozen encoder outputs, with ``freeze_encoders``)."""
-        step.frozen = self.frozen
-        step.captions = self.caption_pool
-        losses = {task: task_losses.generation_loss(step, task) for task in active}
-        given = self.config.train.generate.task_weights
-        raw = {task: given.get(task, 1.0) for task in losses}
-        weights = {task: weight / sum(raw.values()) for task, weight in raw.items()}
-        total = torch.stack([weights[task] * loss for task, loss in losses.items()]).sum()
-        parts = {task: float(loss.detach()) for task, loss in losses.items()}
-        return total, parts, weights
-
-
 def _optimizer(step_module: TrainStep, stage: StageConfig) -> torch.optim.AdamW:
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
@@ -436,16 +197,25 @@ def torch_threads(count: int) -> Iterator[None]:
 
 @dataclass
 class StagePlan:
-    """A stage's name, config and step count."""
+    """A stage, its position in ``train.stages`` and its step count."""
 
     index: int
-    name: str
-    config: StageConfig
+    stage: Stage
     steps: int
+
+    @property
+    def name(self) -> str:
+        """The stage's name."""
+        return self.stage.name
+
+    @property
+    def config(self) -> StageConfig:
+        """The stage's section of the recipe."""
+        return self.stage.settings
 
 
 class Trainer:
-    """Runs both stages; see the module docstring."""
+    """Runs the recipe's stages in order; see the module docstring."""
 
     def __init__(
         self,
@@ -462,54 +232,20 @@ class Trainer:
             context,
             progress,
         )
-        task_losses.check_tasks(
-            config.train.vision.tasks, task_losses.IMAGE_TASKS, "train.vision.tasks"
-        )
-        task_losses.check_tasks(
-            config.train.align.auxiliary, task_losses.IMAGE_TASKS, "train.align.auxiliary"
-        )
-        task_losses.check_tasks(
-            config.train.multitask.tasks, task_losses.TASKS, "train.multitask.tasks"
-        )
-        task_losses.check_tasks(
-            config.train.reason.tasks, task_losses.REASON_TASKS, "train.reason.tasks"
-        )
-        _anchors(config.train.align)  # malformed pairs and anchors are errors before any step
-        _check_task_weights(config.train.generate)
-        _check_caption_grounding(config)
-        _check_bind(config.train.bind)
-        if config.train.reason.epochs > 0 and not config.train.reason.tasks:
-            raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
-        if "transcribe" in config.train.reason.tasks and config.model.transcriber_depth < 1:
-            raise ValueError("train.reason.tasks has 'transcribe' but model.transcriber_depth is 0")
+        stages = build_stages(config)  # every stage's options are checked before any step
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
         self.model.tokenizer = data.tokenizer
         self.log = MetricsLog(run_dir, context.is_main)
-        train = config.train
         self.plans = [
             StagePlan(
-                i, name, stage, steps_for(stage.epochs, len(data.train_rows), stage.batch_size)
+                i,
+                stage,
+                steps_for(stage.settings.epochs, len(data.train_rows), stage.settings.batch_size),
             )
-            for i, (name, stage) in enumerate(
-                (
-                    ("vision", train.vision),
-                    ("align", train.align),
-                    ("multitask", train.multitask),
-                    ("reason", train.reason),
-                    ("generate", train.generate),
-                    ("bind", train.bind),  # last: it fits the final space; earlier indices stay
-                )
-            )
+            for i, stage in enumerate(stages)
         ]
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
-
-    def _weighting(self) -> nn.Module:
-        multitask = self.config.train.multitask
-        options: dict[str, Any] = (
-            {"weights": multitask.static_weights} if multitask.weighting == "static" else {}
-        )
-        return build_weighting(multitask.weighting, multitask.tasks, **options)
 
     def run(self, resume: bool, max_steps: int = 0) -> dict[str, Any]:
         """Train to the end of the plan (or ``max_steps`` global steps); returns a summary."""
@@ -559,8 +295,8 @@ class Trainer:
             )
 
     def _run_stage(self, plan: StagePlan, state: TrainingState | None, max_steps: int) -> bool:
-        weighting = self._weighting() if plan.name == "multitask" else None
-        self._set_trainable(plan)
+        weighting = plan.stage.weighting()
+        plan.stage.set_trainable(self.model)
         # A frozen parameter must not carry the last stage's gradient into gradient clipping.
         self.model.zero_grad(set_to_none=True)
         step_module = TrainStep(
@@ -572,16 +308,12 @@ class Trainer:
             self.data.reason_pool,
             self.data.caption_pool,
         )
-        towers = self._frozen_towers(plan)
+        towers = plan.stage.frozen_towers()
         if towers:
             step_module.frozen = task_losses.freeze_perception(
                 self.model, self.data.tensors, self.data.train_rows, towers
             )
-        if plan.name == "bind":
-            bind = self.config.train.bind
-            step_module.bind_targets = task_losses.bind_targets(
-                self.model, self.data.tensors, self.data.train_rows, bind.modality, bind.anchor
-            )
+        plan.stage.prepare(step_module, self.model, self.data.tensors, self.data.train_rows)
         if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
         optimizer = _optimizer(step_module, plan.config)
@@ -589,7 +321,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: warmup_cosine(s, plan.steps, warmup)
         )
-        sampler = self._sampler(plan)
+        sampler = plan.stage.sampler()
         start = 0
         if state is not None:
             if state.step > 0:  # at a stage boundary the new stage starts a fresh optimizer
@@ -642,88 +374,10 @@ class Trainer:
         # max_steps reached exactly at the end of this stage: stop before the next one
         return not (max_steps > 0 and self.global_step >= max_steps)
 
-    def _frozen_towers(self, plan: StagePlan) -> set[str]:
-        """What a stage reads from fixed encoders, encoded once at its start (none: encode
-        every step).
-
-        Stage 2b: images always, spoken questions for ``vqa_spoken``, spoken captions for a
-        contrastive pair with audio. Stage 3 with ``freeze_encoders``: images for the tasks
-        that look at the scene, spoken captions for ``transcribe``, spoken questions for
-        ``vqa_spoken``; the decoder then trains on the eval-mode outputs it reads at inference.
-        """
-        if plan.name == "reason":
-            tasks = self.config.train.reason.tasks
-            towers = {"image"}
-            if "vqa_spoken" in tasks or "transcribe" in tasks:
-                towers.add("spoken")
-            pairs = _pairs(self.config.train.align.pairs)
-            if "contrastive" in tasks and any("audio" in pair for pair in pairs):
-                towers.add("audio")
-            return towers
-        generate = self.config.train.generate
-        if plan.name != "generate" or not generate.freeze_encoders:
-            return set()
-        needs: dict[str, set[str]] = {
-            "image": {"caption", "vqa_typed", "vqa_spoken", "dialogue"},
-            "audio": {"transcribe"},
-            "spoken": {"vqa_spoken"},
-        }
-        return {tower for tower, users in needs.items() if users & set(generate.tasks)}
-
-    def _set_trainable(self, plan: StagePlan) -> None:
-        """Stage 3 with ``freeze_encoders`` trains only the projector and decoder (with its
-        grounding head); stage 2b
-        trains neither them nor the image and audio towers; stage 2c (bind) trains only its
-        modality's projection head."""
-        generate = self.config.train.generate
-        frozen = plan.name == "generate" and generate.freeze_encoders
-        if plan.name == "bind":
-            head = f"encoders.{self.config.train.bind.modality}.projection."
-            for name, parameter in self.model.named_parameters():
-                parameter.requires_grad_(name.startswith(head))
-            return
-        for name, parameter in self.model.named_parameters():
-            own = name.startswith(("projector.", "decoder.", "caption_grounding."))
-            if plan.name == "reason":
-                fixed = own or name.startswith(("encoders.image.", "encoders.audio."))
-                parameter.requires_grad_(not fixed)
-            else:
-                parameter.requires_grad_(own or not frozen)
-
     def _window(self, plan: StagePlan) -> int:
         """Steps per DWA window: one epoch, or a quarter of the stage when that is shorter."""
         per_epoch = max(1, len(self.data.train_rows) // plan.config.batch_size)
         return max(1, min(per_epoch, plan.steps // 4))
-
-    def _sampler(self, plan: StagePlan) -> LossDrivenTaskSampler | None:
-        multitask = self.config.train.multitask
-        if plan.name != "multitask" or multitask.scheduler == "all":
-            return None
-        if multitask.scheduler != "loss_driven":
-            raise ValueError(
-                f"train.multitask.scheduler must be 'all' or 'loss_driven', got {multitask.scheduler!r}"
-            )
-        return LossDrivenTaskSampler(multitask.tasks, seed=self.config.train.seed)
-
-    def _active_tasks(self, plan: StagePlan, sampler: LossDrivenTaskSampler | None) -> list[str]:
-        if plan.name == "align":
-            return ["contrastive"]
-        if plan.name == "bind":
-            return ["bind"]
-        if plan.name == "vision":
-            assert isinstance(plan.config, VisionConfig)
-            return list(plan.config.tasks)
-        if plan.name == "generate":
-            assert isinstance(plan.config, GenerateConfig)
-            return list(plan.config.tasks)
-        if plan.name == "reason":
-            assert isinstance(plan.config, ReasonConfig)
-            return list(plan.config.tasks)
-        multitask = plan.config
-        assert isinstance(multitask, MultiTaskConfig)
-        if sampler is None:
-            return list(multitask.tasks)
-        return sampler.sample(min(multitask.tasks_per_step, len(multitask.tasks)))
 
     def _train_step(
         self,
@@ -745,8 +399,8 @@ class Trainer:
             self.context.world_size,
         )
         generator = torch.Generator().manual_seed(seed * 7919 + plan.index * 104_729 + step)
-        active = self._active_tasks(plan, sampler)
-        loss, parts, weights = runner(self.data.tensors, rows, plan.name, active, generator)
+        active = plan.stage.active_tasks(sampler)
+        loss, parts, weights = runner(self.data.tensors, rows, plan.stage, active, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in runner.parameters() if p.requires_grad], 1.0)
