@@ -398,18 +398,3 @@ def test_bad_on_error_value(media: Path, write_jsonl) -> None:
     path = write_jsonl(media / "manifest.jsonl", [GOOD_ROW])
     with pytest.raises(ValueError, match="on_error"):
         load_manifest(path, on_error="ignore")  # type: ignore[arg-type]
-
-
-def test_scenes_yield_the_rows_with_a_scene_graph(
-    tiny_world: tuple[Path, Any],
-) -> None:
-    manifest = load_manifest(tiny_world[0] / "manifest.jsonl")
-    from dataclasses import replace
-
-    manifest.samples[1] = replace(manifest.samples[1], scene=None)  # passed over
-    found = list(manifest.scenes([0, 1, 2]))
-    assert [row for row, _ in found] == [0, 2]
-    for row, scene in found:
-        graph = manifest.samples[row].scene
-        assert graph is not None and len(scene.objects) == len(graph["objects"])
-        assert scene.objects[0].color == graph["objects"][0]["color"]

@@ -14,7 +14,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from trimodal.data.digits import DIGIT_NAMES, build_digits, load_source, stratified_halves
 from trimodal.data.manifest import load_manifest
 from trimodal.eval.digits import (
     METHOD_ROWS,
@@ -27,6 +26,7 @@ from trimodal.eval.digits import (
     zero_shot_accuracy,
 )
 from trimodal.eval.zero_shot import class_embeddings
+from trimodal.world.digits import DIGIT_NAMES, build_digits, load_source, stratified_halves
 
 
 def test_accuracy_by_hand() -> None:

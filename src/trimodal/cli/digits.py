@@ -17,12 +17,12 @@ from typing import Any
 
 from trimodal.cli.train import add_override_argument
 from trimodal.config import Config, load_config, to_dict
-from trimodal.data.digits import build_digits, format_summary
 from trimodal.eval.digits import evaluate_digits, format_table
 from trimodal.inference import Model
 from trimodal.io import atomic_write_text
 from trimodal.train.checkpoint import load_training_state
 from trimodal.train.loop import torch_threads, train
+from trimodal.world.digits import build_digits, format_summary
 
 
 def register(verbs: Any) -> None:

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import soundfile
 from PIL import Image, UnidentifiedImageError
-
-from trimodal.world.scene import Scene
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "holdout")
 MEDIA_FIELDS: tuple[str, ...] = ("image", "audio")
@@ -149,13 +147,6 @@ class Manifest:
     def split(self, *names: str) -> list[Sample]:
         """Samples in any of the splits ``names``."""
         return [sample for sample in self.samples if sample.split in names]
-
-    def scenes(self, rows: Iterable[int]) -> Iterator[tuple[int, Scene]]:
-        """``(row, scene graph)`` for each of ``rows`` whose sample has one, in order."""
-        for row in rows:
-            sample = self.samples[row]
-            if sample.scene is not None:
-                yield row, Scene.from_dict(sample.scene, sample.split)
 
     @property
     def skipped_lines(self) -> list[int]:

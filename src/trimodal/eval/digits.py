@@ -1,6 +1,6 @@
 """The digits benchmark: zero-shot and linear-probe accuracy against an RBF SVM on raw pixels.
 
-On the ``test`` half of a digits directory (see :mod:`trimodal.data.digits`):
+On the ``test`` half of a digits directory (see :mod:`trimodal.world.digits`):
 
 - **zero-shot (prompts)**: each class is the ensembled text embedding of its prompts ("seven",
   "the digit seven", "a handwritten seven", ...); an image gets the most similar class. No
@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from trimodal.data.digits import CAPTION_TEMPLATES, class_prompts, load_source
 from trimodal.data.manifest import Sample, load_manifest
 from trimodal.eval.zero_shot import class_embeddings, zero_shot_predict
+from trimodal.world.digits import CAPTION_TEMPLATES, class_prompts, load_source
 
 EMBED_BATCH = 256
 SVM_SETTINGS: dict[str, Any] = {"kernel": "rbf", "C": 1.0, "gamma": "scale"}
@@ -180,7 +180,7 @@ def evaluate_digits(
 
     Args:
         model: anything with ``embed_images``, ``embed_texts`` and ``embed_audio``.
-        world_dir: a directory written by :func:`trimodal.data.digits.build_digits` (or its
+        world_dir: a directory written by :func:`trimodal.world.digits.build_digits` (or its
             ``manifest.jsonl``).
         templates: prompt templates (``{name}`` is the digit's name), ensembled per class.
 

@@ -23,12 +23,12 @@ from trimodal.data.tensors import SceneTensors, cached_scene_tensors, to_float_i
 from trimodal.eval.attention import question_grad_cam
 from trimodal.eval.baselines import QuestionPrior
 from trimodal.eval.basic import QUESTION_MODALITY, embed_rows, retrieval_metrics, vqa_accuracy
+from trimodal.eval.generation import generation_metrics
 from trimodal.eval.image_caption import image_caption_metrics, uses_image_caption_protocol
 from trimodal.eval.objects import object_head_accuracy, trains_object_head
 from trimodal.eval.report import write_report
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
 from trimodal.eval.zero_shot import world_zero_shot
-from trimodal.generation.evaluate import generation_metrics
 from trimodal.inference import Model
 from trimodal.modules.layers import TokenSequence
 

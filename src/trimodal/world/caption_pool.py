@@ -19,6 +19,7 @@ from trimodal.data.tensors import pad_to_longest, row_index_table
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import caption_variants
 from trimodal.world.question_pool import IGNORE, cell_of
+from trimodal.world.scene_graphs import manifest_scenes
 
 
 @dataclass
@@ -80,7 +81,7 @@ def build_caption_pool(
     texts: list[str] = []
     named: list[list[tuple[int, int, tuple[int, int]]]] = []  # (start, end, cell) per phrase
     per_row: dict[int, range] = {}
-    for row, scene in manifest.scenes(rows):
+    for row, scene in manifest_scenes(manifest, rows):
         variants = caption_variants(scene)
         per_row[row] = range(len(texts), len(texts) + len(variants))
         for variant in variants:

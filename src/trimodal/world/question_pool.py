@@ -25,6 +25,7 @@ from trimodal.data.tensors import row_index_table, tokenized
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
 from trimodal.world.scene import SceneObject
+from trimodal.world.scene_graphs import manifest_scenes
 
 IGNORE = -100
 GROUNDED_OBJECTS = 2
@@ -128,7 +129,7 @@ def build_question_pool(
     answer_index = {answer: i for i, answer in enumerate(answers)}
     texts: list[str] = []
     targets: list[tuple[int, list[int], float, int]] = []  # (answer, grounding, weight, row)
-    for row, scene in manifest.scenes(rows):
+    for row, scene in manifest_scenes(manifest, rows):
         phrases = object_phrases(scene)
         rng = np.random.default_rng([seed, row])
         candidates = candidate_questions(scene)

@@ -12,7 +12,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from trimodal.data.digits import (
+from trimodal.data.manifest import load_manifest
+from trimodal.world.digits import (
     CAPTION_TEMPLATES,
     DIGIT_NAMES,
     DigitsSummary,
@@ -22,7 +23,6 @@ from trimodal.data.digits import (
     render_digit,
     stratified_halves,
 )
-from trimodal.data.manifest import load_manifest
 
 LIMIT = 24
 
