@@ -11,7 +11,6 @@ import torch.distributed as dist
 
 from trimodal.losses.contrastive import (
     ContrastiveOutput,
-    LearnableTemperature,
     cosine_alignment,
     distributed_info_nce,
     gather_with_grad,
@@ -234,24 +233,6 @@ def test_pairwise_gather_without_process_group_is_local() -> None:
     local = pairwise_contrastive(embeddings, rows, [("image", "text")], scale)
     gathered = pairwise_contrastive(embeddings, rows, [("image", "text")], scale, gather=True)
     assert gathered.total.item() == pytest.approx(local.total.item(), abs=1e-12)
-
-
-# --- temperature ------------------------------------------------------------------------------
-
-
-def test_learnable_temperature_init_and_clamp() -> None:
-    temperature = LearnableTemperature()
-    assert temperature().item() == pytest.approx(math.log(1 / 0.07), abs=1e-6)
-    with torch.no_grad():
-        temperature.logit_scale.fill_(10.0)
-    assert temperature().item() == pytest.approx(math.log(100.0), abs=1e-6)
-
-
-def test_learnable_temperature_is_trained() -> None:
-    temperature = LearnableTemperature()
-    temperature().backward()
-    assert temperature.logit_scale.grad is not None
-    assert temperature.logit_scale.grad.item() == 1.0
 
 
 # --- distributed (collectives monkeypatched to simulate world size 2) -------------------------

@@ -11,7 +11,6 @@ of them to every requested pair of modalities, aligning examples by their batch 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -19,9 +18,9 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
-MAX_SCALE = 100.0
+from trimodal.modules.temperature import MAX_SCALE
+
 """Upper bound on ``exp(logit_scale)``, as in CLIP."""
 
 ContrastiveKind = Literal["info_nce", "cosine"]
@@ -251,21 +250,3 @@ def scale_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
     if factor == 0.0:
         return x.detach()
     return x.detach() + factor * (x - x.detach())
-
-
-class LearnableTemperature(nn.Module):
-    """A learned ``logit_scale`` (log inverse temperature), CLIP-initialised.
-
-    Args:
-        init_temperature: initial temperature; ``logit_scale = log(1 / init_temperature)``.
-        max_scale: the returned ``logit_scale`` is clamped to at most ``log(max_scale)``.
-    """
-
-    def __init__(self, init_temperature: float = 0.07, max_scale: float = MAX_SCALE):
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
-        self.max_logit = math.log(max_scale)
-
-    def forward(self) -> torch.Tensor:
-        """Scalar tensor ``min(logit_scale, log(max_scale))``."""
-        return self.logit_scale.clamp(max=self.max_logit)

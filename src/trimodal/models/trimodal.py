@@ -34,7 +34,6 @@ from trimodal.generation.conditioning import (
     build_decoder,
     join_prefixes,
 )
-from trimodal.losses.contrastive import LearnableTemperature
 from trimodal.modalities import get_modality, registered_modalities
 from trimodal.models.checkpoint import (
     Vocabulary,
@@ -47,6 +46,7 @@ from trimodal.modules.decoder import DecoderLM
 from trimodal.modules.encoders.base import EncoderOutput, encode_in_length_groups
 from trimodal.modules.fusion import build_fusion
 from trimodal.modules.layers import TokenSequence, TransformerStack, initial_grid_positions
+from trimodal.modules.temperature import LearnableTemperature
 from trimodal.world.question_pool import GROUNDED_OBJECTS
 
 MODALITIES = ("audio", "image", "text")

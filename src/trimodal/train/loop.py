@@ -37,9 +37,9 @@ from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_te
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.io import atomic_write_text
 from trimodal.losses.multitask import DynamicWeightAverage, LossDrivenTaskSampler
+from trimodal.losses.step import freeze_perception
 from trimodal.models.checkpoint import Vocabulary
 from trimodal.models.trimodal import TriModalModel
-from trimodal.train import tasks as task_losses
 from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
 from trimodal.train.distributed import (
     DistributedContext,
@@ -310,7 +310,7 @@ class Trainer:
         )
         towers = plan.stage.frozen_towers()
         if towers:
-            step_module.frozen = task_losses.freeze_perception(
+            step_module.frozen = freeze_perception(
                 self.model, self.data.tensors, self.data.train_rows, towers
             )
         plan.stage.prepare(step_module, self.model, self.data.tensors, self.data.train_rows)

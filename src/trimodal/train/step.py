@@ -16,9 +16,12 @@ from torch import nn
 from trimodal.config import AlignConfig, Config
 from trimodal.data.tensors import SceneTensors
 from trimodal.data.transforms import ImageTransform
+from trimodal.losses.alignment import contrastive_loss
+from trimodal.losses.bind import BindTargets
 from trimodal.losses.contrastive import pair_key
+from trimodal.losses.scene import IMAGE_TASK_LOSSES
+from trimodal.losses.step import FrozenOutputs, StepInputs
 from trimodal.models.trimodal import TriModalModel
-from trimodal.train import tasks as task_losses
 from trimodal.world.caption_pool import CaptionPool
 from trimodal.world.question_pool import QuestionPool
 
@@ -77,9 +80,9 @@ class TrainStep(nn.Module):
     ):
         super().__init__()
         self.pool, self.reason_pool, self.caption_pool = pool, reason_pool, caption_pool
-        self.frozen: dict[str, task_losses.FrozenOutputs] = {}
+        self.frozen: dict[str, FrozenOutputs] = {}
         """Fixed encoder outputs, set by the trainer for stages that read frozen towers."""
-        self.bind_targets: task_losses.BindTargets | None = None
+        self.bind_targets: BindTargets | None = None
         """The bind stage's fixed features and anchors, set at its start."""
         self.pairs = contrastive_pairs(config.train.align.pairs)
         self.anchors = contrastive_anchors(config.train.align)
@@ -104,13 +107,13 @@ class TrainStep(nn.Module):
         generator: torch.Generator,
     ) -> StageLoss:
         """Returns (total loss, unweighted parts, weights) of ``stage``'s ``active`` tasks."""
-        step = task_losses.StepInputs(self.model, tensors, rows, generator, self.augment)
+        step = StepInputs(self.model, tensors, rows, generator, self.augment)
         return stage.loss(self, step, active)
 
-    def contrastive(self, step: task_losses.StepInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    def contrastive(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, float]]:
         """The ``train.align`` contrastive loss and its per-pair parts (``contrastive/a-b``)."""
         align = self.config.train.align
-        total, pair_parts = task_losses.contrastive_loss(
+        total, pair_parts = contrastive_loss(
             step,
             self.pairs,
             align.loss,
@@ -121,9 +124,9 @@ class TrainStep(nn.Module):
         )
         return total, {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
 
-    def image_tasks(self, step: task_losses.StepInputs, names: list[str]) -> StageLoss:
+    def image_tasks(self, step: StepInputs, names: list[str]) -> StageLoss:
         """The sum of image-only tasks' losses, each at weight 1."""
-        losses = {name: task_losses.IMAGE_TASK_LOSSES[name](step) for name in names}
+        losses = {name: IMAGE_TASK_LOSSES[name](step) for name in names}
         total = torch.stack(list(losses.values())).sum()
         parts = {name: float(loss.detach()) for name, loss in losses.items()}
         return total, parts, dict.fromkeys(losses, 1.0)

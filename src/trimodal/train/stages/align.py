@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from trimodal.config import AlignConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler
-from trimodal.train import tasks as task_losses
+from trimodal.losses.step import StepInputs
 from trimodal.train.stages.base import Stage, StageLoss
 from trimodal.train.step import TrainStep, contrastive_anchors
-from trimodal.train.tasks import StepInputs
+from trimodal.train.tasks import IMAGE_TASKS, check_tasks
 
 
 class AlignStage(Stage):
@@ -20,9 +20,7 @@ class AlignStage(Stage):
         return self.config.train.align
 
     def validate(self) -> None:
-        task_losses.check_tasks(
-            self.settings.auxiliary, task_losses.IMAGE_TASKS, "train.align.auxiliary"
-        )
+        check_tasks(self.settings.auxiliary, IMAGE_TASKS, "train.align.auxiliary")
         contrastive_anchors(self.settings)  # malformed pairs and anchors are errors
 
     def active_tasks(self, sampler: LossDrivenTaskSampler | None) -> list[str]:

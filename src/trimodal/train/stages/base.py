@@ -17,8 +17,8 @@ from torch import nn
 from trimodal.config import Config, StageConfig
 from trimodal.data.tensors import SceneTensors
 from trimodal.losses.multitask import LossDrivenTaskSampler
+from trimodal.losses.step import StepInputs
 from trimodal.models.trimodal import TriModalModel
-from trimodal.train.tasks import StepInputs
 
 if TYPE_CHECKING:
     from trimodal.train.step import TrainStep

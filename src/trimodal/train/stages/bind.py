@@ -7,12 +7,12 @@ from torch import nn
 
 from trimodal.config import BindConfig
 from trimodal.data.tensors import SceneTensors
+from trimodal.losses.bind import bind_loss, bind_targets
 from trimodal.losses.multitask import LossDrivenTaskSampler
+from trimodal.losses.step import StepInputs
 from trimodal.models.trimodal import TriModalModel
-from trimodal.train import tasks as task_losses
 from trimodal.train.stages.base import Stage, StageLoss, freeze_all_but
 from trimodal.train.step import MODALITY_NAMES, TrainStep
-from trimodal.train.tasks import StepInputs
 
 
 class BindStage(Stage):
@@ -47,12 +47,10 @@ class BindStage(Stage):
         self, runner: TrainStep, model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor
     ) -> None:
         bind = self.settings
-        runner.bind_targets = task_losses.bind_targets(
-            model, tensors, rows, bind.modality, bind.anchor
-        )
+        runner.bind_targets = bind_targets(model, tensors, rows, bind.modality, bind.anchor)
 
     def loss(self, runner: TrainStep, step: StepInputs, active: list[str]) -> StageLoss:
         if runner.bind_targets is None:
             raise RuntimeError("stage 'bind' needs the targets computed at its start")
-        loss = task_losses.bind_loss(step, runner.bind_targets)
+        loss = bind_loss(step, runner.bind_targets)
         return loss, {"bind": float(loss.detach())}, {"bind": 1.0}

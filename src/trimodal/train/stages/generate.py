@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from trimodal.config import GenerateConfig
+from trimodal.losses.generative import generation_loss
 from trimodal.losses.multitask import LossDrivenTaskSampler
+from trimodal.losses.step import StepInputs
 from trimodal.models.trimodal import TriModalModel
-from trimodal.train import tasks as task_losses
 from trimodal.train.stages.base import Stage, StageLoss, freeze_all_but
 from trimodal.train.step import TrainStep
-from trimodal.train.tasks import StepInputs
+from trimodal.train.tasks import check_tasks
 
 TOWER_USERS: dict[str, set[str]] = {
     "image": {"caption", "vqa_typed", "vqa_spoken", "dialogue"},
@@ -33,7 +34,7 @@ class GenerateStage(Stage):
     def validate(self) -> None:
         generate = self.settings
         given = generate.task_weights
-        task_losses.check_tasks(list(given), tuple(generate.tasks), "train.generate.task_weights")
+        check_tasks(list(given), tuple(generate.tasks), "train.generate.task_weights")
         total = sum(given.get(task, 1.0) for task in generate.tasks)
         if any(weight < 0 for weight in given.values()) or (generate.tasks and total <= 0):
             raise ValueError(
@@ -78,7 +79,7 @@ class GenerateStage(Stage):
     def loss(self, runner: TrainStep, step: StepInputs, active: list[str]) -> StageLoss:
         step.frozen = runner.frozen
         step.captions = runner.caption_pool
-        losses = {task: task_losses.generation_loss(step, task) for task in active}
+        losses = {task: generation_loss(step, task) for task in active}
         given = self.settings.task_weights
         raw = {task: given.get(task, 1.0) for task in losses}
         weights = {task: weight / sum(raw.values()) for task, weight in raw.items()}

@@ -9,10 +9,12 @@ from torch import nn
 
 from trimodal.config import MultiTaskConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler, build_weighting
-from trimodal.train import tasks as task_losses
+from trimodal.losses.scene import IMAGE_TASK_LOSSES
+from trimodal.losses.step import StepInputs
+from trimodal.losses.vqa import spoken_vqa_loss, typed_vqa_loss
 from trimodal.train.stages.base import Stage, StageLoss
 from trimodal.train.step import TrainStep
-from trimodal.train.tasks import StepInputs
+from trimodal.train.tasks import IMAGE_TASKS, TASKS, check_tasks
 
 
 class MultiTaskStage(Stage):
@@ -26,7 +28,7 @@ class MultiTaskStage(Stage):
         return self.config.train.multitask
 
     def validate(self) -> None:
-        task_losses.check_tasks(self.settings.tasks, task_losses.TASKS, "train.multitask.tasks")
+        check_tasks(self.settings.tasks, TASKS, "train.multitask.tasks")
 
     def weighting(self) -> nn.Module:
         multitask = self.settings
@@ -58,14 +60,14 @@ class MultiTaskStage(Stage):
             losses["contrastive"], parts = runner.contrastive(step)
         multitask = self.settings
         if "vqa_typed" in active:
-            losses["vqa_typed"] = task_losses.typed_vqa_loss(
+            losses["vqa_typed"] = typed_vqa_loss(
                 step, multitask.questions_per_scene, runner.pool, multitask.grounding_weight
             )
         if "vqa_spoken" in active:
-            losses["vqa_spoken"] = task_losses.spoken_vqa_loss(step)
-        for name in task_losses.IMAGE_TASKS:
+            losses["vqa_spoken"] = spoken_vqa_loss(step)
+        for name in IMAGE_TASKS:
             if name in active:
-                losses[name] = task_losses.IMAGE_TASK_LOSSES[name](step)
+                losses[name] = IMAGE_TASK_LOSSES[name](step)
         assert runner.weighting is not None
         output = runner.weighting(losses)
         parts |= {k: float(v.detach()) for k, v in output.parts.items()}

@@ -6,11 +6,13 @@ import torch
 
 from trimodal.config import ReasonConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler
+from trimodal.losses.step import StepInputs
+from trimodal.losses.transcribe import transcribe_loss
+from trimodal.losses.vqa import pooled_vqa_losses, spoken_vqa_loss
 from trimodal.models.trimodal import TriModalModel
-from trimodal.train import tasks as task_losses
 from trimodal.train.stages.base import Stage, StageLoss, train_all_but
 from trimodal.train.step import TrainStep, contrastive_pairs
-from trimodal.train.tasks import StepInputs
+from trimodal.train.tasks import REASON_TASKS, check_tasks
 
 
 class ReasonStage(Stage):
@@ -25,7 +27,7 @@ class ReasonStage(Stage):
 
     def validate(self) -> None:
         reason = self.settings
-        task_losses.check_tasks(reason.tasks, task_losses.REASON_TASKS, "train.reason.tasks")
+        check_tasks(reason.tasks, REASON_TASKS, "train.reason.tasks")
         if reason.epochs > 0 and not reason.tasks:
             raise ValueError("train.reason.tasks is empty but train.reason.epochs > 0")
         if "transcribe" in reason.tasks and self.config.model.transcriber_depth < 1:
@@ -65,16 +67,16 @@ class ReasonStage(Stage):
         losses: dict[str, torch.Tensor] = {}
         weights: dict[str, float] = {}
         if "vqa_typed" in active:
-            answer, grounding = task_losses.pooled_vqa_losses(
+            answer, grounding = pooled_vqa_losses(
                 step, reason.questions_per_scene, runner.reason_pool
             )
             losses["vqa_typed"], weights["vqa_typed"] = answer, 1.0
             if grounding is not None:
                 losses["grounding"], weights["grounding"] = grounding, reason.grounding_weight
         if "vqa_spoken" in active:
-            losses["vqa_spoken"], weights["vqa_spoken"] = task_losses.spoken_vqa_loss(step), 1.0
+            losses["vqa_spoken"], weights["vqa_spoken"] = spoken_vqa_loss(step), 1.0
         if "transcribe" in active:
-            losses["transcribe"], weights["transcribe"] = task_losses.transcribe_loss(step), 1.0
+            losses["transcribe"], weights["transcribe"] = transcribe_loss(step), 1.0
         parts: dict[str, float] = {}
         if "contrastive" in active:
             losses["contrastive"], parts = runner.contrastive(step)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from trimodal.config import VisionConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler
-from trimodal.train import tasks as task_losses
+from trimodal.losses.step import StepInputs
 from trimodal.train.stages.base import Stage, StageLoss
 from trimodal.train.step import TrainStep
-from trimodal.train.tasks import StepInputs
+from trimodal.train.tasks import IMAGE_TASKS, check_tasks
 
 
 class VisionStage(Stage):
@@ -20,7 +20,7 @@ class VisionStage(Stage):
         return self.config.train.vision
 
     def validate(self) -> None:
-        task_losses.check_tasks(self.settings.tasks, task_losses.IMAGE_TASKS, "train.vision.tasks")
+        check_tasks(self.settings.tasks, IMAGE_TASKS, "train.vision.tasks")
 
     def active_tasks(self, sampler: LossDrivenTaskSampler | None) -> list[str]:
         return list(self.settings.tasks)

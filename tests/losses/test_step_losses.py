@@ -1,4 +1,6 @@
-"""Dense object targets and the objects task against naive references."""
+"""The step-level task losses (trimodal.losses: step inputs and frozen outputs, alignment, VQA
+and grounding, scene attributes and objects, transcription, bind, generation) against naive
+references."""
 
 from __future__ import annotations
 
@@ -11,22 +13,15 @@ import torch
 
 from trimodal.config import load_config
 from trimodal.data.tensors import SceneTensors, to_float_images
+from trimodal.losses.alignment import contrastive_loss
+from trimodal.losses.bind import BindTargets, bind_loss
+from trimodal.losses.scene import object_grid_targets, object_loss
+from trimodal.losses.step import StepInputs, encode_frozen, freeze_perception
+from trimodal.losses.vqa import grounding_loss, typed_vqa_loss
 from trimodal.models.checkpoint import Vocabulary
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.train.loop import train
-from trimodal.train.tasks import (
-    BindTargets,
-    StepInputs,
-    bind_loss,
-    contrastive_loss,
-    encode_frozen,
-    freeze_perception,
-    grounding_loss,
-    object_grid_targets,
-    object_loss,
-    typed_vqa_loss,
-)
 from trimodal.world.generate import WorldSummary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -535,8 +530,8 @@ def naive_ctc(log_probs: torch.Tensor, target: list[int], blank: int) -> float:
 def test_transcribe_loss_matches_a_naive_ctc_forward_pass(
     tiny_world: tuple[Path, WorldSummary],
 ) -> None:
+    from trimodal.losses.transcribe import transcribe_loss
     from trimodal.train.loop import prepare_data
-    from trimodal.train.tasks import transcribe_loss
 
     config = load_config(ROOT / "configs" / "tiny.yaml", ["model.transcriber_depth=1"])
     data = prepare_data(config, tiny_world[0])
@@ -582,8 +577,8 @@ def test_caption_variants_stand_in_for_the_stored_caption_in_caption_and_dialogu
     from dataclasses import replace
 
     from trimodal.data.tensors import pad_ids
+    from trimodal.losses.generative import generation_loss
     from trimodal.train.loop import prepare_data
-    from trimodal.train.tasks import generation_loss
 
     overrides = ["train.generate.caption_variants=true"]
     config = load_config(ROOT / "configs" / "tiny_generate.yaml", overrides)
@@ -626,8 +621,8 @@ def test_caption_grounding_adds_the_phrase_cell_loss_computed_row_by_row(
     cross-entropy of the grounding head's column and row at every object-phrase token, computed
     here one row at a time with no padding."""
     from trimodal.generation.chat import CAPTION_PROMPT, render_ids
+    from trimodal.losses.generative import generation_loss
     from trimodal.train.loop import prepare_data
-    from trimodal.train.tasks import generation_loss
 
     overrides = [
         "train.generate.caption_variants=true",

@@ -1,0 +1,29 @@
+"""The learned temperature of contrastive logits."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+MAX_SCALE = 100.0
+"""The largest logit scale (CLIP's clamp): the temperature never goes below 1/100."""
+
+
+class LearnableTemperature(nn.Module):
+    """A learned ``logit_scale`` (log inverse temperature), CLIP-initialised.
+
+    Args:
+        init_temperature: initial temperature; ``logit_scale = log(1 / init_temperature)``.
+        max_scale: the returned ``logit_scale`` is clamped to at most ``log(max_scale)``.
+    """
+
+    def __init__(self, init_temperature: float = 0.07, max_scale: float = MAX_SCALE):
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.max_logit = math.log(max_scale)
+
+    def forward(self) -> torch.Tensor:
+        """Scalar tensor ``min(logit_scale, log(max_scale))``."""
+        return self.logit_scale.clamp(max=self.max_logit)
