@@ -141,7 +141,10 @@ def test_eval_json_and_bad_baseline(
     args = ["eval", "--checkpoint", str(tiny_run), "--manifest", str(manifest)]
     args += ["--out", str(tmp_path / "r"), "--no-robustness", "--examples", "0", "--json"]
     assert main(args) == 0
-    assert json.loads(capsys.readouterr().out)["eval_split"] == "test"
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["eval_split"], printed["vqa_rules"]) == ("test", "official")
+    assert main([*args, "--vqa-rules", "2017"]) == 0
+    assert json.loads(capsys.readouterr().out)["vqa_rules"] == "2017"
     assert main([*args, "--baseline", "nonsense"]) == 2
     assert "--baseline expects NAME=RUN" in capsys.readouterr().err
     assert main([*args, "--split", "nope"]) == 2

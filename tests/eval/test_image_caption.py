@@ -20,6 +20,7 @@ from trimodal.eval.image_caption import (
     image_caption_metrics,
     uses_image_caption_protocol,
 )
+from trimodal.eval.vqa import VqaRules
 from trimodal.eval.vqa import vqa_accuracy as official_accuracy
 from trimodal.world.generate import WorldSummary
 
@@ -150,17 +151,20 @@ def test_image_caption_protocol_matches_naive(tiny_run: Path, coco_like: Path) -
         assert result[direction]["median_rank"] == statistics.median(ranks)
 
 
+@pytest.mark.parametrize("rules", ["official", "2017"])
 @torch.no_grad()
-def test_harness_reports_both_protocols_and_official_vqa(tiny_run: Path, coco_like: Path) -> None:
+def test_harness_reports_both_protocols_and_official_vqa(
+    tiny_run: Path, coco_like: Path, rules: VqaRules
+) -> None:
     model = Model.from_pretrained(tiny_run)
     inputs = load_inputs(model, coco_like)
-    result = split_metrics(model, inputs, "test", prior=None)
+    result = split_metrics(model, inputs, "test", prior=None, vqa_rules=rules)
     assert result["retrieval_image_caption"]["images"] == result["scenes"]
     assert "text->image" in result["retrieval"]  # the per-row protocol is still there
     # the head's answers, scored one question at a time with the official rule
     network, tensors = model.network, inputs.tensors
     rows = tensors.rows_in("test")
-    scores = vqa_accuracy(network, tensors, rows)
+    scores = vqa_accuracy(network, tensors, rows, rules=rules)
     total, count = 0.0, 0
     for row in rows.tolist():
         image = network.image_context(
@@ -171,7 +175,9 @@ def test_harness_reports_both_protocols_and_official_vqa(tiny_run: Path, coco_li
             ids = tensors.question_ids[row, q][mask].unsqueeze(0)
             text = network.encode_question(ids, torch.ones_like(ids, dtype=torch.bool))
             guess = int(network.answer_logits({"image": image, "text": text.sequence()}).argmax())
-            total += official_accuracy(network.vocabulary.answers[guess], question.human_answers)
+            total += official_accuracy(
+                network.vocabulary.answers[guess], question.human_answers, rules
+            )
             count += 1
     assert scores["typed"]["metric"] == "vqa"
     assert scores["typed"]["count"] == count

@@ -61,6 +61,13 @@ def register(verbs: Any) -> None:
         help="scenes of the split used by the robustness curves (0: all; default 500)",
     )
     evaluate.add_argument("--examples", type=int, default=6, help="Grad-CAM example scenes")
+    evaluate.add_argument(
+        "--vqa-rules",
+        choices=("official", "2017"),
+        default="official",
+        help="release of the official VQA script that scores questions with human answers: "
+        "'official' (its current script, the default) or '2017' (the v2.0 release LAVIS copies)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     evaluate.set_defaults(run=run_eval)
 
@@ -114,6 +121,7 @@ def run_eval(args: argparse.Namespace) -> int:
         robustness_scenes=args.robustness_scenes,
         examples=args.examples,
         baselines=parse_baselines(args.baseline),
+        vqa_rules=args.vqa_rules,
     )
     manifest = Path(args.manifest) if args.manifest else manifest_path_of(args.world)
     predictor = Model.from_pretrained(args.checkpoint)

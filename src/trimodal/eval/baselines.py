@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 
 from trimodal.data.tensors import SceneTensors
-from trimodal.eval.vqa import AnswerScores
+from trimodal.eval.vqa import AnswerScores, VqaRules
 
 QuestionKey = tuple[int, ...]
 
@@ -67,15 +67,20 @@ class QuestionPrior:
         return self.by_family.get(family, self.overall)
 
     def accuracy(
-        self, tensors: SceneTensors, rows: torch.Tensor, answers: Sequence[str]
+        self,
+        tensors: SceneTensors,
+        rows: torch.Tensor,
+        answers: Sequence[str],
+        rules: VqaRules = "official",
     ) -> dict[str, Any]:
         """Typed-question accuracy of the prior on ``rows`` (overall and per family).
 
         Args:
             answers: the answer vocabulary the indices refer to (for the official VQA
                 accuracy of questions with human answers).
+            rules: which release of the official VQA script scores them.
         """
-        scores = AnswerScores()
+        scores = AnswerScores(rules=rules)
         for question in _questions(tensors, rows):
             guess = self.predict(question.key, question.family)
             names = ("typed", f"typed/{question.family}")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from trimodal.data.tensors import SceneTensors, content_groups, to_float_images
 from trimodal.eval.retrieval import first_hit_ranks, recall_summary
-from trimodal.eval.vqa import AnswerScores
+from trimodal.eval.vqa import AnswerScores, VqaRules
 from trimodal.models.stored_rows import row_encoders
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.layers import TokenSequence
@@ -82,6 +82,7 @@ def vqa_accuracy(
     rows: torch.Tensor,
     batch: int = 256,
     remove: str | None = None,
+    rules: VqaRules = "official",
 ) -> dict[str, Any]:
     """Accuracy of the answer head on typed and spoken questions, overall and per family.
 
@@ -91,6 +92,7 @@ def vqa_accuracy(
     Args:
         remove: ``None``, ``"image"`` (answer from the question alone) or ``"question"``
             (answer from the image alone): the missing-modality evaluation.
+        rules: which release of the official VQA script scores questions with human answers.
 
     Returns:
         ``{"typed": {"accuracy", "exact_match", "count", "metric", ...}, "typed/<family>": ...,
@@ -98,7 +100,7 @@ def vqa_accuracy(
     """
     if remove not in (None, "image", "question"):
         raise ValueError(f"remove must be None, 'image' or 'question', got {remove!r}")
-    scores = AnswerScores()
+    scores = AnswerScores(rules=rules)
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         image = model.image_context(model.encode("image", to_float_images(tensors.images[chunk])))

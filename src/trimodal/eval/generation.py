@@ -15,7 +15,7 @@ import torch
 from trimodal.data.manifest import Sample
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.eval.vqa import AnswerScores, exact_match
+from trimodal.eval.vqa import AnswerScores, VqaRules, exact_match
 from trimodal.generation.caption_parser import caption_attribute_accuracy
 from trimodal.generation.chat import (
     CAPTION_PROMPT,
@@ -61,6 +61,7 @@ def generation_metrics(
     rows: torch.Tensor,
     batch: int = 64,
     max_new_tokens: int = 40,
+    vqa_rules: VqaRules = "official",
 ) -> dict[str, Any]:
     """Caption, transcript and generative-VQA metrics on ``rows`` (``samples`` are their rows).
 
@@ -109,8 +110,8 @@ def generation_metrics(
             else {},
         },
         "transcribe": _wer(transcripts, rows, texts),
-        "vqa_typed": _answer_scores(typed),
-        "vqa_spoken": _answer_scores(spoken),
+        "vqa_typed": _answer_scores(typed, vqa_rules),
+        "vqa_spoken": _answer_scores(spoken, vqa_rules),
         "examples": [
             {"id": samples[i].id, "caption": captions[i], "reference": texts[i]}
             for i in range(min(5, len(captions)))
@@ -189,9 +190,9 @@ def _with_truths(
     ]
 
 
-def _answer_scores(answers: list[GeneratedAnswer]) -> dict[str, Any]:
+def _answer_scores(answers: list[GeneratedAnswer], rules: VqaRules) -> dict[str, Any]:
     """Exact match of every reply; the official VQA accuracy of those with human answers."""
-    scores = AnswerScores()
+    scores = AnswerScores(rules=rules)
     for answer in answers:
         correct = exact_match(answer.reply, answer.truth)
         scores.add(("all",), correct, answer.reply, answer.human_answers)

@@ -28,6 +28,7 @@ from trimodal.eval.image_caption import image_caption_metrics, uses_image_captio
 from trimodal.eval.objects import object_head_accuracy, trains_object_head
 from trimodal.eval.report import write_report
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
+from trimodal.eval.vqa import VqaRules
 from trimodal.eval.zero_shot import world_zero_shot
 from trimodal.inference import Model
 from trimodal.modules.layers import TokenSequence
@@ -48,6 +49,9 @@ class HarnessSettings:
     seed: int = 0
     baselines: Mapping[str, PathLike] = field(default_factory=dict)
     """Trained blind baselines: ``{name: checkpoint}`` (recipes with ``model.vqa_inputs``)."""
+    vqa_rules: VqaRules = "official"
+    """Which release of the official VQA script scores questions with human answers
+    (:mod:`trimodal.eval.vqa`); the robustness curves always use ``"official"``."""
 
 
 @dataclass
@@ -96,15 +100,18 @@ def evaluate_checkpoint(
     metrics: dict[str, Any] = {
         "manifest": str(manifest_path),
         "eval_split": settings.split,
+        "vqa_rules": settings.vqa_rules,
         "splits": {},
     }
     prior = _question_prior(tensors)
     for split in splits:
         say(f"retrieval, VQA, zero-shot and missing-modality on {split}")
-        metrics["splits"][split] = split_metrics(model, inputs, split, prior)
+        metrics["splits"][split] = split_metrics(model, inputs, split, prior, settings.vqa_rules)
     if settings.baselines:
         say("trained blind baselines")
-        metrics["baselines"] = trained_baselines(settings.baselines, manifest_path, splits)
+        metrics["baselines"] = trained_baselines(
+            settings.baselines, manifest_path, splits, settings.vqa_rules
+        )
     if settings.robustness:
         say("robustness curves")
         metrics["robustness"] = robustness_curves(
@@ -201,7 +208,11 @@ def _example_questions(
 
 
 def split_metrics(
-    model: Model, inputs: EvaluationInputs, split: str, prior: QuestionPrior | None
+    model: Model,
+    inputs: EvaluationInputs,
+    split: str,
+    prior: QuestionPrior | None,
+    vqa_rules: VqaRules = "official",
 ) -> dict[str, Any]:
     """Retrieval, VQA (with the missing-modality variants), baselines and zero-shot on a split."""
     tensors, network = inputs.tensors, model.network
@@ -220,11 +231,13 @@ def split_metrics(
                 result["retrieval_image_caption"] = standard
         has_questions = bool(tensors.question_mask[rows].any())
         if has_questions:
-            full = vqa_accuracy(network, tensors, rows)
+            full = vqa_accuracy(network, tensors, rows, rules=vqa_rules)
             result["vqa"] = full
-            result["missing_modality"] = missing_modality(model, tensors, rows, full)
+            result["missing_modality"] = missing_modality(model, tensors, rows, full, vqa_rules)
             if prior is not None:
-                result["question_prior"] = prior.accuracy(tensors, rows, network.vocabulary.answers)
+                result["question_prior"] = prior.accuracy(
+                    tensors, rows, network.vocabulary.answers, vqa_rules
+                )
         if network.decoder is not None:
             result["generation"] = generation_metrics(
                 network,
@@ -232,6 +245,7 @@ def split_metrics(
                 tensors,
                 [inputs.manifest.samples[i] for i in rows.tolist()],
                 rows,
+                vqa_rules=vqa_rules,
             )
         if trains_object_head(network):
             objects = object_head_accuracy(network, tensors, rows)
@@ -247,7 +261,11 @@ def split_metrics(
 
 
 def missing_modality(
-    model: Model, tensors: SceneTensors, rows: torch.Tensor, full: dict[str, Any]
+    model: Model,
+    tensors: SceneTensors,
+    rows: torch.Tensor,
+    full: dict[str, Any],
+    vqa_rules: VqaRules = "official",
 ) -> dict[str, Any]:
     """VQA with the image removed and with the question removed, and the drop from ``full``.
 
@@ -257,7 +275,7 @@ def missing_modality(
         return {}
     out: dict[str, Any] = {}
     for removed in ("image", "question"):
-        scores = vqa_accuracy(model.network, tensors, rows, remove=removed)
+        scores = vqa_accuracy(model.network, tensors, rows, remove=removed, rules=vqa_rules)
         out[f"{removed}_removed"] = {
             kind: {
                 "accuracy": scores[kind]["accuracy"],
@@ -270,7 +288,10 @@ def missing_modality(
 
 
 def trained_baselines(
-    checkpoints: Mapping[str, PathLike], manifest_path: PathLike, splits: list[str]
+    checkpoints: Mapping[str, PathLike],
+    manifest_path: PathLike,
+    splits: list[str],
+    vqa_rules: VqaRules = "official",
 ) -> dict[str, Any]:
     """VQA accuracy of trained blind models (``model.vqa_inputs`` question/image) per split."""
     out: dict[str, Any] = {}
@@ -284,7 +305,10 @@ def trained_baselines(
                 "sees": sees,
                 "splits": {
                     split: vqa_accuracy(
-                        baseline.network, loaded.tensors, loaded.tensors.rows_in(split)
+                        baseline.network,
+                        loaded.tensors,
+                        loaded.tensors.rows_in(split),
+                        rules=vqa_rules,
                     )
                     for split in splits
                 },
