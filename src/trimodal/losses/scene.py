@@ -72,6 +72,3 @@ def object_loss(step: StepInputs) -> torch.Tensor:
         for g, group in enumerate(logits)
     ]
     return torch.stack(losses).sum()
-
-
-IMAGE_TASK_LOSSES = {"attributes": attribute_loss, "objects": object_loss}

@@ -19,7 +19,6 @@ from trimodal.data.transforms import ImageTransform
 from trimodal.losses.alignment import contrastive_loss
 from trimodal.losses.bind import BindTargets
 from trimodal.losses.contrastive import pair_key
-from trimodal.losses.scene import IMAGE_TASK_LOSSES
 from trimodal.losses.step import FrozenOutputs, StepInputs
 from trimodal.models.trimodal import TriModalModel
 from trimodal.world.caption_pool import CaptionPool
@@ -123,10 +122,3 @@ class TrainStep(nn.Module):
             align.anchor_gradient,
         )
         return total, {f"contrastive/{k}": float(v.detach()) for k, v in pair_parts.items()}
-
-    def image_tasks(self, step: StepInputs, names: list[str]) -> StageLoss:
-        """The sum of image-only tasks' losses, each at weight 1."""
-        losses = {name: IMAGE_TASK_LOSSES[name](step) for name in names}
-        total = torch.stack(list(losses.values())).sum()
-        parts = {name: float(loss.detach()) for name, loss in losses.items()}
-        return total, parts, dict.fromkeys(losses, 1.0)

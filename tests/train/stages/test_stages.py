@@ -88,6 +88,18 @@ def test_frozen_towers_follow_the_tasks() -> None:
     assert stages["generate"].frozen_towers() == {"image", "audio", "spoken"}
     captions = build_stages(_config("train.generate.tasks=[caption]"))
     assert {s.name: s for s in captions}["generate"].frozen_towers() == {"image"}
+    spoken = build_stages(_config("train.reason.tasks=[vqa_typed,vqa_spoken,contrastive]"))
+    assert {s.name: s for s in spoken}["reason"].frozen_towers() == {"image", "spoken", "audio"}
+    text_only = build_stages(
+        _config("train.reason.tasks=[contrastive]", "train.align.pairs=[image-text]")
+    )
+    assert {s.name: s for s in text_only}["reason"].frozen_towers() == {"image"}
+
+
+def test_a_task_checks_what_it_needs() -> None:
+    with pytest.raises(ValueError, match=r"has 'transcribe' but model\.transcriber_depth is 0"):
+        build_stages(_config("train.reason.tasks=[transcribe]"))
+    build_stages(_config("train.reason.tasks=[transcribe]", "model.transcriber_depth=1"))
 
 
 def test_every_registered_stage_has_a_recipe_section() -> None:

@@ -5,32 +5,35 @@ from __future__ import annotations
 from trimodal.config import AlignConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler
 from trimodal.losses.step import StepInputs
-from trimodal.train.stages.base import Stage, StageLoss
+from trimodal.train.stages.base import Stage, StageLoss, weighted_sum
 from trimodal.train.step import TrainStep, contrastive_anchors
-from trimodal.train.tasks import IMAGE_TASKS, check_tasks
+from trimodal.train.tasks import Attributes, Contrastive, Objects, check_tasks, task_table
 
 
 class AlignStage(Stage):
     """The contrastive loss plus any ``align.auxiliary`` image tasks (weight 1)."""
 
     name = "align"
+    tasks = task_table(Contrastive, Attributes, Objects)
 
     @property
     def settings(self) -> AlignConfig:
         return self.config.train.align
 
     def validate(self) -> None:
-        check_tasks(self.settings.auxiliary, IMAGE_TASKS, "train.align.auxiliary")
+        image_only = [name for name in self.tasks if name != Contrastive.name]
+        check_tasks(self.settings.auxiliary, image_only, "train.align.auxiliary")
         contrastive_anchors(self.settings)  # malformed pairs and anchors are errors
 
     def active_tasks(self, sampler: LossDrivenTaskSampler | None) -> list[str]:
         return ["contrastive"]
 
     def loss(self, runner: TrainStep, step: StepInputs, active: list[str]) -> StageLoss:
-        contrastive, parts = runner.contrastive(step)
-        parts["contrastive"] = float(contrastive.detach())
+        aligned = self.run_tasks(runner, step, [Contrastive.name])
+        contrastive = aligned.losses[Contrastive.name]
+        parts = aligned.logged | {Contrastive.name: float(contrastive.detach())}
         auxiliary = list(self.settings.auxiliary)
         if not auxiliary:
-            return contrastive, parts, {"contrastive": 1.0}
-        extra, extra_parts, extra_weights = runner.image_tasks(step, auxiliary)
-        return contrastive + extra, parts | extra_parts, {"contrastive": 1.0} | extra_weights
+            return contrastive, parts, dict(aligned.weights)
+        extra, extra_parts, extra_weights = weighted_sum(self.run_tasks(runner, step, auxiliary))
+        return contrastive + extra, parts | extra_parts, aligned.weights | extra_weights

@@ -19,6 +19,7 @@ from trimodal.data.tensors import SceneTensors
 from trimodal.losses.multitask import LossDrivenTaskSampler
 from trimodal.losses.step import StepInputs
 from trimodal.models.trimodal import TriModalModel
+from trimodal.train.tasks import Task, TaskOutput, check_tasks
 
 if TYPE_CHECKING:
     from trimodal.train.step import TrainStep
@@ -31,9 +32,36 @@ class Stage(ABC):
     """One stage of a recipe; ``config`` is the whole recipe, :attr:`settings` its section."""
 
     name: ClassVar[str]
+    tasks: ClassVar[dict[str, type[Task]]] = {}
+    """The tasks this stage accepts, in the order it sums their losses."""
 
     def __init__(self, config: Config):
         self.config = config
+        self.task_objects = {name: task(config) for name, task in self.tasks.items()}
+
+    def run_tasks(self, runner: TrainStep, step: StepInputs, names: list[str]) -> TaskOutput:
+        """The named tasks' outputs, merged in the order of ``names``."""
+        merged = TaskOutput({}, {})
+        for name in names:
+            output = self.task_objects[name].output(runner, step)
+            merged.losses |= output.losses
+            merged.weights |= output.weights
+            merged.logged |= output.logged
+        return merged
+
+    def check_listed_tasks(self, names: list[str], field_name: str) -> None:
+        """``names`` are tasks of this stage, and each can run with this recipe."""
+        check_tasks(names, self.tasks, field_name)
+        for name in names:
+            self.task_objects[name].validate(field_name)
+
+    def reads(self, names: list[str]) -> set[str]:
+        """The encoder outputs the named tasks read."""
+        return {output for name in names for output in self.tasks[name].reads}
+
+    def in_table_order(self, active: list[str]) -> list[str]:
+        """``active`` in the order of :attr:`tasks`."""
+        return [name for name in self.tasks if name in active]
 
     @property
     @abstractmethod
@@ -74,6 +102,14 @@ class Stage(ABC):
     @abstractmethod
     def loss(self, runner: TrainStep, step: StepInputs, active: list[str]) -> StageLoss:
         """The step's loss over the ``active`` tasks."""
+
+
+def weighted_sum(output: TaskOutput) -> StageLoss:
+    """Each loss times its fixed weight, summed; parts are the unweighted losses (after the
+    logged figures)."""
+    total = torch.stack([output.weights[name] * loss for name, loss in output.losses.items()]).sum()
+    parts = output.logged | {name: float(loss.detach()) for name, loss in output.losses.items()}
+    return total, parts, dict(output.weights)
 
 
 def freeze_all_but(model: TriModalModel, *trainable: nn.Module | None) -> None:

@@ -5,20 +5,23 @@ from __future__ import annotations
 import torch
 
 from trimodal.config import GenerateConfig
-from trimodal.losses.generative import generation_loss
 from trimodal.losses.multitask import LossDrivenTaskSampler
 from trimodal.losses.step import StepInputs
 from trimodal.models.trimodal import TriModalModel
 from trimodal.train.stages.base import Stage, StageLoss, freeze_all_but
 from trimodal.train.step import TrainStep
-from trimodal.train.tasks import check_tasks
+from trimodal.train.tasks import (
+    Caption,
+    Dialogue,
+    SpokenAnswer,
+    SpokenCaption,
+    TypedAnswer,
+    check_tasks,
+    task_table,
+)
 
-TOWER_USERS: dict[str, set[str]] = {
-    "image": {"caption", "vqa_typed", "vqa_spoken", "dialogue"},
-    "audio": {"transcribe"},
-    "spoken": {"vqa_spoken"},
-}
-"""Which generative tasks read each fixed encoder output."""
+FROZEN_OUTPUTS = ("image", "audio", "spoken")
+"""The encoder outputs a frozen stage 3 computes once (typed questions are the decoder's)."""
 
 
 class GenerateStage(Stage):
@@ -26,6 +29,7 @@ class GenerateStage(Stage):
     frozen encoder outputs with ``freeze_encoders``."""
 
     name = "generate"
+    tasks = task_table(Caption, SpokenCaption, TypedAnswer, SpokenAnswer, Dialogue)
 
     @property
     def settings(self) -> GenerateConfig:
@@ -33,8 +37,9 @@ class GenerateStage(Stage):
 
     def validate(self) -> None:
         generate = self.settings
+        self.check_listed_tasks(generate.tasks, "train.generate.tasks")
         given = generate.task_weights
-        check_tasks(list(given), tuple(generate.tasks), "train.generate.task_weights")
+        check_tasks(list(given), generate.tasks, "train.generate.task_weights")
         total = sum(given.get(task, 1.0) for task in generate.tasks)
         if any(weight < 0 for weight in given.values()) or (generate.tasks and total <= 0):
             raise ValueError(
@@ -65,8 +70,7 @@ class GenerateStage(Stage):
         trains on the eval-mode outputs it reads at inference."""
         if not self.settings.freeze_encoders:
             return set()
-        tasks = set(self.settings.tasks)
-        return {tower for tower, users in TOWER_USERS.items() if users & tasks}
+        return self.reads(self.settings.tasks) & set(FROZEN_OUTPUTS)
 
     def set_trainable(self, model: TriModalModel) -> None:
         """With ``freeze_encoders`` only the projector and the decoder (with its grounding
@@ -79,7 +83,7 @@ class GenerateStage(Stage):
     def loss(self, runner: TrainStep, step: StepInputs, active: list[str]) -> StageLoss:
         step.frozen = runner.frozen
         step.captions = runner.caption_pool
-        losses = {task: generation_loss(step, task) for task in active}
+        losses = self.run_tasks(runner, step, active).losses
         given = self.settings.task_weights
         raw = {task: given.get(task, 1.0) for task in losses}
         weights = {task: weight / sum(raw.values()) for task, weight in raw.items()}

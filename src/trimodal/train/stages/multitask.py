@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from trimodal.config import MultiTaskConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler, build_weighting
-from trimodal.losses.scene import IMAGE_TASK_LOSSES
 from trimodal.losses.step import StepInputs
-from trimodal.losses.vqa import spoken_vqa_loss, typed_vqa_loss
 from trimodal.train.stages.base import Stage, StageLoss
 from trimodal.train.step import TrainStep
-from trimodal.train.tasks import IMAGE_TASKS, TASKS, check_tasks
+from trimodal.train.tasks import (
+    Attributes,
+    Contrastive,
+    Objects,
+    SpokenAnswers,
+    TypedAnswers,
+    task_table,
+)
 
 
 class MultiTaskStage(Stage):
@@ -22,13 +26,14 @@ class MultiTaskStage(Stage):
     and optionally sampled by recent loss (``scheduler: loss_driven``)."""
 
     name = "multitask"
+    tasks = task_table(Contrastive, TypedAnswers, SpokenAnswers, Attributes, Objects)
 
     @property
     def settings(self) -> MultiTaskConfig:
         return self.config.train.multitask
 
     def validate(self) -> None:
-        check_tasks(self.settings.tasks, TASKS, "train.multitask.tasks")
+        self.check_listed_tasks(self.settings.tasks, "train.multitask.tasks")
 
     def weighting(self) -> nn.Module:
         multitask = self.settings
@@ -54,21 +59,8 @@ class MultiTaskStage(Stage):
         return sampler.sample(min(multitask.tasks_per_step, len(multitask.tasks)))
 
     def loss(self, runner: TrainStep, step: StepInputs, active: list[str]) -> StageLoss:
-        losses: dict[str, torch.Tensor] = {}
-        parts: dict[str, float] = {}
-        if "contrastive" in active:
-            losses["contrastive"], parts = runner.contrastive(step)
-        multitask = self.settings
-        if "vqa_typed" in active:
-            losses["vqa_typed"] = typed_vqa_loss(
-                step, multitask.questions_per_scene, runner.pool, multitask.grounding_weight
-            )
-        if "vqa_spoken" in active:
-            losses["vqa_spoken"] = spoken_vqa_loss(step)
-        for name in IMAGE_TASKS:
-            if name in active:
-                losses[name] = IMAGE_TASK_LOSSES[name](step)
+        tasks = self.run_tasks(runner, step, self.in_table_order(active))
         assert runner.weighting is not None
-        output = runner.weighting(losses)
-        parts |= {k: float(v.detach()) for k, v in output.parts.items()}
+        output = runner.weighting(tasks.losses)
+        parts = tasks.logged | {k: float(v.detach()) for k, v in output.parts.items()}
         return output.total, parts, dict(output.weights)
