@@ -28,7 +28,7 @@ class CaptionGallery:
     """Unique images and their captions.
 
     Attributes:
-        image_rows: for each unique image, the first manifest row that shows it.
+        image_rows: for each unique image, the first manifest row with a caption that shows it.
         captions: every distinct caption of every image, image by image.
         caption_image: ``[C]`` index into ``image_rows`` of each caption's image.
     """
@@ -56,6 +56,7 @@ def caption_gallery(samples: Sequence[Sample], rows: Sequence[int]) -> CaptionGa
     left out. Rows without an image or without any caption take no part.
     """
     image_index: dict[Path, int] = {}
+    image_rows: list[int] = []
     listed: set[int] = set()
     captions: list[str] = []
     owners: list[int] = []
@@ -64,18 +65,16 @@ def caption_gallery(samples: Sequence[Sample], rows: Sequence[int]) -> CaptionGa
         texts = sample.captions or ((sample.text,) if sample.text else ())
         if sample.image is None or not texts:
             continue
-        image = image_index.setdefault(sample.image, len(image_index))
+        if sample.image not in image_index:
+            image_index[sample.image] = len(image_rows)
+            image_rows.append(row)
+        image = image_index[sample.image]
         if sample.captions:
             if image in listed:
                 continue
             listed.add(image)
         captions += texts
         owners += [image] * len(texts)
-    image_rows = [0] * len(image_index)
-    for row in reversed(rows):  # the first row showing each image
-        image_path = samples[row].image
-        if image_path in image_index:
-            image_rows[image_index[image_path]] = row
     return CaptionGallery(image_rows, captions, torch.tensor(owners, dtype=torch.long))
 
 

@@ -20,6 +20,7 @@ from trimodal.losses.alignment import contrastive_loss
 from trimodal.losses.bind import BindTargets
 from trimodal.losses.contrastive import pair_key
 from trimodal.losses.step import FrozenOutputs, StepInputs
+from trimodal.modalities import registered_modalities
 from trimodal.models.trimodal import TriModalModel
 from trimodal.world.caption_pool import CaptionPool
 from trimodal.world.question_pool import QuestionPool
@@ -27,15 +28,13 @@ from trimodal.world.question_pool import QuestionPool
 if TYPE_CHECKING:
     from trimodal.train.stages.base import Stage, StageLoss
 
-MODALITY_NAMES = ("image", "text", "audio")
-
 
 def contrastive_pairs(names: list[str]) -> list[tuple[str, str]]:
     """``train.align.pairs`` (``"image-text"``, ...) as modality pairs; malformed ones are errors."""
     pairs = []
     for name in names:
         first, _, second = name.partition("-")
-        if not second or {first, second} - set(MODALITY_NAMES):
+        if not second or {first, second} - {m.name for m in registered_modalities()}:
             raise ValueError(
                 f"train.align.pairs: {name!r} is not of the form image-text/audio-text/audio-image"
             )

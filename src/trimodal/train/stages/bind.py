@@ -10,9 +10,10 @@ from trimodal.data.tensors import SceneTensors
 from trimodal.losses.bind import bind_loss, bind_targets
 from trimodal.losses.multitask import LossDrivenTaskSampler
 from trimodal.losses.step import StepInputs
+from trimodal.modalities import registered_modalities
 from trimodal.models.trimodal import TriModalModel
 from trimodal.train.stages.base import Stage, StageLoss, freeze_all_but
-from trimodal.train.step import MODALITY_NAMES, TrainStep
+from trimodal.train.step import TrainStep
 
 
 class BindStage(Stage):
@@ -27,7 +28,7 @@ class BindStage(Stage):
 
     def validate(self) -> None:
         bind = self.settings
-        names = MODALITY_NAMES
+        names = {modality.name for modality in registered_modalities()}
         if bind.modality not in names or bind.anchor not in names or bind.modality == bind.anchor:
             raise ValueError(
                 f"train.bind: modality and anchor must be two different ones of "
