@@ -49,8 +49,6 @@ from trimodal.modules.layers import TokenSequence, TransformerStack, initial_gri
 from trimodal.modules.temperature import LearnableTemperature
 from trimodal.world.question_pool import GROUNDED_OBJECTS
 
-MODALITIES = ("audio", "image", "text")
-
 
 class CTCTranscriber(nn.Module):
     """Audio tokens ``[B, T, D]`` (+ mask) -> CTC scores ``[B, T, vocab + 1]``; the last class
@@ -107,7 +105,8 @@ class TriModalModel(nn.Module):
         )
         self.register_load_state_dict_pre_hook(_legacy_encoder_names)
         self.temperature = LearnableTemperature()
-        self.fusion = build_fusion(m.fusion.name, m.dim, MODALITIES, **m.fusion.options)
+        names = tuple(sorted(self.encoders))  # fusion takes modalities in sorted order
+        self.fusion = build_fusion(m.fusion.name, m.dim, names, **m.fusion.options)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, m.dim))
         self.backbone = TransformerStack(
             m.dim, m.backbone_depth, m.backbone_heads, m.mlp_ratio, m.dropout
