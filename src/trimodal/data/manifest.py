@@ -1,6 +1,7 @@
 """The manifest: JSON Lines, one sample a line, validated with file/line/field errors.
 
-A sample carries any subset of ``image``, ``audio`` and ``text`` plus task fields. Paths are
+A sample carries any subset of ``image``, ``audio`` and ``text`` (and of the registered stored
+modalities' fields, such as ``video``: :mod:`trimodal.modalities`) plus task fields. Paths are
 relative to the manifest's folder. Example line::
 
     {"id": "scene-000001", "split": "train", "image": "images/000001.png",
@@ -25,6 +26,8 @@ from typing import Any, Literal
 import soundfile
 from PIL import Image, UnidentifiedImageError
 
+from trimodal.modalities import StoredModality, stored_modalities
+
 SPLITS: tuple[str, ...] = ("train", "val", "test", "holdout")
 MEDIA_FIELDS: tuple[str, ...] = ("image", "audio")
 OnError = Literal["raise", "skip"]
@@ -43,6 +46,17 @@ _TOP_LEVEL: dict[str, tuple[type, ...]] = {
     "meta": (dict,),
 }
 _REQUIRED = ("id", "split")
+
+
+def _stored_fields() -> dict[str, StoredModality]:
+    """``{manifest field: modality}`` of the registered modalities with a store of their own."""
+    return {m.manifest_field: m for m in stored_modalities()}
+
+
+def _top_level_fields() -> dict[str, tuple[type, ...]]:
+    return _TOP_LEVEL | {name: (str,) for name in _stored_fields()}
+
+
 _QUESTION_FIELDS: dict[str, tuple[type, ...]] = {
     "question": (str,),
     "answer": (str,),
@@ -124,11 +138,14 @@ class Sample:
     label: str | int | None = None
     scene: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    media: dict[str, Path] = field(default_factory=dict)
+    """The files of stored modalities (``{"video": path}``), keyed by modality name."""
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        """Which of image, audio and text this sample carries."""
-        return tuple(m for m in ("image", "audio", "text") if getattr(self, m) is not None)
+        """Which of image, audio, text and the stored modalities this sample carries."""
+        built_in = tuple(m for m in ("image", "audio", "text") if getattr(self, m) is not None)
+        return built_in + tuple(self.media)
 
 
 @dataclass
@@ -190,12 +207,16 @@ class _RowValidator:
     def fail(self, field_name: str | None, message: str) -> None:
         self.issues.append(ManifestIssue(self.path, self.line, field_name, message))
 
-    def media(self, field_name: str, value: str, kind: str) -> Path:
+    def media(
+        self, field_name: str, value: str, kind: str, modality: StoredModality | None = None
+    ) -> Path:
         resolved = Path(value) if os.path.isabs(value) else self.root / value
         if self.check_files == "exists" and not resolved.is_file():
             self.fail(field_name, f"file not found: {resolved}")
-        elif self.check_files == "decode" and (problem := _check_media(resolved, kind)):
-            self.fail(field_name, problem)
+        elif self.check_files == "decode":
+            check = modality.check_file(resolved) if modality else _check_media(resolved, kind)
+            if check:
+                self.fail(field_name, check)
         return resolved
 
     def typed(self, data: dict[str, Any], schema: dict[str, tuple[type, ...]], prefix: str) -> bool:
@@ -268,7 +289,8 @@ class _RowValidator:
         if not isinstance(data, dict):
             self.fail(None, f"expected a JSON object, got {type(data).__name__}")
             return None
-        ok = self.typed(data, _TOP_LEVEL, "")
+        stored = _stored_fields()
+        ok = self.typed(data, _top_level_fields(), "")
         for key in _REQUIRED:
             if key not in data:
                 self.fail(key, "missing required field")
@@ -279,10 +301,16 @@ class _RowValidator:
             self.fail(
                 "split", f"unknown split {data['split']!r} (expected one of {', '.join(SPLITS)})"
             )
-        if not any(key in data for key in ("image", "audio", "text", "captions")):
-            self.fail(None, "a sample needs at least one of image, audio, text, captions")
+        carriers = ("image", "audio", "text", "captions", *stored)
+        if not any(key in data for key in carriers):
+            self.fail(None, f"a sample needs at least one of {', '.join(carriers)}")
         captions = self.captions(data["captions"]) if "captions" in data else ()
         paths = {kind: self.media(kind, data[kind], kind) for kind in MEDIA_FIELDS if kind in data}
+        media = {
+            modality.name: self.media(key, data[key], key, modality)
+            for key, modality in stored.items()
+            if key in data
+        }
         questions = [self.question(i, q) for i, q in enumerate(data.get("questions", []))]
         if self.issues:
             return None
@@ -298,6 +326,7 @@ class _RowValidator:
             label=data.get("label"),
             scene=data.get("scene"),
             meta=data.get("meta", {}),
+            media=media,
         )
 
 

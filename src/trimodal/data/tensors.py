@@ -14,7 +14,7 @@ import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from trimodal.config import Config
 from trimodal.data.manifest import Manifest, Sample
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
+from trimodal.modalities import StoredModality, get_modality, stored_modalities
 
 CACHE_VERSION = 4
 COUNT_WORDS = ("one", "two", "three")
@@ -71,13 +73,45 @@ def content_key(sample: Sample) -> str:
     """
     scene = sample.scene
     if scene and "objects" in scene:
-        phrases = [f"{o['size']} {o['color']} {o['shape']}" for o in scene["objects"]]
+        phrases = [_object_key(o) for o in scene["objects"]]
         relations = sorted(
             f"{phrases[r['subject']]}|{r['relation']}|{phrases[r['object']]}"
             for r in scene.get("relations", [])
         )
         return json.dumps([sorted(phrases), relations])
     return " ".join((sample.text or sample.id).lower().split())
+
+
+def _object_key(obj: Mapping[str, Any]) -> str:
+    """An object's size, colour and shape, and its motion where the scene has one."""
+    phrase = f"{obj['size']} {obj['color']} {obj['shape']}"
+    return f"{phrase} moving {obj['motion']}" if "motion" in obj else phrase
+
+
+@dataclass
+class MediaStore:
+    """Decoded rows of one stored modality: ``data [N, ...]`` (one fixed shape a row, zeros
+    where absent) and ``present [N]`` bool."""
+
+    data: torch.Tensor
+    present: torch.Tensor
+
+    def subset(self, rows: torch.Tensor) -> MediaStore:
+        """The rows ``rows`` (in that order) as a new store."""
+        return MediaStore(self.data[rows], self.present[rows])
+
+    @staticmethod
+    def decode(
+        modality: StoredModality, paths: Sequence[Path | None], config: Config
+    ) -> MediaStore:
+        """Decode every path (None: the row lacks the modality) with ``modality``."""
+        rows = [None if p is None else modality.decode(p, config) for p in paths]
+        example = next(r for r in rows if r is not None)
+        data = torch.zeros(len(rows), *example.shape, dtype=example.dtype)
+        for index, row in enumerate(rows):
+            if row is not None:
+                data[index] = row
+        return MediaStore(data, torch.tensor([r is not None for r in rows], dtype=torch.bool))
 
 
 @dataclass
@@ -146,6 +180,8 @@ class SceneTensors:
             the image side (rows padded to the most objects ``K``; see ``object_labels``).
         object_labels: ``[N, K, 3]`` each object's colour, shape and size as an index into
             :func:`attribute_groups` (-1: padding, or a value the vocabulary lacks).
+        media: one :class:`MediaStore` per stored modality the manifest carries (``video``),
+            decoded only for a model that has the modality's encoder.
     """
 
     ids: list[str]
@@ -167,6 +203,7 @@ class SceneTensors:
     has_scene: torch.Tensor
     object_boxes: torch.Tensor
     object_labels: torch.Tensor
+    media: dict[str, MediaStore] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -194,6 +231,7 @@ class SceneTensors:
             has_scene=self.has_scene[rows],
             object_boxes=self.object_boxes[rows],
             object_labels=self.object_labels[rows],
+            media={name: store.subset(rows) for name, store in self.media.items()},
         )
 
     def rows_in(self, *splits: str) -> torch.Tensor:
@@ -211,11 +249,28 @@ class SceneTensors:
         return self.caption_audio.lengths() > 0
 
     def has(self, modality: str) -> torch.Tensor:
-        """``[N]`` bool: which samples carry ``modality`` (``image``, ``text`` or ``audio``)."""
+        """``[N]`` bool: which samples carry ``modality`` (``image``, ``text``, ``audio`` or a
+        stored modality of :attr:`media`)."""
         present = {"image": self.has_image, "text": self.has_text, "audio": self.has_audio}
+        present |= {name: store.present for name, store in self.media.items()}
         if modality not in present:
             raise ValueError(f"unknown modality {modality!r}; expected one of {tuple(present)}")
         return present[modality]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Every modality this store can say :meth:`has` of."""
+        return ("image", "text", "audio", *self.media)
+
+    def batch(self, modality: str, rows: torch.Tensor, config: Config) -> tuple[Any, ...]:
+        """The encoder inputs of a stored modality's ``rows`` (see :meth:`StoredModality.inputs`)."""
+        if modality not in self.media:
+            raise ValueError(
+                f"this manifest's tensors have no {modality!r} store (stored: {tuple(self.media)})"
+            )
+        stored = get_modality(modality)
+        assert isinstance(stored, StoredModality)
+        return stored.inputs(self.media[modality].data[rows], config)
 
 
 def _fingerprint(
@@ -378,8 +433,10 @@ def build_scene_tensors(
     image_size: int = 64,
     n_mels: int = 64,
     max_text_length: int = 48,
+    config: Config | None = None,
 ) -> SceneTensors:
-    """Decode every sample of ``manifest`` (see :class:`SceneTensors`)."""
+    """Decode every sample of ``manifest`` (see :class:`SceneTensors`); the stored modalities
+    that ``config``'s model has encoders for go into :attr:`SceneTensors.media`."""
     samples = manifest.samples
     transform = ImageTransform(size=image_size)
     images = torch.zeros(len(samples), 3, image_size, image_size, dtype=torch.uint8)
@@ -440,7 +497,26 @@ def build_scene_tensors(
         has_scene=has_scene,
         object_boxes=object_boxes,
         object_labels=object_labels,
+        media=_media_stores(samples, config),
     )
+
+
+def _media_stores(samples: Sequence[Sample], config: Config | None) -> dict[str, MediaStore]:
+    """A store per stored modality that ``config`` enables and some sample carries."""
+    if config is None:
+        return {}
+    return {
+        modality.name: MediaStore.decode(
+            modality, [s.media.get(modality.name) for s in samples], config
+        )
+        for modality in stored_modalities(config)
+        if any(modality.name in s.media for s in samples)
+    }
+
+
+def _media_key(config: Config | None) -> list[str]:
+    """The decode settings of the stored modalities ``config`` enables (for the cache key)."""
+    return [] if config is None else [m.cache_key(config) for m in stored_modalities(config)]
 
 
 _TENSOR_FIELDS = (
@@ -468,6 +544,11 @@ def save_scene_tensors(tensors: SceneTensors, path: Path) -> None:
         "spoken_audio.frames": tensors.spoken_audio.frames.contiguous(),
         "spoken_audio.offsets": tensors.spoken_audio.offsets,
     }
+    for name, store in tensors.media.items():
+        data |= {
+            f"media.{name}.data": store.data.contiguous(),
+            f"media.{name}.present": store.present,
+        }
     metadata = {
         "strings": json.dumps(
             {
@@ -498,6 +579,11 @@ def load_scene_tensors(path: Path) -> SceneTensors:
         **tensors,
         caption_audio=RaggedAudio(data["caption_audio.frames"], data["caption_audio.offsets"]),
         spoken_audio=RaggedAudio(data["spoken_audio.frames"], data["spoken_audio.offsets"]),
+        media={
+            key.split(".")[1]: MediaStore(data[key], data[key.replace(".data", ".present")])
+            for key in data
+            if key.startswith("media.") and key.endswith(".data")
+        },
     )
 
 
@@ -510,12 +596,13 @@ def cached_scene_tensors(
     n_mels: int = 64,
     cache_dir: Path | None = None,
     max_text_length: int = 48,
+    config: Config | None = None,
 ) -> SceneTensors:
     """:func:`build_scene_tensors`, cached in ``cache_dir`` (default: ``<manifest dir>/.cache``)."""
     key = _fingerprint(
         manifest,
         tokenizer,
-        [*answers, "|", *attributes, f"max_text={max_text_length}"],
+        [*answers, "|", *attributes, f"max_text={max_text_length}", *_media_key(config)],
         image_size,
         n_mels,
     )
@@ -524,7 +611,7 @@ def cached_scene_tensors(
     if path.is_file():
         return load_scene_tensors(path)
     tensors = build_scene_tensors(
-        manifest, tokenizer, answers, attributes, image_size, n_mels, max_text_length
+        manifest, tokenizer, answers, attributes, image_size, n_mels, max_text_length, config
     )
     folder.mkdir(parents=True, exist_ok=True)
     save_scene_tensors(tensors, path)

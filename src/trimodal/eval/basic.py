@@ -26,14 +26,28 @@ DIRECTIONS = (
 QUESTION_MODALITY = {"typed": "text", "spoken": "audio"}
 
 
+def retrieval_directions(modalities: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """:data:`DIRECTIONS` then, for every other modality of ``modalities`` (``video``), both
+    directions against text, audio and image."""
+    extra = [m for m in modalities if m not in ("image", "text", "audio")]
+    return DIRECTIONS + tuple(
+        pair
+        for m in extra
+        for other in ("text", "audio", "image")
+        if other in modalities
+        for pair in ((other, m), (m, other))
+    )
+
+
 @torch.no_grad()
 def embed_rows(
     model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, batch: int = 256
 ) -> dict[str, torch.Tensor]:
-    """Normalized pooled embeddings ``{modality: [N, E]}`` of the rows' image, caption, audio.
+    """Normalized pooled embeddings ``{modality: [N, E]}`` of the rows' image, caption, audio
+    and stored modalities the model encodes (``video``).
 
-    Only rows that have a caption (audio) are encoded as text (audio); the others keep a zero
-    vector, which retrieval never uses. A manifest with no audio at all, or no text, is fine.
+    Only rows that have a caption (audio, video) are encoded as text (audio, video); the others
+    keep a zero vector, which retrieval never uses. A manifest with no audio at all is fine.
     """
     out: dict[str, list[torch.Tensor]] = defaultdict(list)
     encoders = row_encoders(model, tensors)
@@ -41,7 +55,7 @@ def embed_rows(
         chunk = rows[start : start + batch]
         image = encoders["image"](chunk).pooled
         out["image"].append(image)
-        for modality in ("text", "audio"):
+        for modality in [m for m in encoders if m != "image"]:
             embedded = torch.zeros_like(image)
             if bool((keep := tensors.has(modality)[chunk]).any()):
                 embedded[keep] = encoders[modality](chunk[keep]).pooled
@@ -53,17 +67,21 @@ def retrieval_metrics(
     model: TriModalModel,
     tensors: SceneTensors,
     rows: torch.Tensor,
-    directions: tuple[tuple[str, str], ...] = DIRECTIONS,
+    directions: tuple[tuple[str, str], ...] | None = None,
 ) -> dict[str, Any]:
-    """R@1/5/10 and median rank in each direction; the gallery is ``rows`` (size reported).
+    """R@1/5/10 and median rank in each direction (default: every direction between the
+    modalities present, :func:`retrieval_directions`); the gallery is ``rows`` (size reported).
 
     Rows lacking a modality (no caption audio, say) take part in no direction that needs it.
     """
     embeddings = embed_rows(model, tensors, rows)
-    present = {m: tensors.has(m)[rows] for m in ("image", "text", "audio")}
+    present = {m: tensors.has(m)[rows] for m in embeddings}
+    directions = directions or retrieval_directions(tuple(embeddings))
     groups = content_groups([tensors.content_keys[i] for i in rows.tolist()])
     results: dict[str, Any] = {"gallery_size": len(rows)}
     for query, target in directions:
+        if query not in present or target not in present:
+            continue
         q, g = present[query], present[target]
         if not bool(q.any()) or not bool(g.any()):
             continue

@@ -74,6 +74,7 @@ def load_inputs(model: Model, manifest_path: PathLike) -> EvaluationInputs:
         network.config.data.image_size,
         network.config.data.n_mels,
         max_text_length=network.config.model.text.max_length,
+        config=network.config,
     )
     return EvaluationInputs(manifest, tensors)
 

@@ -21,9 +21,8 @@ def contrastive_loss(
     """Pairwise contrastive loss over the modalities the pairs name, each pair aligned on the
     rows that have both (:func:`present_rows`)."""
     needed = {m for pair in pairs for m in pair}
-    encoders = {"image": step.image, "text": step.text, "audio": step.audio}
     rows = {m: present_rows(step, m) for m in sorted(needed)}
-    embeddings = {m: encoders[m]().pooled[rows[m]] for m in sorted(needed)}
+    embeddings = {m: step.encoded(m).pooled[rows[m]] for m in sorted(needed)}
     if kind not in ("info_nce", "cosine"):
         raise ValueError(f"train.align.loss must be 'info_nce' or 'cosine', got {kind!r}")
     output = pairwise_contrastive(

@@ -70,6 +70,19 @@ class StepInputs:
             self.cache["audio"] = self.model.encode("audio", features, mask)
         return self.cache["audio"]
 
+    def encoded(self, modality: str) -> EncoderOutput:
+        """``modality``'s encoder output for ``rows``: ``image``, ``text`` (captions), ``audio``
+        (spoken captions) or a stored modality (``video``) from its own store."""
+        built_in = {"image": self.image, "text": self.text, "audio": self.audio}
+        if modality in built_in:
+            return built_in[modality]()
+        if modality not in self.cache and modality in self.frozen:
+            self.cache[modality] = self.frozen[modality].select(self.rows)
+        if modality not in self.cache:
+            inputs = self.tensors.batch(modality, self.rows, self.model.config)
+            self.cache[modality] = self.model.encode(modality, *inputs)
+        return self.cache[modality]
+
     def spoken(self, rows: torch.Tensor) -> EncoderOutput:
         """Spoken-question encoder output for ``rows`` (a subset that has spoken questions)."""
         if "spoken" in self.frozen:
@@ -172,8 +185,8 @@ def freeze_perception(
     total = len(tensors.images)
     encoders = row_encoders(model, tensors)
     frozen: dict[str, FrozenOutputs] = {}
-    for tower in ("image", "audio"):
-        if tower in towers:
+    for tower in ("image", "audio", *tensors.media):
+        if tower in towers and tower in encoders:
             frozen[tower] = encode_frozen(model, encoders[tower], rows, total)
     with_spoken = rows[tensors.spoken_index[rows] >= 0]
     if "spoken" in towers and len(with_spoken):

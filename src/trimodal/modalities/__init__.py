@@ -7,8 +7,9 @@ own file, registered with one line below.
 
 from __future__ import annotations
 
+from trimodal.config import Config
 from trimodal.modalities.audio import AudioModality
-from trimodal.modalities.base import Modality
+from trimodal.modalities.base import Modality, StoredModality
 from trimodal.modalities.image import ImageModality
 from trimodal.modalities.text import TextModality
 
@@ -35,8 +36,30 @@ def registered_modalities() -> tuple[Modality, ...]:
     return tuple(_REGISTRY.values())
 
 
+def enabled_modalities(config: Config) -> tuple[Modality, ...]:
+    """The registered modalities a model built from ``config`` has encoders for."""
+    return tuple(m for m in _REGISTRY.values() if m.enabled(config))
+
+
+def stored_modalities(config: Config | None = None) -> tuple[StoredModality, ...]:
+    """The registered modalities with a store of their own (enabled in ``config`` if given)."""
+    return tuple(
+        m
+        for m in _REGISTRY.values()
+        if isinstance(m, StoredModality) and (config is None or m.enabled(config))
+    )
+
+
 register(TextModality())
 register(ImageModality())
 register(AudioModality())
 
-__all__ = ["Modality", "get_modality", "register", "registered_modalities"]
+__all__ = [
+    "Modality",
+    "StoredModality",
+    "enabled_modalities",
+    "get_modality",
+    "register",
+    "registered_modalities",
+    "stored_modalities",
+]

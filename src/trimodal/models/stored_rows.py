@@ -7,6 +7,7 @@ audio" from the same store; this is the one place that knows where each modality
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -18,9 +19,20 @@ from trimodal.modules.encoders.base import EncoderOutput
 def row_encoders(
     model: TriModalModel, tensors: SceneTensors
 ) -> dict[str, Callable[[torch.Tensor], EncoderOutput]]:
-    """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption or caption audio."""
-    return {
+    """Per modality, ``rows [B] -> EncoderOutput`` of the rows' image, caption, caption audio
+    and each stored modality the model has an encoder for (``video``)."""
+    encoders: dict[str, Callable[[torch.Tensor], EncoderOutput]] = {
         "image": lambda r: model.encode("image", to_float_images(tensors.images[r])),
         "text": lambda r: model.encode_padded_text(tensors.caption_ids[r], tensors.caption_mask[r]),
         "audio": lambda r: model.encode("audio", *tensors.caption_audio.batch(r)),
     }
+    for name in tensors.media:
+        if name in model.encoders:
+            encoders[name] = partial(_stored, model, tensors, name)
+    return encoders
+
+
+def _stored(
+    model: TriModalModel, tensors: SceneTensors, modality: str, rows: torch.Tensor
+) -> EncoderOutput:
+    return model.encode(modality, *tensors.batch(modality, rows, model.config))

@@ -34,7 +34,7 @@ from trimodal.generation.conditioning import (
     build_decoder,
     join_prefixes,
 )
-from trimodal.modalities import get_modality, registered_modalities
+from trimodal.modalities import enabled_modalities, get_modality, registered_modalities
 from trimodal.models.checkpoint import (
     Vocabulary,
     load_weights,
@@ -101,7 +101,7 @@ class TriModalModel(nn.Module):
         self.config, self.vocabulary = config, vocabulary
         m = config.model
         self.encoders = nn.ModuleDict(
-            {mod.name: mod.build_encoder(config, vocab_size) for mod in registered_modalities()}
+            {mod.name: mod.build_encoder(config, vocab_size) for mod in enabled_modalities(config)}
         )
         self.register_load_state_dict_pre_hook(_legacy_encoder_names)
         self.temperature = LearnableTemperature()
@@ -274,10 +274,11 @@ class TriModalModel(nn.Module):
         mode = self.config.model.vqa_inputs
         if mode == "both":
             return inputs
+        question = ("text", "audio")  # what a typed or spoken question arrives as
         if mode == "question":
-            kept = {name: seq for name, seq in inputs.items() if name != "image"}
-        elif mode == "image":
-            kept = {name: seq for name, seq in inputs.items() if name == "image"}
+            kept = {name: seq for name, seq in inputs.items() if name in question}
+        elif mode == "image":  # what the question is about: the image (or a video)
+            kept = {name: seq for name, seq in inputs.items() if name not in question}
         else:
             raise ValueError(
                 f"model.vqa_inputs must be 'both', 'question' or 'image', got {mode!r}"
@@ -361,6 +362,8 @@ def _legacy_encoder_names(
     """Load hook: checkpoints written before the modality registry kept each encoder under its
     own attribute (``image_encoder.``); their weights load under ``encoders.<name>.``."""
     for modality in registered_modalities():
+        if not modality.legacy_prefix:
+            continue  # registered after the registry existed: no old name
         old, new = prefix + modality.legacy_prefix, f"{prefix}encoders.{modality.name}."
         for key in [k for k in state if k.startswith(old)]:
             state[new + key[len(old) :]] = state.pop(key)

@@ -98,6 +98,7 @@ def prepare_data(
         config.data.image_size,
         config.data.n_mels,
         max_text_length=config.model.text.max_length,
+        config=config,
     )
     train_rows = tensors.rows_in("train")
     if config.train.max_train_scenes > 0:

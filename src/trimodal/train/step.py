@@ -83,6 +83,12 @@ class TrainStep(nn.Module):
         self.bind_targets: BindTargets | None = None
         """The bind stage's fixed features and anchors, set at its start."""
         self.pairs = contrastive_pairs(config.train.align.pairs)
+        for pair in self.pairs:
+            if missing := [m for m in pair if m not in model.encoders]:
+                raise ValueError(
+                    f"train.align.pairs: {'-'.join(pair)!r} needs a {missing[0]} encoder, which "
+                    f"this recipe's model has not (enable model.{missing[0]})"
+                )
         self.anchors = contrastive_anchors(config.train.align)
         self.model, self.weighting, self.config, self.distributed = (
             model,
