@@ -70,6 +70,22 @@ class AudioEncoderConfig:
 
 
 @dataclass
+class VideoEncoderConfig:
+    """Clips ``[B, frames, 3, S, S]`` -> tubelet tokens (``depth`` 0: no video encoder).
+
+    A tubelet of ``tubelet`` frames by ``patch_size`` pixels squared becomes one token, so a
+    clip gives ``frames / tubelet * (frame_size / patch_size) ** 2`` tokens.
+    """
+
+    depth: int = 0
+    heads: int = 4
+    frames: int = 8
+    frame_size: int = 32
+    tubelet: int = 2
+    patch_size: int = 8
+
+
+@dataclass
 class FusionConfig:
     """Which fusion module (see ``trimodal.modules.fusion``) and its options."""
 
@@ -116,6 +132,7 @@ class ModelConfig:
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
+    video: VideoEncoderConfig = field(default_factory=VideoEncoderConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     backbone_depth: int = 2
     backbone_heads: int = 4

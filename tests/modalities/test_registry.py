@@ -18,14 +18,24 @@ VOCAB = 40
 
 def _model() -> TriModalModel:
     torch.manual_seed(0)
-    config = load_config(ROOT / "configs" / "tiny.yaml")
+    overrides = ["model.video.depth=1", "model.video.heads=2"]
+    config = load_config(ROOT / "configs" / "tiny.yaml", overrides)
     return TriModalModel(config, VOCAB, Vocabulary(["yes", "no"], ["color:red"])).eval()
 
 
 def test_registration_order_is_build_order() -> None:
     names = [modality.name for modality in registered_modalities()]
-    assert names == ["text", "image", "audio"]
+    assert names == ["text", "image", "audio", "video"]
     assert list(_model().encoders) == names
+
+
+def test_a_recipe_builds_only_the_encoders_it_enables() -> None:
+    """``model.video.depth`` 0 (the default): no video encoder, and no video parameters."""
+    torch.manual_seed(0)
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    model = TriModalModel(config, VOCAB, Vocabulary(["yes", "no"], ["color:red"]))
+    assert list(model.encoders) == ["text", "image", "audio"]
+    assert not any(name.startswith("encoders.video.") for name in model.state_dict())
 
 
 def test_unknown_and_duplicate_modalities_are_errors() -> None:
@@ -55,18 +65,23 @@ def test_every_modality_meets_the_encoder_contract(modality: Modality) -> None:
     assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
 
 
+LEGACY = [modality for modality in registered_modalities() if modality.legacy_prefix]
+
+
 def test_checkpoints_from_before_the_registry_load() -> None:
-    """Weights saved under ``image_encoder.`` (and text, audio) load under ``encoders.image.``."""
+    """Weights saved under ``image_encoder.`` (and text, audio) load under ``encoders.image.``;
+    a modality registered after the registry (video) has no old name."""
+    assert [modality.name for modality in LEGACY] == ["text", "image", "audio"]
     model = _model()
     legacy = {}
     for key, value in model.state_dict().items():
-        for modality in registered_modalities():
+        for modality in LEGACY:
             key = key.replace(f"encoders.{modality.name}.", modality.legacy_prefix)
         legacy[key] = value.clone() + 1.0
     assert any(key.startswith("image_encoder.") for key in legacy)
     fresh = _model()
     fresh.load_state_dict(legacy)
     for key, value in fresh.state_dict().items():
-        for modality in registered_modalities():
+        for modality in LEGACY:
             key = key.replace(f"encoders.{modality.name}.", modality.legacy_prefix)
         torch.testing.assert_close(value, legacy[key])

@@ -22,13 +22,24 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--noise-snr", type=float, default=None, help="add white noise to speech at this SNR (dB)"
     )
+    parser.add_argument(
+        "--video-frames",
+        type=int,
+        default=defaults.video_frames,
+        help="also render an MP4 clip of this many frames per scene, in which objects move, "
+        "with motion captions and questions (0: no video)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
 
 
 def world_config(args: argparse.Namespace) -> WorldConfig:
     """The :class:`WorldConfig` named by parsed arguments."""
     return WorldConfig(
-        scenes=args.scenes, seed=args.seed, image_size=args.image_size, noise_snr=args.noise_snr
+        scenes=args.scenes,
+        seed=args.seed,
+        image_size=args.image_size,
+        noise_snr=args.noise_snr,
+        video_frames=args.video_frames,
     )
 
 

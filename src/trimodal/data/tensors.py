@@ -73,7 +73,8 @@ def content_key(sample: Sample) -> str:
     """
     scene = sample.scene
     if scene and "objects" in scene:
-        phrases = [_object_key(o) for o in scene["objects"]]
+        motions = scene.get("motions") or [None] * len(scene["objects"])
+        phrases = [_object_key(o, m) for o, m in zip(scene["objects"], motions, strict=False)]
         relations = sorted(
             f"{phrases[r['subject']]}|{r['relation']}|{phrases[r['object']]}"
             for r in scene.get("relations", [])
@@ -82,10 +83,10 @@ def content_key(sample: Sample) -> str:
     return " ".join((sample.text or sample.id).lower().split())
 
 
-def _object_key(obj: Mapping[str, Any]) -> str:
+def _object_key(obj: Mapping[str, Any], motion: Any = None) -> str:
     """An object's size, colour and shape, and its motion where the scene has one."""
     phrase = f"{obj['size']} {obj['color']} {obj['shape']}"
-    return f"{phrase} moving {obj['motion']}" if "motion" in obj else phrase
+    return f"{phrase} moving {motion}" if motion is not None else phrase
 
 
 @dataclass

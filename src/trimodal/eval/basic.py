@@ -8,10 +8,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trimodal.data.tensors import SceneTensors, content_groups, to_float_images
+from trimodal.data.tensors import SceneTensors, content_groups
 from trimodal.eval.retrieval import first_hit_ranks, recall_summary
 from trimodal.eval.vqa import AnswerScores, VqaRules
-from trimodal.models.stored_rows import row_encoders
+from trimodal.models.stored_rows import context_modalities, question_context, row_encoders
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.layers import TokenSequence
 
@@ -108,38 +108,49 @@ def vqa_accuracy(
     head's answer string; every question also gets exact match (see :class:`AnswerScores`).
 
     Args:
-        remove: ``None``, ``"image"`` (answer from the question alone) or ``"question"``
-            (answer from the image alone): the missing-modality evaluation.
+        remove: ``None``, ``"image"`` (answer from the question alone: no image and no other
+            context such as a video), ``"question"`` (answer from the context alone) or a
+            stored context modality's name (``"video"``: answer without it): the
+            missing-modality evaluation.
         rules: which release of the official VQA script scores questions with human answers.
 
     Returns:
         ``{"typed": {"accuracy", "exact_match", "count", "metric", ...}, "typed/<family>": ...,
         "spoken": ..., ...}``.
     """
-    if remove not in (None, "image", "question"):
-        raise ValueError(f"remove must be None, 'image' or 'question', got {remove!r}")
+    allowed = (None, "image", "question", *tensors.media)
+    if remove not in allowed:
+        raise ValueError(f"remove must be one of {allowed}, got {remove!r}")
     scores = AnswerScores(rules=rules)
+    encoders = row_encoders(model, tensors)
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        image = model.image_context(model.encode("image", to_float_images(tensors.images[chunk])))
-        _typed(model, tensors, chunk, image, scores, remove)
-        _spoken(model, tensors, chunk, image, scores, remove)
+        stored = {name: encoders[name](chunk) for name in context_modalities(model, tensors, chunk)}
+        context = question_context(model, encoders["image"](chunk), stored)
+        _typed(model, tensors, chunk, context, scores, remove)
+        _spoken(model, tensors, chunk, context, scores, remove)
     return scores.table()
 
 
 def _answer(
     model: TriModalModel,
-    image: TokenSequence,
+    context: dict[str, TokenSequence],
     question: TokenSequence,
     modality: str,
     remove: str | None,
 ) -> torch.Tensor:
-    inputs = {"image": image, modality: question}
+    inputs = context | {modality: question}
     if remove == "image":
-        del inputs["image"]
+        inputs = {modality: question}
     elif remove == "question":
         del inputs[modality]
+    elif remove is not None:
+        inputs.pop(remove, None)
     return model.answer_logits(inputs).argmax(-1)
+
+
+def _selected(context: dict[str, TokenSequence], scene: torch.Tensor) -> dict[str, TokenSequence]:
+    return {name: tokens.select(scene) for name, tokens in context.items()}
 
 
 def _score(
@@ -166,7 +177,7 @@ def _typed(
     model: TriModalModel,
     tensors: SceneTensors,
     chunk: torch.Tensor,
-    image: TokenSequence,
+    context: dict[str, TokenSequence],
     scores: AnswerScores,
     remove: str | None = None,
 ) -> None:
@@ -179,7 +190,7 @@ def _typed(
         tensors.question_mask[chunk[scene], question],
     )
     text = model.encode_question(ids, mask).sequence()
-    predicted = _answer(model, image.select(scene), text, "text", remove)
+    predicted = _answer(model, _selected(context, scene), text, "text", remove)
     _score(model, tensors, (chunk[scene], question), predicted, "typed", scores)
 
 
@@ -187,7 +198,7 @@ def _spoken(
     model: TriModalModel,
     tensors: SceneTensors,
     chunk: torch.Tensor,
-    image: TokenSequence,
+    context: dict[str, TokenSequence],
     scores: AnswerScores,
     remove: str | None = None,
 ) -> None:
@@ -197,5 +208,5 @@ def _spoken(
         return
     features, mask = tensors.spoken_audio.batch(chunk[scene])
     audio = model.encode("audio", features, mask).sequence()
-    predicted = _answer(model, image.select(scene), audio, "audio", remove)
+    predicted = _answer(model, _selected(context, scene), audio, "audio", remove)
     _score(model, tensors, (chunk[scene], index[scene]), predicted, "spoken", scores)

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
-from trimodal.models.stored_rows import row_encoders
+from trimodal.models.stored_rows import context_modalities, question_context, row_encoders
 from trimodal.models.trimodal import TriModalModel
-from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.encoders.base import EncoderOutput, TokenSequence
 from trimodal.world.caption_pool import CaptionPool
 
 
@@ -82,6 +82,17 @@ class StepInputs:
             inputs = self.tensors.batch(modality, self.rows, self.model.config)
             self.cache[modality] = self.model.encode(modality, *inputs)
         return self.cache[modality]
+
+    def context(self, scene: torch.Tensor) -> dict[str, TokenSequence]:
+        """What questions about the step's rows at batch positions ``scene [M]`` are asked of:
+        the image as fusion sees it, then every stored context modality (``video``) the model
+        encodes and those rows carry (see :func:`context_modalities`)."""
+        names = context_modalities(self.model, self.tensors, self.rows[scene])
+        stored = {name: self.encoded(name) for name in names}
+        return {
+            name: tokens.select(scene)
+            for name, tokens in question_context(self.model, self.image(), stored).items()
+        }
 
     def spoken(self, rows: torch.Tensor) -> EncoderOutput:
         """Spoken-question encoder output for ``rows`` (a subset that has spoken questions)."""

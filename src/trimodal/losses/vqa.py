@@ -41,12 +41,7 @@ def typed_vqa_loss(
     ids = tensors.question_ids[rows[scene], question]
     mask = tensors.question_mask[rows[scene], question]
     encoded = step.model.encode_question(ids, mask).sequence()
-    image = step.image()
-    image_tokens = step.model.image_context(image)
-    inputs = {
-        "image": image_tokens.select(scene),
-        "text": encoded,
-    }
+    inputs = step.context(scene) | {"text": encoded}
     logits = step.model.answer_logits(inputs)
     return F.cross_entropy(logits, answers[scene, question])
 
@@ -60,8 +55,7 @@ def pooled_vqa_losses(
     if scene.numel() == 0:
         return zero_loss(step), None
     encoded = step.model.encode_question(pool.ids[index], pool.mask[index]).sequence()
-    image_tokens = step.model.image_context(step.image())
-    inputs = step.model.visible_inputs({"image": image_tokens.select(scene), "text": encoded})
+    inputs = step.model.visible_inputs(step.context(scene) | {"text": encoded})
     state = step.model.fuse(inputs)
     answer = F.cross_entropy(step.model.answer_head(state), pool.answers[index])
     if step.model.grounding_head is None:
@@ -92,9 +86,5 @@ def spoken_vqa_loss(step: StepInputs) -> torch.Tensor:
     if scene.numel() == 0:
         return zero_loss(step)
     spoken = step.spoken(rows[scene]).sequence()
-    image_tokens = step.model.image_context(step.image())
-    inputs = {
-        "image": image_tokens.select(scene),
-        "audio": spoken,
-    }
+    inputs = step.context(scene) | {"audio": spoken}
     return F.cross_entropy(step.model.answer_logits(inputs, transcribe=False), targets)

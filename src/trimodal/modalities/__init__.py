@@ -1,7 +1,7 @@
 """The modality registry: every modality the model can encode, registered here explicitly.
 
 Registration order is build order (it fixes the encoders' initialization and parameter order):
-text, image, audio. A new modality is a new :class:`~trimodal.modalities.base.Modality` in its
+text, image, audio, video. A new modality is a new :class:`~trimodal.modalities.base.Modality` in its
 own file, registered with one line below.
 """
 
@@ -12,6 +12,7 @@ from trimodal.modalities.audio import AudioModality
 from trimodal.modalities.base import Modality, StoredModality
 from trimodal.modalities.image import ImageModality
 from trimodal.modalities.text import TextModality
+from trimodal.modalities.video import VideoModality
 
 _REGISTRY: dict[str, Modality] = {}
 
@@ -53,6 +54,7 @@ def stored_modalities(config: Config | None = None) -> tuple[StoredModality, ...
 register(TextModality())
 register(ImageModality())
 register(AudioModality())
+register(VideoModality())
 
 __all__ = [
     "Modality",

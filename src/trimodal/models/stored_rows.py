@@ -12,8 +12,9 @@ from functools import partial
 import torch
 
 from trimodal.data.tensors import SceneTensors, to_float_images
+from trimodal.modalities import stored_modalities
 from trimodal.models.trimodal import TriModalModel
-from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.encoders.base import EncoderOutput, TokenSequence
 
 
 def row_encoders(
@@ -36,3 +37,30 @@ def _stored(
     model: TriModalModel, tensors: SceneTensors, modality: str, rows: torch.Tensor
 ) -> EncoderOutput:
     return model.encode(modality, *tensors.batch(modality, rows, model.config))
+
+
+def context_modalities(
+    model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor
+) -> list[str]:
+    """The stored modalities that questions about ``rows`` are also asked of: those whose
+    ``question_role`` is ``context``, that the model encodes, and that every one of ``rows``
+    carries (a batch mixing rows with and without one is answered from the image alone)."""
+    return [
+        m.name
+        for m in stored_modalities(model.config)
+        if m.question_role == "context"
+        and m.name in tensors.media
+        and bool(tensors.has(m.name)[rows].all())
+    ]
+
+
+def question_context(
+    model: TriModalModel,
+    image: EncoderOutput,
+    stored: dict[str, EncoderOutput],
+) -> dict[str, TokenSequence]:
+    """What fusion reads beside a question: the image as fusion sees it
+    (:meth:`TriModalModel.image_context`), then each stored context modality's tokens."""
+    return {"image": model.image_context(image)} | {
+        name: output.sequence() for name, output in stored.items()
+    }

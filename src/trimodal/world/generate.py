@@ -7,6 +7,7 @@ Layout of a world directory::
     summary.json      counts, answer balance, caption overlap, timings, size on disk
     images/NNNNNN.png
     audio/NNNNNN_caption.wav, audio/NNNNNN_question.wav
+    videos/NNNNNN.mp4 (only with ``video_frames``: the clip, in which objects move)
 
 Planning (scene graphs, captions, balanced questions, voices) is cheap and sequential, which
 keeps the result independent of the worker count; rendering and speech synthesis are the
@@ -32,7 +33,15 @@ import soundfile
 from tqdm import tqdm
 
 from trimodal.io import atomic_write_text, write_jsonl_atomic
+from trimodal.modalities.video import write_clip
 from trimodal.world.language import QUESTION_FAMILIES, Question, QuestionBalancer, caption
+from trimodal.world.motion import (
+    MOTION_FAMILIES,
+    MotionBalancer,
+    motion_clause,
+    render_clip,
+    sample_motions,
+)
 from trimodal.world.render import render_scene
 from trimodal.world.scene import HOLDOUT_PAIRS, SPLITS, Scene, sample_scene
 from trimodal.world.speech import VOICES, Synthesizer, VoiceSettings, add_noise
@@ -52,6 +61,8 @@ class WorldConfig:
     image_size: int = 64
     noise_snr: float | None = None
     questions_per_scene: int = 4
+    video_frames: int = 0
+    """Frames of each scene's clip (0: no video); the first question is then a motion one."""
 
     def validate(self) -> None:
         """Raise ValueError naming the bad argument."""
@@ -63,6 +74,16 @@ class WorldConfig:
             raise ValueError(
                 f"questions_per_scene must be in [3, 5], got {self.questions_per_scene}"
             )
+        if self.video_frames and not 2 <= self.video_frames <= 64:
+            raise ValueError(f"--video-frames must be 0 or in [2, 64], got {self.video_frames}")
+
+    def recorded(self) -> dict[str, Any]:
+        """The arguments as ``world.json`` records them (``video_frames`` only when set, so a
+        world without video keeps its bytes)."""
+        values = asdict(self)
+        if not self.video_frames:
+            del values["video_frames"]
+        return values
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,8 @@ class SceneJob:
     questions: tuple[Question, ...]
     caption_voice: VoiceSettings
     question_voice: VoiceSettings
+    motions: tuple[str, ...] = ()
+    """Each object's motion in the clip (empty: the world has no video)."""
 
 
 @dataclass
@@ -105,19 +128,33 @@ def _voice(rng: np.random.Generator) -> VoiceSettings:
 def plan_world(config: WorldConfig) -> list[SceneJob]:
     """Scene graphs, captions, balanced questions and voices for every scene, in index order."""
     balancer = QuestionBalancer(seed=config.seed)
+    motion_balancer = MotionBalancer(seed=config.seed)
     jobs = []
     for index in range(config.scenes):
         scene = sample_scene(index, config.seed)
         text = caption(scene, np.random.default_rng([config.seed, index, 1]))
-        questions = tuple(balancer.choose(scene, config.questions_per_scene))
+        motions: tuple[str, ...] = ()
+        if config.video_frames:
+            motions = sample_motions(scene, config.seed)
+            text = f"{text}; {motion_clause(scene, motions)}"
+            first = motion_balancer.choose(scene, motions)
+            rest = balancer.choose(scene, config.questions_per_scene - (first is not None))
+            questions = tuple([first] if first is not None else []) + tuple(rest)
+        else:
+            questions = tuple(balancer.choose(scene, config.questions_per_scene))
         voice_rng = np.random.default_rng([config.seed, index, 3])
-        jobs.append(SceneJob(scene, text, questions, _voice(voice_rng), _voice(voice_rng)))
+        voices = _voice(voice_rng), _voice(voice_rng)
+        jobs.append(SceneJob(scene, text, questions, *voices, motions=motions))
     return jobs
 
 
 def _media_paths(index: int) -> tuple[str, str, str]:
     stem = f"{index:06d}"
     return f"images/{stem}.png", f"audio/{stem}_caption.wav", f"audio/{stem}_question.wav"
+
+
+def _video_path(index: int) -> str:
+    return f"videos/{index:06d}.mp4"
 
 
 _WORKER: dict[str, Any] = {}
@@ -146,6 +183,9 @@ def _write_scene(job: SceneJob) -> SceneTiming:
     image_path, caption_path, question_path = _media_paths(job.scene.index)
     start = time.perf_counter()
     render_scene(job.scene, config.image_size).save(root / image_path, format="PNG")
+    if config.video_frames:
+        clip = render_clip(job.scene, job.motions, config.video_frames, config.image_size)
+        write_clip(root / _video_path(job.scene.index), clip)
     rendered = time.perf_counter()
     seed = [config.seed, job.scene.index, 4]
     caption_seconds = _speak_to_file(
@@ -167,7 +207,7 @@ def _manifest_row(job: SceneJob) -> dict[str, Any]:
         if position == 0:
             entry["spoken_question"] = question_path
         questions.append(entry)
-    return {
+    row: dict[str, Any] = {
         "id": f"scene-{job.scene.index:06d}",
         "split": job.scene.split,
         "image": image_path,
@@ -180,6 +220,10 @@ def _manifest_row(job: SceneJob) -> dict[str, Any]:
             "question_voice": asdict(job.question_voice),
         },
     }
+    if job.motions:
+        row["video"] = _video_path(job.scene.index)
+        row["scene"]["motions"] = list(job.motions)
+    return row
 
 
 SceneTiming = tuple[int, float, float, float, float]
@@ -248,7 +292,7 @@ def _is_complete(root: Path, config: WorldConfig) -> bool:
         recorded = json.loads(marker.read_text())
     except json.JSONDecodeError:
         return False
-    return recorded == {"format_version": FORMAT_VERSION, **asdict(config)}
+    return recorded == {"format_version": FORMAT_VERSION, **config.recorded()}
 
 
 def build_world(
@@ -277,9 +321,9 @@ def build_world(
     if (root / "world.json").exists():
         # A world built with other arguments: clear its media so no stale file survives.
         (root / "world.json").unlink()
-        for sub in ("images", "audio"):
+        for sub in ("images", "audio", "videos"):
             shutil.rmtree(root / sub, ignore_errors=True)
-    for sub in ("images", "audio"):
+    for sub in ("images", "audio", "videos") if config.video_frames else ("images", "audio"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     jobs = plan_world(config)
@@ -300,14 +344,21 @@ def build_world(
     atomic_write_text(root / "summary.json", json.dumps(asdict(summary), indent=2))
     atomic_write_text(
         root / "world.json",
-        json.dumps({"format_version": FORMAT_VERSION, **asdict(config)}, indent=2),
+        json.dumps({"format_version": FORMAT_VERSION, **config.recorded()}, indent=2),
     )
     return summary
 
 
-def _answer_balance(counts: dict[str, Counter[str]]) -> dict[str, dict[str, Any]]:
+def _families(config: WorldConfig) -> dict[str, tuple[str, ...]]:
+    """The world's question families and their answers (motion ones only with video)."""
+    return QUESTION_FAMILIES | (MOTION_FAMILIES if config.video_frames else {})
+
+
+def _answer_balance(
+    counts: dict[str, Counter[str]], families: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, Any]]:
     balance = {}
-    for family, possible in QUESTION_FAMILIES.items():
+    for family, possible in families.items():
         counter = counts.get(family, Counter())
         per_answer = {answer: counter.get(answer, 0) for answer in possible}
         values = list(per_answer.values())
@@ -340,10 +391,10 @@ def summarize(
     durations = [r[3] for r in results] + [r[4] for r in results]
     return WorldSummary(
         path=str(root),
-        config=asdict(config),
+        config=config.recorded(),
         scenes_per_split={split: per_split.get(split, 0) for split in SPLITS},
-        questions_per_family={f: dict(family_counts[f]) for f in QUESTION_FAMILIES},
-        answer_balance=_answer_balance(answers),
+        questions_per_family={f: dict(family_counts[f]) for f in _families(config)},
+        answer_balance=_answer_balance(answers, _families(config)),
         test_captions_in_train={
             "test_captions": len(test_captions),
             "verbatim_in_train": overlapping,

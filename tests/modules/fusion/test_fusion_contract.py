@@ -11,10 +11,10 @@ from trimodal.modules.fusion import FUSIONS, Fusion, build_fusion
 from trimodal.modules.layers import TokenSequence
 
 NAMES = ["concat", "cross_attention", "bilinear", "tensor", "low_rank_tensor", "gated"]
-MODALITIES = ("audio", "image", "text")
-LENGTHS = {"audio": 5, "image": 7, "text": 3}
+MODALITIES = ("audio", "image", "text", "video")
+LENGTHS = {"audio": 5, "image": 7, "text": 3, "video": 6}
 DIM, BATCH = 16, 4
-SUBSETS = [c for size in (1, 2, 3) for c in combinations(MODALITIES, size)]
+SUBSETS = [c for size in range(1, len(MODALITIES) + 1) for c in combinations(MODALITIES, size)]
 PROPER_SUBSETS = [s for s in SUBSETS if len(s) < len(MODALITIES)]
 TOKEN_PRESERVING = {"concat", "gated"}
 POOLING = {"bilinear", "tensor", "low_rank_tensor"}
