@@ -71,10 +71,13 @@ class AudioEncoderConfig:
 
 @dataclass
 class VideoEncoderConfig:
-    """Clips ``[B, frames, 3, S, S]`` -> tubelet tokens (``depth`` 0: no video encoder).
+    """Clips ``[B, frames, 3, S, S]`` -> tokens (``depth`` 0: no video encoder).
 
-    A tubelet of ``tubelet`` frames by ``patch_size`` pixels squared becomes one token, so a
-    clip gives ``frames / tubelet * (frame_size / patch_size) ** 2`` tokens.
+    ``kind``: ``tubelet`` (one linear 3-D patch embedding: ``tubelet`` frames by
+    ``patch_size`` pixels squared a token) or ``conv`` (frames and their differences through
+    stride-2 3-D convs of ``stem_channels``, then a stride-(``tubelet``, 2, 2) conv to the model
+    width: ``patch_size`` must be ``2 ** (len(stem_channels) + 1)``). Either way a clip gives
+    ``frames / tubelet * (frame_size / patch_size) ** 2`` tokens.
     """
 
     depth: int = 0
@@ -83,6 +86,8 @@ class VideoEncoderConfig:
     frame_size: int = 32
     tubelet: int = 2
     patch_size: int = 8
+    kind: str = "tubelet"
+    stem_channels: list[int] = field(default_factory=lambda: [24, 48])
 
 
 @dataclass

@@ -4,12 +4,15 @@
 >>> model = Model.from_pretrained("./runs/default")        # a local run folder  # doctest: +SKIP
 >>> model.ask("scene.png", text="what color is the star?")  # doctest: +SKIP
 [('red', 0.97)]
+>>> model.ask(video="clip.mp4", text="which way does the star move?")  # doctest: +SKIP
+[('left', 0.93)]
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +23,8 @@ from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 from trimodal.generation.chat import Turn, render_ids, text_turns
 from trimodal.generation.conditioning import generate_replies
+from trimodal.modalities import get_modality
+from trimodal.modalities.base import StoredModality
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput
 
@@ -60,6 +65,34 @@ class Model:
         features, mask = pad_spectrograms(mels)
         return self.network.encode("audio", features, mask)
 
+    def _stored(self, modality: str, paths: Sequence[PathLike]) -> EncoderOutput:
+        """Encode files of a stored modality (``video``) after checking each one."""
+        stored = self._stored_modality(modality)
+        rows = []
+        for path in paths:
+            problem = stored.check_file(Path(path))
+            if problem is not None:
+                raise ValueError(problem)
+            rows.append(stored.decode(Path(path), self.network.config))
+        config = self.network.config
+        return self.network.encode(modality, *stored.inputs(torch.stack(rows), config))
+
+    def _stored_modality(self, modality: str) -> StoredModality:
+        stored = get_modality(modality)
+        if not isinstance(stored, StoredModality):
+            raise ValueError(f"{modality!r} is not a modality read from files of its own")
+        if modality not in self.network.encoders:
+            raise ValueError(
+                f"this checkpoint has no {modality} encoder (its recipe did not enable it; "
+                f"see configs/{modality}.yaml)"
+            )
+        return stored
+
+    @torch.no_grad()
+    def embed_media(self, modality: str, paths: Sequence[PathLike]) -> torch.Tensor:
+        """L2-normalized embeddings ``[N, E]`` of files of a stored modality (``video``)."""
+        return F.normalize(self._stored(modality, paths).pooled, dim=-1)
+
     @torch.no_grad()
     def embed_images(self, paths: Sequence[PathLike]) -> torch.Tensor:
         """L2-normalized image embeddings ``[N, E]``."""
@@ -78,16 +111,28 @@ class Model:
     # -- tasks ------------------------------------------------------------------------
     @torch.no_grad()
     def ask(
-        self, image: PathLike, text: str | None = None, audio: PathLike | None = None, top: int = 1
+        self,
+        image: PathLike | None = None,
+        text: str | None = None,
+        audio: PathLike | None = None,
+        top: int = 1,
+        **media: PathLike,
     ) -> list[tuple[str, float]]:
-        """Answer a typed (``text``) or spoken (``audio``) question about ``image``.
+        """Answer a typed (``text``) or spoken (``audio``) question about ``image`` and/or the
+        files of stored modalities given by name (``video="clip.mp4"``).
 
         Returns:
             the ``top`` answers with their probabilities, best first.
         """
         if (text is None) == (audio is None):
             raise ValueError("ask needs exactly one of text= or audio=")
-        inputs = {"image": self.network.image_context(self._images([image]))}
+        if image is None and not media:
+            raise ValueError("ask needs something to ask about: image= or a file such as video=")
+        inputs = {}
+        if image is not None:
+            inputs["image"] = self.network.image_context(self._images([image]))
+        for modality, path in media.items():
+            inputs[modality] = self._stored(modality, [path]).sequence()
         if text is not None:
             inputs["text"] = self._texts([text], questions=True).sequence()
         else:

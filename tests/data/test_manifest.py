@@ -28,6 +28,7 @@ def media(tmp_path: Path, make_png, make_wav, make_garbage) -> Path:
     make_wav(tmp_path / "audio" / "question.wav", samples=800)
     make_garbage(tmp_path / "audio" / "garbage.wav")
     make_wav(tmp_path / "audio" / "empty.wav", data=[])
+    make_garbage(tmp_path / "videos" / "garbage.mp4")
     return tmp_path
 
 
@@ -69,6 +70,9 @@ ERROR_CASES: list[tuple[str, str | None, str]] = [
     (json.dumps(_row(audio="audio/missing.wav")), "audio", "file not found"),
     (json.dumps(_row(audio="audio/garbage.wav")), "audio", "cannot decode audio"),
     (json.dumps(_row(audio="audio/empty.wav")), "audio", "no samples"),
+    (json.dumps(_row(video="videos/missing.mp4")), "video", "video file not found"),
+    (json.dumps(_row(video="videos/garbage.mp4")), "video", "cannot decode video"),
+    (json.dumps(_row(video=5)), "video", "expected str, got int"),
     (json.dumps(_row(questions=["what colour?"])), "questions[0]", "expected an object, got str"),
     (
         json.dumps(_row(questions=[{"question": "q?", "answer": "a"}, {"question": "q2?"}])),

@@ -13,6 +13,7 @@ from trimodal.data.converters import (
     audio_captions_csv_to_manifest,
     coco_captions_to_manifest,
     karpathy_to_manifest,
+    msrvtt_to_manifest,
     vqa_to_manifest,
 )
 from trimodal.data.manifest import load_manifest
@@ -61,7 +62,11 @@ def register(verbs: Any) -> None:
     audio.add_argument("--csv", required=True)
     audio.add_argument("--audio", required=True, help="audio folder")
     audio.add_argument("--audio-extension", default=".wav")
-    for sub in (coco, vqa, karpathy, audio):
+    video = formats.add_parser("msrvtt", help="MSR-VTT annotation JSON (videos + sentences)")
+    video.add_argument("--json", required=True, help="train_val_videodatainfo.json or similar")
+    video.add_argument("--videos", required=True, help="folder of <video_id>.mp4 clips")
+    video.add_argument("--video-extension", default=".mp4")
+    for sub in (coco, vqa, karpathy, audio, video):
         sub.add_argument("--out", required=True, help="manifest to write")
         sub.add_argument(
             "--on-error",
@@ -119,6 +124,10 @@ def _convert(args: argparse.Namespace) -> ConversionResult:
     if args.format == "karpathy":
         return karpathy_to_manifest(
             args.json, args.images, args.out, _splits(args.splits), on_error=args.on_error
+        )
+    if args.format == "msrvtt":
+        return msrvtt_to_manifest(
+            args.json, args.videos, args.out, args.video_extension, on_error=args.on_error
         )
     return audio_captions_csv_to_manifest(
         args.csv, args.audio, args.out, args.split, args.audio_extension, on_error=args.on_error

@@ -10,14 +10,19 @@ from typing import Any
 import torch
 
 from trimodal.inference import Model
+from trimodal.modalities import stored_modalities
 from trimodal.train.loop import manifest_path_of
 
 
 def register(verbs: Any) -> None:
     """Add the ``ask``, ``embed`` and ``eval`` verbs."""
-    ask = verbs.add_parser("ask", help="answer a typed or spoken question about an image")
+    ask = verbs.add_parser(
+        "ask", help="answer a typed or spoken question about an image (or a video, ...)"
+    )
     ask.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
-    ask.add_argument("--image", required=True)
+    ask.add_argument("--image", help="the image asked about")
+    for modality in stored_modalities():
+        ask.add_argument(f"--{modality.name}", help=f"the {modality.name} file asked about")
     question = ask.add_mutually_exclusive_group(required=True)
     question.add_argument("--text", help="the question, typed")
     question.add_argument("--audio", help="the question, spoken (any audio file)")
@@ -30,6 +35,8 @@ def register(verbs: Any) -> None:
     kind.add_argument("--image", nargs="+")
     kind.add_argument("--audio", nargs="+")
     kind.add_argument("--text", nargs="+")
+    for modality in stored_modalities():
+        kind.add_argument(f"--{modality.name}", nargs="+")
     embed.add_argument(
         "--save", help="write the embeddings to this .safetensors file instead of printing"
     )
@@ -74,8 +81,13 @@ def register(verbs: Any) -> None:
 
 def run_ask(args: argparse.Namespace) -> int:
     """Print the answer(s) and probability."""
+    media = {m.name: getattr(args, m.name) for m in stored_modalities()}
+    media = {name: path for name, path in media.items() if path is not None}
+    if args.image is None and not media:
+        names = ", ".join(f"--{m.name}" for m in stored_modalities())
+        raise ValueError(f"ask needs --image or a file to ask about ({names})")
     predictor = Model.from_pretrained(args.checkpoint)
-    answers = predictor.ask(args.image, text=args.text, audio=args.audio, top=args.top)
+    answers = predictor.ask(args.image, text=args.text, audio=args.audio, top=args.top, **media)
     if args.audio is not None and predictor.network.transcriber is not None:
         print(f"heard: {predictor.transcribe_question(args.audio)}", file=sys.stderr)
     for answer, probability in answers:
@@ -90,8 +102,11 @@ def run_embed(args: argparse.Namespace) -> int:
         inputs, embeddings = args.image, predictor.embed_images(args.image)
     elif args.audio:
         inputs, embeddings = args.audio, predictor.embed_audio(args.audio)
-    else:
+    elif args.text:
         inputs, embeddings = args.text, predictor.embed_texts(args.text)
+    else:
+        name = next(m.name for m in stored_modalities() if getattr(args, m.name))
+        inputs, embeddings = getattr(args, name), predictor.embed_media(name, getattr(args, name))
     if args.save:
         from safetensors.torch import save_file
 

@@ -268,22 +268,27 @@ def missing_modality(
     full: dict[str, Any],
     vqa_rules: VqaRules = "official",
 ) -> dict[str, Any]:
-    """VQA with the image removed and with the question removed, and the drop from ``full``.
+    """VQA with the image (and every other context) removed, with the question removed, and
+    with each stored context modality the model encodes removed (``video``: answered from the
+    image alone), and the drop from ``full``.
 
     Skipped for a blind model, which already sees only one of them.
     """
     if model.network.config.model.vqa_inputs != "both":
         return {}
     out: dict[str, Any] = {}
-    for removed in ("image", "question"):
+    stored = [name for name in tensors.media if name in model.network.encoders]
+    for removed in ("image", "question", *stored):
         scores = vqa_accuracy(model.network, tensors, rows, remove=removed, rules=vqa_rules)
+        # per family too where a stored modality is removed: which families need the video
+        kinds = scores if removed in stored else ("typed", "spoken")
         out[f"{removed}_removed"] = {
             kind: {
                 "accuracy": scores[kind]["accuracy"],
                 "drop": full[kind]["accuracy"] - scores[kind]["accuracy"],
             }
-            for kind in ("typed", "spoken")
-            if kind in scores
+            for kind in kinds
+            if kind in scores and kind in full
         }
     return out
 

@@ -2,7 +2,8 @@
 
 Images get Gaussian noise, Gaussian blur and an FGSM attack (on the VQA loss); audio gets white
 and babble noise at decreasing SNRs (spoken captions and spoken questions alike); text gets
-character typos. Each level re-runs VQA and the retrieval direction the corrupted modality
+character typos; a stored modality (video) gets the corruptions its modality object lists
+(:meth:`~trimodal.modalities.base.StoredModality.corruptions`). Each level re-runs VQA and the retrieval direction the corrupted modality
 queries or is queried by, on the same subset of scenes as the clean reference. Corrupted images
 are re-quantized to uint8, as a real corrupted photo would be.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,8 @@ from trimodal.data.transforms import ImageTransform, load_audio
 from trimodal.eval import corruptions
 from trimodal.eval.basic import retrieval_metrics, vqa_accuracy
 from trimodal.inference import Model
+from trimodal.modalities import get_modality
+from trimodal.modalities.base import StoredModality
 
 Metrics = dict[str, float]
 
@@ -38,6 +42,8 @@ class RobustnessSettings:
     babble_talkers: int = 3
     typo_rate: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3])
     fgsm_epsilon: list[float] = field(default_factory=lambda: [1 / 255, 2 / 255, 4 / 255, 8 / 255])
+    media_levels: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.4])
+    """Levels of each stored modality's corruptions (noise sigma, drop probability, ...)."""
     seed: int = 0
 
 
@@ -158,7 +164,36 @@ def _specs(
             lambda rate: _with_typos(model, store, samples, rate, seed),
             ("vqa_typed", "text->image R@1", "text->audio R@1"),
         ),
+        *_media_specs(store, settings),
     ]
+
+
+def _media_specs(store: SceneTensors, settings: RobustnessSettings) -> list[CurveSpec]:
+    """One curve per corruption of each stored modality the store carries (``video``)."""
+    specs = []
+    for name in store.media:
+        modality = get_modality(name)
+        assert isinstance(modality, StoredModality)
+        for kind, corrupt in modality.corruptions().items():
+            specs.append(
+                CurveSpec(
+                    f"{name}_{kind}",
+                    f"{kind.replace('_', ' ')} level",
+                    settings.media_levels,
+                    partial(_with_media, store, name, corrupt, settings.seed),
+                    ("vqa_typed", "vqa_spoken", f"text->{name} R@1", f"audio->{name} R@1"),
+                )
+            )
+    return specs
+
+
+def _with_media(
+    store: SceneTensors, name: str, corrupt: Any, seed: int, level: float
+) -> SceneTensors:
+    """``store`` with modality ``name``'s stored rows corrupted at ``level``."""
+    media = store.media[name]
+    corrupted = corrupt(media.data, level, torch.Generator().manual_seed(seed))
+    return replace(store, media=store.media | {name: replace(media, data=corrupted)})
 
 
 # -- images -------------------------------------------------------------------------------------

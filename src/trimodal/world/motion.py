@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from trimodal.world.language import Question, describe
+from trimodal.world.language import Question
 from trimodal.world.render import render_scene
 from trimodal.world.scene import COLORS, Scene, SceneObject
 
@@ -82,15 +82,20 @@ def render_clip(scene: Scene, motions: tuple[str, ...], frames: int, image_size:
     )
 
 
-def _name(obj: SceneObject, objects: tuple[SceneObject, ...]) -> str:
-    return describe(obj, objects) or obj.phrase()
+def motion_name(obj: SceneObject, objects: tuple[SceneObject, ...]) -> str:
+    """How motion captions and questions name an object: its colour and shape ("red circle"),
+    with its size too when another object shares both ("small red circle"). Motion questions
+    ask about motion, so they name what a clip shows best (colour) beside the shape, rather
+    than the shortest unique phrase of the still questions ("circle")."""
+    same = sum(o.color == obj.color and o.shape == obj.shape for o in objects)
+    return f"{obj.color} {obj.shape}" if same == 1 else obj.phrase()
 
 
 def motion_clause(scene: Scene, motions: tuple[str, ...]) -> str:
     """What moves, e.g. ``"the red circle moves left and the star moves up"``, or
     ``"nothing moves"``."""
     parts = [
-        f"the {_name(obj, scene.objects)} moves {motion}"
+        f"the {motion_name(obj, scene.objects)} moves {motion}"
         for obj, motion in zip(scene.objects, motions, strict=True)
         if motion != STILL
     ]
@@ -98,15 +103,14 @@ def motion_clause(scene: Scene, motions: tuple[str, ...]) -> str:
 
 
 def motion_questions(scene: Scene, motions: tuple[str, ...]) -> dict[str, list[Question]]:
-    """Every motion question about the clip, by family: ``motion`` (which way does the X
-    move?), ``mover`` (what colour is the object that moves up? — only when one object does)
-    and ``moves`` (does the X move?)."""
+    """Every motion question about the clip, by family: ``motion`` (which way does the red
+    circle move?), ``mover`` (what colour is the object that moves up? — only when one object
+    does) and ``moves`` (does the red circle move?); objects are named by
+    :func:`motion_name`."""
     found: dict[str, list[Question]] = defaultdict(list)
     objects = scene.objects
     for obj, motion in zip(objects, motions, strict=True):
-        name = describe(obj, objects)
-        if name is None:
-            continue
+        name = motion_name(obj, objects)
         found["motion"].append(Question(f"which way does the {name} move?", motion, "motion"))
         answer = "no" if motion == STILL else "yes"
         found["moves"].append(Question(f"does the {name} move?", answer, "moves"))
@@ -128,7 +132,7 @@ class MotionBalancer:
     counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     def choose(self, scene: Scene, motions: tuple[str, ...]) -> Question | None:
-        """The scene's motion question (None if no object can be named uniquely)."""
+        """The scene's motion question (None for a scene without objects)."""
         candidates = motion_questions(scene, motions)
         if not candidates:
             return None

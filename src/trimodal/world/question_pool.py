@@ -24,6 +24,7 @@ from trimodal.data.manifest import Manifest
 from trimodal.data.tensors import row_index_table, tokenized
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
+from trimodal.world.motion import motion_questions
 from trimodal.world.scene import SceneObject
 from trimodal.world.scene_graphs import manifest_scenes
 
@@ -116,7 +117,8 @@ def build_question_pool(
     seed: int = 0,
     family_weights: Mapping[str, float] | None = None,
 ) -> QuestionPool:
-    """Every valid question (``cap`` per family and answer) of the scenes at ``rows``.
+    """Every valid question (``cap`` per family and answer) of the scenes at ``rows``, with
+    the motion questions of scenes whose graph records motions (worlds with video).
 
     Rows without a scene graph get no questions; answers outside ``answers`` are skipped.
 
@@ -133,6 +135,9 @@ def build_question_pool(
         phrases = object_phrases(scene)
         rng = np.random.default_rng([seed, row])
         candidates = candidate_questions(scene)
+        motions = (manifest.samples[row].scene or {}).get("motions")
+        if motions:  # a scene with a clip: its motion questions too
+            candidates |= motion_questions(scene, tuple(motions))
         for question, weight in _balanced(candidates, cap, rng, family_weights or {}):
             if question.answer not in answer_index:
                 continue

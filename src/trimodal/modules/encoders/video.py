@@ -1,9 +1,11 @@
-"""Video encoder: tubelet patches of a clip, then a transformer over space and time.
+"""Video encoder: a clip's tubelets become tokens, then a transformer over space and time.
 
 A clip ``[B, T, 3, S, S]`` is cut into tubelets of ``tubelet`` frames by ``patch_size`` pixels
-squared (one 3-D convolution, as in ViViT's tubelet embedding); each tubelet becomes a token
-with a learned time position plus a learned grid position, and full attention over all of them
-lets the model compare where an object is early and late in the clip (which way it moves).
+squared: by one linear 3-D convolution (``kind: tubelet``, ViViT's tubelet embedding), or by a
+small 3-D conv stem over the frames and their frame-to-frame differences (``kind: conv``), whose
+nonlinear layers can detect local motion (an edge appearing on one side of an object and
+leaving the other) before tokenizing. Each token gets a learned time position plus a learned
+grid position, and full attention over all of them relates places and times.
 """
 
 from __future__ import annotations
@@ -14,6 +16,40 @@ from torch import nn
 from trimodal.config import VideoEncoderConfig
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import Pooler, TransformerStack, initial_positions
+
+
+def with_differences(volume: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, T, S, S]`` -> ``[B, 6, T, S, S]``: the frames, then each frame minus the one
+    before it (zero for the first): where something appears or leaves, which way it moves."""
+    differences = torch.diff(volume, dim=2, prepend=volume[:, :, :1])
+    return torch.cat([volume, differences], dim=1)
+
+
+def video_stem(config: VideoEncoderConfig, dim: int) -> nn.Module:
+    """The clip -> token-volume stem of :class:`VideoEncoder` (``kind``: tubelet or conv)."""
+    tubelet = (config.tubelet, config.patch_size, config.patch_size)
+    if config.kind == "tubelet":
+        return nn.Conv3d(3, dim, tubelet, stride=tubelet)
+    if config.kind != "conv":
+        raise ValueError(f"model.video.kind must be 'tubelet' or 'conv', got {config.kind!r}")
+    stride = 2 ** (len(config.stem_channels) + 1)
+    if config.patch_size != stride:
+        raise ValueError(
+            f"model.video.patch_size must be {stride} for a conv stem of "
+            f"{len(config.stem_channels)} layers, got {config.patch_size}"
+        )
+    layers: list[nn.Module] = []
+    previous = 6
+    for width in config.stem_channels:
+        layers += [
+            nn.Conv3d(previous, width, 3, stride=(1, 2, 2), padding=1, bias=False),
+            nn.GroupNorm(min(8, width), width),
+            nn.GELU(),
+        ]
+        previous = width
+    last = (config.tubelet, 2, 2)
+    layers.append(nn.Conv3d(previous, dim, last, stride=last))
+    return nn.Sequential(*layers)
 
 
 class VideoEncoder(nn.Module):
@@ -43,8 +79,8 @@ class VideoEncoder(nn.Module):
         self.frames = config.frames
         self.steps = config.frames // config.tubelet
         self.grid = config.frame_size // config.patch_size
-        size = (config.tubelet, config.patch_size, config.patch_size)
-        self.tubelets = nn.Conv3d(3, dim, size, stride=size)
+        self.kind = config.kind
+        self.tubelets = video_stem(config, dim)
         self.time_positions = nn.Parameter(initial_positions(position_init, self.steps, dim))
         self.grid_positions = nn.Parameter(
             initial_positions(position_init, self.grid * self.grid, dim)
@@ -59,7 +95,10 @@ class VideoEncoder(nn.Module):
             raise ValueError(
                 f"expected clips [B, {self.frames}, 3, S, S], got {tuple(clips.shape)}"
             )
-        features = self.tubelets(clips.transpose(1, 2))  # (B, D, T/t, g, g)
+        volume = clips.transpose(1, 2)  # (B, 3, T, S, S)
+        if self.kind == "conv":
+            volume = with_differences(volume)  # (B, 6, T, S, S)
+        features = self.tubelets(volume)  # (B, D, T/t, g, g)
         batch, dim = features.shape[:2]
         tokens = features.flatten(3).permute(0, 2, 3, 1)  # (B, T/t, g*g, D)
         tokens = tokens + self.time_positions[:, None, :] + self.grid_positions[None, :, :]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trimodal.config import ReasonConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler
+from trimodal.modalities import stored_modalities
 from trimodal.losses.step import StepInputs
 from trimodal.models.trimodal import TriModalModel
 from trimodal.train.stages.base import Stage, StageLoss, train_all_but, weighted_sum
@@ -38,10 +39,11 @@ class ReasonStage(Stage):
         return list(self.settings.tasks)
 
     def frozen_towers(self) -> set[str]:
-        """Images always, spoken questions for the tasks that read them, spoken captions for
-        a task that reads them when a contrastive pair has audio."""
+        """Images and the stored modalities (video) always, spoken questions for the tasks
+        that read them, spoken captions for a task that reads them when a contrastive pair has
+        audio."""
         reads = self.reads(self.settings.tasks)
-        towers = {"image"}
+        towers = {"image", *(modality.name for modality in stored_modalities(self.config))}
         if "spoken" in reads:
             towers.add("spoken")
         pairs = contrastive_pairs(self.config.train.align.pairs)
@@ -50,15 +52,10 @@ class ReasonStage(Stage):
         return towers
 
     def set_trainable(self, model: TriModalModel) -> None:
-        """Neither the decoder side nor the image and audio towers train."""
-        train_all_but(
-            model,
-            model.projector,
-            model.decoder,
-            model.caption_grounding,
-            model.encoders["image"],
-            model.encoders["audio"],
-        )
+        """Neither the decoder side nor the perception towers (every encoder but text's)
+        train."""
+        towers = [encoder for name, encoder in model.encoders.items() if name != "text"]
+        train_all_but(model, model.projector, model.decoder, model.caption_grounding, *towers)
 
     def loss(self, runner: TrainStep, step: StepInputs, active: list[str]) -> StageLoss:
         if "image" not in runner.frozen or runner.reason_pool is None:
