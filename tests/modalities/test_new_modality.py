@@ -134,5 +134,7 @@ def test_its_manifest_field_is_validated_by_its_own_check(
 ) -> None:
     manifest_path = _dataset(tmp_path / "data", rows=2)
     (tmp_path / "data" / "media" / "1_depth.png").write_bytes(b"not a png")
-    with pytest.raises(ManifestError, match=r"manifest.jsonl:2: field 'depth': cannot decode depth"):
+    with pytest.raises(
+        ManifestError, match=r"manifest.jsonl:2: field 'depth': cannot decode depth"
+    ):
         load_manifest(manifest_path)

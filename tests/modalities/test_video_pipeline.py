@@ -124,7 +124,10 @@ def test_ask_and_embed_take_a_video(
     torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(2))
     torch.testing.assert_close(embeddings[0], embeddings[1])
 
-    assert main(["ask", "--checkpoint", str(run), "--video", str(clip), "--text", "does it move?"]) == 0
+    assert (
+        main(["ask", "--checkpoint", str(run), "--video", str(clip), "--text", "does it move?"])
+        == 0
+    )
     assert main(["embed", "--checkpoint", str(run), "--video", str(clip)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(json.loads(lines[-1])["embedding"]) == model.network.config.model.embed_dim

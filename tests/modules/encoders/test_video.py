@@ -56,7 +56,7 @@ def test_bad_shapes_and_settings_are_clear_errors() -> None:
     encoder = _encoder()
     with pytest.raises(ValueError, match=r"expected clips \[B, 8, 3, S, S\], got \(2, 6, 3"):
         encoder(torch.randn(2, 6, 3, 32, 32))
-    with pytest.raises(ValueError, match="frames=7 is not divisible by model.video.tubelet=2"):
+    with pytest.raises(ValueError, match=r"frames=7 is not divisible by model.video.tubelet=2"):
         _encoder(frames=7)
     with pytest.raises(ValueError, match="frame_size=30 is not divisible"):
         _encoder(frame_size=30)
@@ -72,7 +72,7 @@ def test_the_conv_stem_gives_the_same_token_layout() -> None:
         VideoEncoder(
             VideoEncoderConfig(kind="conv", stem_channels=[8, 8], patch_size=4), DIM, EMBED
         )
-    with pytest.raises(ValueError, match="model.video.kind must be 'tubelet' or 'conv'"):
+    with pytest.raises(ValueError, match=r"model.video.kind must be 'tubelet' or 'conv'"):
         VideoEncoder(VideoEncoderConfig(kind="optical_flow"), DIM, EMBED)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from trimodal.config import ReasonConfig
 from trimodal.losses.multitask import LossDrivenTaskSampler
-from trimodal.modalities import stored_modalities
 from trimodal.losses.step import StepInputs
+from trimodal.modalities import stored_modalities
 from trimodal.models.trimodal import TriModalModel
 from trimodal.train.stages.base import Stage, StageLoss, train_all_but, weighted_sum
 from trimodal.train.step import TrainStep, contrastive_pairs
