@@ -139,9 +139,12 @@ def test_unknown_task_names_are_clear_errors(
     config = load_config(ROOT / "configs" / "tiny.yaml", ["train.multitask.tasks=[vqa]"])
     with pytest.raises(ValueError, match=r"train.multitask.tasks: unknown task\(s\) \['vqa'\]"):
         train(config, tiny_world[0], tmp_path / "run2", progress=False)
-    config = load_config(ROOT / "configs" / "tiny.yaml", ["train.align.pairs=[image-video]"])
-    with pytest.raises(ValueError, match=r"train.align.pairs: 'image-video' is not of the form"):
+    config = load_config(ROOT / "configs" / "tiny.yaml", ["train.align.pairs=[image-smell]"])
+    with pytest.raises(ValueError, match=r"train.align.pairs: 'image-smell' is not of the form"):
         train(config, tiny_world[0], tmp_path / "run3", progress=False)
+    config = load_config(ROOT / "configs" / "tiny.yaml", ["train.align.pairs=[image-video]"])
+    with pytest.raises(ValueError, match=r"'image-video' needs a video encoder"):
+        train(config, tiny_world[0], tmp_path / "run3b", progress=False)
     config = load_config(
         ROOT / "configs" / "tiny.yaml", ["train.align.anchors={image-audio: audio}"]
     )
