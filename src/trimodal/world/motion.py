@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from trimodal.world.language import Question
+from trimodal.world.language import Question, QuestionBalancer
 from trimodal.world.render import render_scene
 from trimodal.world.scene import COLORS, Scene, SceneObject
 
@@ -125,11 +125,19 @@ def motion_questions(scene: Scene, motions: tuple[str, ...]) -> dict[str, list[Q
 @dataclass
 class MotionBalancer:
     """Picks one motion question a scene, in scene order: a family drawn among those the scene
-    supports, then the answer that family has given least often so far (ties drawn), then a
-    question with that answer."""
+    supports, then (as :class:`QuestionBalancer` does) the answer that family has given least
+    often so far (ties drawn), then a question with that answer."""
 
     seed: int
-    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    answers: QuestionBalancer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.answers = QuestionBalancer(seed=self.seed)
+
+    @property
+    def counts(self) -> dict[str, Counter[str]]:
+        """Answers given so far, per motion family."""
+        return self.answers.counts
 
     def choose(self, scene: Scene, motions: tuple[str, ...]) -> Question | None:
         """The scene's motion question (None for a scene without objects)."""
@@ -139,13 +147,4 @@ class MotionBalancer:
         rng = np.random.default_rng([self.seed, scene.index, 12])
         families = sorted(candidates)
         family = families[int(rng.integers(len(families)))]
-        by_answer: dict[str, list[Question]] = defaultdict(list)
-        for question in candidates[family]:
-            by_answer[question.answer].append(question)
-        counter = self.counts[family]
-        fewest = min(counter[answer] for answer in by_answer)
-        answers = sorted(answer for answer in by_answer if counter[answer] == fewest)
-        answer = answers[int(rng.integers(len(answers)))]
-        counter[answer] += 1
-        options = by_answer[answer]
-        return options[int(rng.integers(len(options)))]
+        return self.answers._pick(family, candidates[family], rng)
