@@ -78,6 +78,10 @@ class VideoEncoderConfig:
     stride-2 3-D convs of ``stem_channels``, then a stride-(``tubelet``, 2, 2) conv to the model
     width: ``patch_size`` must be ``2 ** (len(stem_channels) + 1)``). Either way a clip gives
     ``frames / tubelet * (frame_size / patch_size) ** 2`` tokens.
+
+    ``motion_classes``: outputs of a per-token motion head for dense motion supervision (the
+    ``video_objects`` task; 0: no head). The world's clips need 6: its five motions plus "no
+    object here".
     """
 
     depth: int = 0
@@ -88,6 +92,7 @@ class VideoEncoderConfig:
     patch_size: int = 8
     kind: str = "tubelet"
     stem_channels: list[int] = field(default_factory=lambda: [24, 48])
+    motion_classes: int = 0
 
 
 @dataclass

@@ -73,6 +73,7 @@ def test_tensors_match_direct_decoding(
             ]
             assert names == [obj["color"], obj["shape"], obj["size"]]
         assert (tensors.object_labels[row, len(objects) :] == -1).all()
+    assert (tensors.object_motions == -1).all()  # a world without clips records no motion
     save_scene_tensors(tensors, tmp_path / "t.safetensors")
     loaded = load_scene_tensors(tmp_path / "t.safetensors")
     assert loaded.ids == tensors.ids and loaded.content_keys == tensors.content_keys
@@ -80,6 +81,7 @@ def test_tensors_match_direct_decoding(
     assert torch.equal(loaded.question_ids, tensors.question_ids)
     assert torch.equal(loaded.object_labels, tensors.object_labels)
     assert torch.equal(loaded.object_boxes, tensors.object_boxes)
+    assert torch.equal(loaded.object_motions, tensors.object_motions)
     cached = cached_scene_tensors(
         manifest, tokenizer, answers, attributes, cache_dir=tmp_path / "cache"
     )

@@ -28,8 +28,9 @@ from trimodal.data.manifest import Manifest, Sample
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 from trimodal.modalities import StoredModality, get_modality, stored_modalities
+from trimodal.world.motion import MOTION_CLASSES
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 COUNT_WORDS = ("one", "two", "three")
 
 
@@ -181,6 +182,8 @@ class SceneTensors:
             the image side (rows padded to the most objects ``K``; see ``object_labels``).
         object_labels: ``[N, K, 3]`` each object's colour, shape and size as an index into
             :func:`attribute_groups` (-1: padding, or a value the vocabulary lacks).
+        object_motions: ``[N, K]`` each object's motion over the row's clip as an index into
+            :data:`~trimodal.world.motion.MOTION_CLASSES` (-1: padding, or no motion recorded).
         media: one :class:`MediaStore` per stored modality the manifest carries (``video``),
             decoded only for a model that has the modality's encoder.
     """
@@ -204,6 +207,7 @@ class SceneTensors:
     has_scene: torch.Tensor
     object_boxes: torch.Tensor
     object_labels: torch.Tensor
+    object_motions: torch.Tensor
     media: dict[str, MediaStore] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -232,6 +236,7 @@ class SceneTensors:
             has_scene=self.has_scene[rows],
             object_boxes=self.object_boxes[rows],
             object_labels=self.object_labels[rows],
+            object_motions=self.object_motions[rows],
             media={name: store.subset(rows) for name, store in self.media.items()},
         )
 
@@ -382,26 +387,40 @@ def _attribute_matrix(
 
 def _object_tables(
     samples: Sequence[Sample], attributes: Sequence[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``object_boxes [N, K, 3]`` and ``object_labels [N, K, 3]`` (see :class:`SceneTensors`).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``object_boxes [N, K, 3]``, ``object_labels [N, K, 3]`` and ``object_motions [N, K]``
+    (see :class:`SceneTensors`).
 
     Objects without a position (``x``, ``y``, ``radius``) are left out: they can't be placed.
+    A scene's ``motions`` (one per object, in object order) give the objects' motions.
     """
     index = {g: {v: i for i, v in enumerate(vs)} for g, vs in attribute_groups(attributes).items()}
-    placed = [
-        [o for o in (s.scene or {}).get("objects", []) if {"x", "y", "radius"} <= o.keys()]
-        for s in samples
-    ]
+    motion_index = {m: i for i, m in enumerate(MOTION_CLASSES)}
+    placed = [_placed_objects(s.scene or {}) for s in samples]
     most = max(1, max(map(len, placed), default=0))
     boxes = torch.zeros(len(samples), most, 3)
     labels = torch.full((len(samples), most, 3), -1, dtype=torch.long)
+    motions = torch.full((len(samples), most), -1, dtype=torch.long)
     for row, objects in enumerate(placed):
-        for k, obj in enumerate(objects):
+        for k, (obj, motion) in enumerate(objects):
             boxes[row, k] = torch.tensor([float(obj["x"]), float(obj["y"]), float(obj["radius"])])
             labels[row, k] = torch.tensor(
                 [index[g].get(str(obj.get(g)), -1) for g in OBJECT_GROUPS]
             )
-    return boxes, labels
+            motions[row, k] = motion_index.get(str(motion), -1)
+    return boxes, labels, motions
+
+
+def _placed_objects(scene: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], Any]]:
+    """A scene graph's objects that have a position, each with its motion (None if the scene
+    records no motions)."""
+    objects = scene.get("objects", [])
+    motions = scene.get("motions") or [None] * len(objects)
+    return [
+        (obj, motion)
+        for obj, motion in zip(objects, motions, strict=False)
+        if {"x", "y", "radius"} <= obj.keys()
+    ]
 
 
 def _warn_truncated(
@@ -477,7 +496,7 @@ def build_scene_tensors(
                 spoken_paths[row] = question.spoken_question
     log_mel = LogMel(n_mels=n_mels)
     attribute_matrix, has_scene = _attribute_matrix(samples, attributes)
-    object_boxes, object_labels = _object_tables(samples, attributes)
+    object_boxes, object_labels, object_motions = _object_tables(samples, attributes)
     return SceneTensors(
         ids=[s.id for s in samples],
         splits=[s.split for s in samples],
@@ -498,6 +517,7 @@ def build_scene_tensors(
         has_scene=has_scene,
         object_boxes=object_boxes,
         object_labels=object_labels,
+        object_motions=object_motions,
         media=_media_stores(samples, config),
     )
 
@@ -533,6 +553,7 @@ _TENSOR_FIELDS = (
     "has_scene",
     "object_boxes",
     "object_labels",
+    "object_motions",
 )
 
 

@@ -21,7 +21,7 @@ def attribute_loss(step: StepInputs) -> torch.Tensor:
 def object_grid_targets(
     boxes: torch.Tensor, labels: torch.Tensor, grid: int, background: list[int]
 ) -> torch.Tensor:
-    """Dense object targets for a ``grid x grid`` token layout: ``[B, 3, grid * grid]``.
+    """Dense object targets for a ``grid x grid`` token layout: ``[B, G, grid * grid]``.
 
     A token's cell is covered by an object when the cell centre lies within the object's
     radius (or half a cell, so a small object always owns the cell under its centre); of
@@ -31,9 +31,11 @@ def object_grid_targets(
 
     Args:
         boxes: ``[B, K, 3]`` centre ``x, y`` and radius as fractions of the image side.
-        labels: ``[B, K, 3]`` colour, shape, size indices (-1 on padding rows of ``K``).
+        labels: ``[B, K, G]`` each object's class in each of ``G`` groups (colour, shape, size,
+            ...; -1 on padding rows of ``K``, and where a value is unknown).
+        background: ``G`` classes, one a group, for cells no object covers.
     """
-    centres = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
+    centres = (torch.arange(grid, dtype=boxes.dtype, device=boxes.device) + 0.5) / grid
     cell_y, cell_x = torch.meshgrid(centres, centres, indexing="ij")  # row-major like tokens
     dx = cell_x.reshape(1, 1, -1) - boxes[..., 0:1]  # (B, K, T)
     dy = cell_y.reshape(1, 1, -1) - boxes[..., 1:2]
@@ -42,9 +44,10 @@ def object_grid_targets(
     present = (labels >= 0).any(-1, keepdim=True)  # (B, K, 1)
     covering = (distance < reach) & present
     nearest = distance.masked_fill(~covering, float("inf")).argmin(dim=1)  # (B, T)
-    picked = labels.gather(1, nearest.unsqueeze(-1).expand(-1, -1, 3))  # (B, T, 3)
+    groups = labels.shape[-1]
+    picked = labels.gather(1, nearest.unsqueeze(-1).expand(-1, -1, groups))  # (B, T, G)
     picked = picked.masked_fill(picked < 0, -100)
-    fill = torch.tensor(background, dtype=torch.long).expand_as(picked)
+    fill = torch.tensor(background, dtype=torch.long, device=labels.device).expand_as(picked)
     return torch.where(covering.any(1).unsqueeze(-1), picked, fill).transpose(1, 2)
 
 

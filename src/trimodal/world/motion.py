@@ -28,6 +28,8 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
 STILL = "none"
 TRAVEL = 0.3
 """How far a moving object travels over the clip, as a fraction of the image side."""
+MOTION_CLASSES: tuple[str, ...] = (STILL, *DIRECTIONS)
+"""Every motion an object can have, in the order scene tensors index them."""
 STILL_PROBABILITY = 0.3
 _EDGE = 0.01
 
@@ -59,6 +61,15 @@ def sample_motions(scene: Scene, seed: int) -> tuple[str, ...]:
         else:
             motions.append(feasible[int(rng.integers(len(feasible)))])
     return tuple(motions)
+
+
+def motion_offsets() -> list[tuple[float, float]]:
+    """Each of :data:`MOTION_CLASSES`' whole-clip displacement ``(dx, dy)`` as fractions of the
+    image side (zero for :data:`STILL`)."""
+    return [
+        (DIRECTIONS[m][0] * TRAVEL, DIRECTIONS[m][1] * TRAVEL) if m in DIRECTIONS else (0.0, 0.0)
+        for m in MOTION_CLASSES
+    ]
 
 
 def moved(scene: Scene, motions: tuple[str, ...], fraction: float) -> Scene:

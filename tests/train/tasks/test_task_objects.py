@@ -12,7 +12,7 @@ from trimodal.train.stages import STAGES, build_stages
 from trimodal.train.tasks import Task, TaskOutput, check_tasks
 
 ROOT = Path(__file__).resolve().parents[3]
-OUTPUTS = {"image", "text", "audio", "question", "spoken"}
+OUTPUTS = {"image", "text", "audio", "question", "spoken", "video"}
 
 
 def _config(*overrides: str) -> Config:
@@ -22,13 +22,14 @@ def _config(*overrides: str) -> Config:
 def test_each_stage_lists_its_tasks_in_summing_order() -> None:
     tables = {name: list(stage.tasks) for name, stage in STAGES.items()}
     assert tables["vision"] == ["attributes", "objects"]
-    assert tables["align"] == ["contrastive", "attributes", "objects"]
+    assert tables["align"] == ["contrastive", "attributes", "objects", "video_objects"]
     assert tables["multitask"] == [
         "contrastive",
         "vqa_typed",
         "vqa_spoken",
         "attributes",
         "objects",
+        "video_objects",
     ]
     assert tables["reason"] == ["vqa_typed", "vqa_spoken", "transcribe", "contrastive"]
     assert tables["generate"] == ["caption", "transcribe", "vqa_typed", "vqa_spoken", "dialogue"]

@@ -5,7 +5,9 @@ squared: by one linear 3-D convolution (``kind: tubelet``, ViViT's tubelet embed
 small 3-D conv stem over the frames and their frame-to-frame differences (``kind: conv``), whose
 nonlinear layers can detect local motion (an edge appearing on one side of an object and
 leaving the other) before tokenizing. Each token gets a learned time position plus a learned
-grid position, and full attention over all of them relates places and times.
+grid position, and full attention over all of them relates places and times. An optional
+per-token motion head reads, from each token, which way the thing under it moves (trained
+densely by the ``video_objects`` task).
 """
 
 from __future__ import annotations
@@ -88,6 +90,18 @@ class VideoEncoder(nn.Module):
         self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
         self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
+        self.motion_head = (
+            nn.Linear(dim, config.motion_classes) if config.motion_classes > 0 else None
+        )
+
+    def motion_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Per-token motion scores ``[B, T, motion_classes]`` from encoded ``tokens [B, T, D]``:
+        which way the thing under each token moves (or that nothing is there)."""
+        if self.motion_head is None:
+            raise ValueError(
+                "model.video.motion_classes is 0: this video encoder has no motion head"
+            )
+        return self.motion_head(tokens)
 
     def forward(self, clips: torch.Tensor) -> EncoderOutput:
         """Encode a batch of clips; the mask is all True (every clip has all its frames)."""

@@ -7,22 +7,31 @@ from trimodal.losses.multitask import LossDrivenTaskSampler
 from trimodal.losses.step import StepInputs
 from trimodal.train.stages.base import Stage, StageLoss, weighted_sum
 from trimodal.train.step import TrainStep, contrastive_anchors
-from trimodal.train.tasks import Attributes, Contrastive, Objects, check_tasks, task_table
+from trimodal.train.tasks import (
+    Attributes,
+    Contrastive,
+    Objects,
+    VideoObjects,
+    check_tasks,
+    task_table,
+)
 
 
 class AlignStage(Stage):
-    """The contrastive loss plus any ``align.auxiliary`` image tasks (weight 1)."""
+    """The contrastive loss plus any ``align.auxiliary`` scene-graph tasks (weight 1)."""
 
     name = "align"
-    tasks = task_table(Contrastive, Attributes, Objects)
+    tasks = task_table(Contrastive, Attributes, Objects, VideoObjects)
 
     @property
     def settings(self) -> AlignConfig:
         return self.config.train.align
 
     def validate(self) -> None:
-        image_only = [name for name in self.tasks if name != Contrastive.name]
-        check_tasks(self.settings.auxiliary, image_only, "train.align.auxiliary")
+        scene_tasks = [name for name in self.tasks if name != Contrastive.name]
+        check_tasks(self.settings.auxiliary, scene_tasks, "train.align.auxiliary")
+        for name in self.settings.auxiliary:
+            self.task_objects[name].validate("train.align.auxiliary")
         contrastive_anchors(self.settings)  # malformed pairs and anchors are errors
 
     def active_tasks(self, sampler: LossDrivenTaskSampler | None) -> list[str]:

@@ -17,6 +17,7 @@ from trimodal.train.tasks import (
     Objects,
     SpokenAnswers,
     TypedAnswers,
+    VideoObjects,
     task_table,
 )
 
@@ -26,7 +27,7 @@ class MultiTaskStage(Stage):
     and optionally sampled by recent loss (``scheduler: loss_driven``)."""
 
     name = "multitask"
-    tasks = task_table(Contrastive, TypedAnswers, SpokenAnswers, Attributes, Objects)
+    tasks = task_table(Contrastive, TypedAnswers, SpokenAnswers, Attributes, Objects, VideoObjects)
 
     @property
     def settings(self) -> MultiTaskConfig:

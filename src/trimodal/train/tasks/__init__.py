@@ -17,6 +17,7 @@ from trimodal.train.tasks.generative import (
 )
 from trimodal.train.tasks.scene import Attributes, Objects
 from trimodal.train.tasks.transcribe import Transcribe
+from trimodal.train.tasks.video import VideoObjects
 
 
 def task_table(*tasks: type[Task]) -> dict[str, type[Task]]:
@@ -47,6 +48,7 @@ __all__ = [
     "Transcribe",
     "TypedAnswer",
     "TypedAnswers",
+    "VideoObjects",
     "check_tasks",
     "task_table",
 ]

@@ -41,7 +41,8 @@ class Task(ABC):
     name: ClassVar[str]
     reads: ClassVar[tuple[str, ...]]
     """The step's encoder outputs it reads: ``image``, ``text`` (captions), ``audio`` (spoken
-    captions), ``question`` (typed questions), ``spoken`` (spoken questions)."""
+    captions), ``question`` (typed questions), ``spoken`` (spoken questions), or a stored
+    modality's name (``video``)."""
 
     def __init__(self, config: Config):
         self.config = config
