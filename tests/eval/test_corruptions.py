@@ -9,15 +9,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from trimodal.eval.corruptions import (
-    add_noise_at_snr,
-    babble_noise,
-    fgsm,
-    gaussian_blur,
-    gaussian_noise,
-    typos,
-    white_noise,
-)
+from trimodal.data.audio_effects import add_noise_at_snr, babble_noise, white_noise
+from trimodal.eval.corruptions import fgsm, gaussian_blur, gaussian_noise, typos
 
 CAPTION = "the red circle sits left of a small blue star while green squares hide behind it"
 

@@ -140,3 +140,38 @@ def test_summary_reports_counts_balance_overlap_and_timings(
     text = format_summary(summary)
     for word in ("train", "holdout", "balance", "count", "relation", "compare", "timings", "MB"):
         assert word in text
+
+
+def test_a_split_world_holds_that_splits_scenes_and_styles_keep_scenes_and_answers(
+    tmp_path: Path,
+) -> None:
+    from trimodal.world.channel import SpeechStyle
+    from trimodal.world.generate import plan_world
+    from trimodal.world.render import RenderStyle
+
+    full = {job.scene.index: job for job in plan_world(WorldConfig(scenes=80, seed=4))}
+    control = WorldConfig(scenes=5, seed=4, split="test")
+    jobs = plan_world(control)
+    assert [job.scene.split for job in jobs] == ["test"] * 5
+    for job in jobs:
+        assert job.scene == full[job.scene.index].scene
+    styled = plan_world(
+        WorldConfig(
+            scenes=5,
+            seed=4,
+            split="test",
+            phrasing="heldout",
+            speech=SpeechStyle(noises=("babble",)),
+            render=RenderStyle(turn=(10.0, 40.0)),
+        )
+    )
+    for before, after in zip(jobs, styled, strict=True):
+        assert before.scene == after.scene
+        assert [q.answer for q in before.questions] == [q.answer for q in after.questions]
+        assert [q.question for q in before.questions] != [q.question for q in after.questions]
+        assert before.caption != after.caption and len(after.talkers) == 4
+    recorded = control.recorded()
+    assert recorded["split"] == "test" and "phrasing" not in recorded and "render" not in recorded
+    assert "split" not in WorldConfig().recorded()
+    build_world(tmp_path, control, workers=1)
+    assert build_world(tmp_path, control, workers=1).cached

@@ -1,8 +1,8 @@
 """Input corruptions for the robustness curves of the evaluation harness.
 
 One small, pure function per corruption and modality: Gaussian noise, Gaussian blur and FGSM for
-images in pixel space ``[0, 1]``; white or babble noise mixed in at an exact signal-to-noise ratio
-for waveforms; character-level typos for text. Every random choice comes from a generator passed in
+images in pixel space ``[0, 1]``; character-level typos for text. (Waveform noise at an exact
+signal-to-noise ratio lives in :mod:`trimodal.data.audio_effects`, shared with the world.) Every random choice comes from a generator passed in
 (``torch.Generator`` for images, ``numpy.random.Generator`` for audio and text), so a corruption at
 a given severity and seed is reproducible, and no function modifies its inputs. Severity 0 (``sigma
 = 0``, ``rate = 0``, ``epsilon = 0``) always returns an unchanged copy, which anchors each curve.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -124,89 +124,6 @@ def fgsm(
             )
         (gradient,) = torch.autograd.grad(loss, inputs)
     return (images.detach() + epsilon * gradient.sign()).clamp(0.0, 1.0)
-
-
-def _power(signal: np.ndarray) -> float:
-    """Mean square of a waveform ``[N]``, computed in float64."""
-    return float(np.mean(np.square(signal, dtype=np.float64)))
-
-
-def fit_length(waveform: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
-    """Tile or crop ``waveform`` ``[N]`` to ``[length]``, starting at sample ``offset``."""
-    if waveform.ndim != 1 or waveform.size == 0:
-        raise ValueError(f"expected a non-empty 1-D waveform, got shape {waveform.shape}")
-    return np.resize(np.roll(waveform, -offset), length)
-
-
-def add_noise_at_snr(waveform: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """Mix ``noise`` into ``waveform`` so that ``10 * log10(P_signal / P_noise) == snr_db``.
-
-    Powers are mean squares over the waveform's length; the noise is tiled or cropped to that
-    length first and scaled in float64. The result is not clipped, because clipping would change the
-    ratio; cast or clip afterwards if a consumer needs ``[-1, 1]``.
-
-    Args:
-        waveform: float waveform ``[N]``; must not be silent.
-        noise: float noise ``[M]``, any ``M >= 1``; must not be all zeros.
-        snr_db: target signal-to-noise ratio in decibels (finite).
-
-    Returns:
-        the noisy waveform ``[N]`` in ``waveform``'s floating dtype.
-    """
-    if not math.isfinite(snr_db):
-        raise ValueError(f"add_noise_at_snr: snr_db must be finite, got {snr_db}")
-    signal_power = _power(waveform) if waveform.size else 0.0
-    if waveform.ndim != 1 or signal_power == 0.0:
-        raise ValueError(
-            "add_noise_at_snr: the waveform is silent (zero power) or not 1-D "
-            f"(shape {waveform.shape}), so no noise level gives a finite SNR; drop silent clips"
-        )
-    fitted = fit_length(noise, len(waveform)).astype(np.float64)  # (N,)
-    noise_power = _power(fitted)
-    if noise_power == 0.0:
-        raise ValueError("add_noise_at_snr: the noise is all zeros over the waveform's length")
-    scale = math.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
-    noisy = waveform.astype(np.float64) + scale * fitted
-    return noisy.astype(np.result_type(waveform.dtype, np.float32))
-
-
-def white_noise(length: int, generator: np.random.Generator) -> np.ndarray:
-    """Standard normal white noise ``[length]`` (float64, unit variance)."""
-    return generator.standard_normal(length)
-
-
-def babble_noise(
-    others: Sequence[np.ndarray], length: int, count: int, generator: np.random.Generator
-) -> np.ndarray:
-    """Babble: the sum of ``count`` distinct talkers, each a unit-RMS stream of ``length`` samples.
-
-    Each talker is an utterance drawn from ``others`` without replacement, started at a random
-    sample offset and tiled (wrapping around) or cropped to ``length``; that stream is then scaled
-    to unit RMS, so every talker is equally loud. Scale the sum with :func:`add_noise_at_snr`.
-
-    Args:
-        others: utterances ``[N_i]`` of other speakers (never the clean utterance itself).
-        length: number of samples of the output.
-        count: number of simultaneous talkers, ``1 <= count <= len(others)``.
-        generator: draws the talkers and their offsets.
-
-    Returns:
-        the babble ``[length]``, float64.
-    """
-    if not 1 <= count <= len(others):
-        raise ValueError(
-            f"babble_noise: need 1 <= count <= len(others) = {len(others)}, got {count}"
-        )
-    babble = np.zeros(length, dtype=np.float64)
-    for index in generator.choice(len(others), size=count, replace=False):
-        utterance = others[int(index)]
-        offset = int(generator.integers(len(utterance))) if utterance.size else 0
-        stream = fit_length(utterance, length, offset).astype(np.float64)  # (length,)
-        rms = math.sqrt(_power(stream))
-        if rms == 0.0:
-            raise ValueError(f"babble_noise: utterance {int(index)} of others is silent")
-        babble += stream / rms
-    return babble
 
 
 def _random_letter(generator: np.random.Generator, excluded: str) -> str:

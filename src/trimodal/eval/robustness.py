@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trimodal.data import audio_effects
 from trimodal.data.dataset import pad_sequences
 from trimodal.data.manifest import Manifest, Sample
 from trimodal.data.tensors import SceneTensors, logmel_of_waves
@@ -277,14 +278,14 @@ def _noisy(
         clip = clips[i]
         assert clip is not None
         if kind == "white":
-            noise = corruptions.white_noise(len(clip), generator)
+            noise = audio_effects.white_noise(len(clip), generator)
         else:
             others = [clips[j] for j in present if j != i]
             chosen = [o for o in others if o is not None]
-            noise = corruptions.babble_noise(
+            noise = audio_effects.babble_noise(
                 chosen, len(clip), min(talkers, len(chosen)), generator
             )
-        noisy = corruptions.add_noise_at_snr(clip, noise, snr_db)
+        noisy = audio_effects.add_noise_at_snr(clip, noise, snr_db)
         out[i] = torch.from_numpy(noisy.astype(np.float32))
     return out
 

@@ -23,7 +23,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +34,14 @@ from tqdm import tqdm
 
 from trimodal.io import atomic_write_text, write_jsonl_atomic
 from trimodal.modalities.video import write_clip
-from trimodal.world.language import QUESTION_FAMILIES, Question, QuestionBalancer, caption
+from trimodal.world.channel import TRAIN_VOICES, SpeechStyle, hear
+from trimodal.world.language import (
+    CAPTION_TEMPLATES,
+    QUESTION_FAMILIES,
+    Question,
+    QuestionBalancer,
+    caption,
+)
 from trimodal.world.motion import (
     MOTION_FAMILIES,
     MotionBalancer,
@@ -42,14 +49,13 @@ from trimodal.world.motion import (
     render_clip,
     sample_motions,
 )
-from trimodal.world.render import render_scene
-from trimodal.world.scene import HOLDOUT_PAIRS, SPLITS, Scene, sample_scene
-from trimodal.world.speech import VOICES, Synthesizer, VoiceSettings, add_noise
+from trimodal.world.phrasing import caption_templates, check_phrasing, rephrase
+from trimodal.world.render import RenderStyle, render_scene
+from trimodal.world.scene import HOLDOUT_PAIRS, SPLITS, Scene, sample_scene, split_of
+from trimodal.world.speech import Synthesizer, VoiceSettings, add_noise
 
 FORMAT_VERSION = 1
 SAMPLE_RATE = 16_000
-RATE_RANGE = (130, 200)
-PITCH_RANGE = (30, 70)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,13 @@ class WorldConfig:
     questions_per_scene: int = 4
     video_frames: int = 0
     """Frames of each scene's clip (0: no video); the first question is then a motion one."""
+    phrasing: str = "canonical"
+    """How captions and questions are worded (see :mod:`trimodal.world.phrasing`)."""
+    render: RenderStyle = field(default_factory=RenderStyle)
+    speech: SpeechStyle = field(default_factory=SpeechStyle)
+    split: str | None = None
+    """Only scenes of this split (``scenes`` of them, the first ones in index order): the same
+    scene graphs as that split of a full world with this seed, for measuring shifts."""
 
     def validate(self) -> None:
         """Raise ValueError naming the bad argument."""
@@ -76,14 +89,45 @@ class WorldConfig:
             )
         if self.video_frames and not 2 <= self.video_frames <= 64:
             raise ValueError(f"--video-frames must be 0 or in [2, 64], got {self.video_frames}")
+        check_phrasing(self.phrasing)
+        self.render.validate()
+        self.speech.validate()
+        if self.split is not None and self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} or None, got {self.split!r}")
 
     def recorded(self) -> dict[str, Any]:
-        """The arguments as ``world.json`` records them (``video_frames`` only when set, so a
-        world without video keeps its bytes)."""
+        """The arguments as ``world.json`` records them: options at their defaults that the
+        default world predates (video, phrasing, styles, split) are left out, so a world without
+        them keeps its bytes."""
         values = asdict(self)
-        if not self.video_frames:
-            del values["video_frames"]
+        defaults = asdict(WorldConfig())
+        for name in ("video_frames", "phrasing", "render", "speech", "split"):
+            if values[name] == defaults[name]:
+                del values[name]
         return values
+
+
+VARIED_SPEECH = SpeechStyle(
+    voices=TRAIN_VOICES,
+    rate=(90, 260),
+    pitch=(10, 90),
+    noises=("none", "none", "white", "pink", "babble"),
+    snr=(5.0, 30.0),
+    channels=("clean", "clean", "clean", "telephone"),
+)
+"""The varied world's speech: every training voice, a wide range of rates and pitches, three in
+five utterances noisy (white, pink or babble at 5-30 dB), one in four over a telephone line."""
+
+VARIED_RENDER = RenderStyle(
+    turn=(0.0, 45.0), backgrounds=("flat", "gradient", "texture"), lighting=0.3
+)
+"""The varied world's drawing: shapes turned up to 45 degrees either way, flat, gradient or
+textured backgrounds, brightness 0.7-1.3."""
+
+
+def varied(config: WorldConfig) -> WorldConfig:
+    """``config`` with the varied world's phrasing, speech and drawing (``--varied``)."""
+    return replace(config, phrasing="varied", speech=VARIED_SPEECH, render=VARIED_RENDER)
 
 
 @dataclass(frozen=True)
@@ -97,6 +141,9 @@ class SceneJob:
     question_voice: VoiceSettings
     motions: tuple[str, ...] = ()
     """Each object's motion in the clip (empty: the world has no video)."""
+    talkers: tuple[str, ...] = ()
+    """Other scenes' captions, spoken as babble behind this scene's speech (styles with
+    babble only)."""
 
 
 @dataclass
@@ -117,12 +164,18 @@ class WorldSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def _voice(rng: np.random.Generator) -> VoiceSettings:
-    return VoiceSettings(
-        voice=VOICES[int(rng.integers(len(VOICES)))],
-        rate=int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1)),
-        pitch=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
-    )
+def scene_indices(config: WorldConfig) -> list[int]:
+    """The scene indices a world holds: ``0 .. scenes - 1``, or the first ``scenes`` indices of
+    ``config.split``."""
+    if config.split is None:
+        return list(range(config.scenes))
+    found: list[int] = []
+    index = 0
+    while len(found) < config.scenes:
+        if split_of(index, config.seed) == config.split:
+            found.append(index)
+        index += 1
+    return found
 
 
 def plan_world(config: WorldConfig) -> list[SceneJob]:
@@ -130,9 +183,12 @@ def plan_world(config: WorldConfig) -> list[SceneJob]:
     balancer = QuestionBalancer(seed=config.seed)
     motion_balancer = MotionBalancer(seed=config.seed)
     jobs = []
-    for index in range(config.scenes):
+    for index in scene_indices(config):
         scene = sample_scene(index, config.seed)
-        text = caption(scene, np.random.default_rng([config.seed, index, 1]))
+        templates = caption_templates(
+            len(scene.objects), config.phrasing, CAPTION_TEMPLATES[len(scene.objects)]
+        )
+        text = caption(scene, np.random.default_rng([config.seed, index, 1]), templates)
         motions: tuple[str, ...] = ()
         if config.video_frames:
             motions = sample_motions(scene, config.seed)
@@ -142,10 +198,24 @@ def plan_world(config: WorldConfig) -> list[SceneJob]:
             questions = tuple([first] if first is not None else []) + tuple(rest)
         else:
             questions = tuple(balancer.choose(scene, config.questions_per_scene))
+        wording = np.random.default_rng([config.seed, index, 13])
+        questions = tuple(rephrase(q, config.phrasing, wording) for q in questions)
         voice_rng = np.random.default_rng([config.seed, index, 3])
-        voices = _voice(voice_rng), _voice(voice_rng)
+        voices = config.speech.voice(voice_rng), config.speech.voice(voice_rng)
         jobs.append(SceneJob(scene, text, questions, *voices, motions=motions))
-    return jobs
+    return _with_talkers(jobs, config) if config.speech.needs_babble else jobs
+
+
+def _with_talkers(jobs: list[SceneJob], config: WorldConfig) -> list[SceneJob]:
+    """Each job with the captions of other scenes to speak as its babble."""
+    captions = [job.caption for job in jobs]
+    out = []
+    for position, job in enumerate(jobs):
+        rng = np.random.default_rng([config.seed, job.scene.index, 14])
+        others = [i for i in range(len(jobs)) if i != position] or [position]
+        picked = rng.choice(len(others), size=min(4, len(others)), replace=False)
+        out.append(replace(job, talkers=tuple(captions[others[int(i)]] for i in picked)))
+    return out
 
 
 def _media_paths(index: int) -> tuple[str, str, str]:
@@ -166,14 +236,29 @@ def _init_worker(root: str, config: WorldConfig) -> None:
     _WORKER["synth"] = Synthesizer()
 
 
-def _speak_to_file(path: Path, text: str, voice: VoiceSettings, seed: list[int]) -> float:
+def _speak_to_file(
+    path: Path, text: str, voice: VoiceSettings, seed: list[int], talkers: tuple[str, ...] = ()
+) -> float:
     config: WorldConfig = _WORKER["config"]
     speech_seed = int(np.random.default_rng(seed).integers(2**31))
     wave = _WORKER["synth"].speak(text, voice, SAMPLE_RATE, seed=speech_seed)
     if config.noise_snr is not None:
         wave = add_noise(wave, config.noise_snr, np.random.default_rng([*seed, 9]))
+    if not config.speech.is_clean:
+        heard = np.random.default_rng([*seed, 10])
+        wave = hear(wave, config.speech, SAMPLE_RATE, heard, lambda: _babble(talkers, heard))
     soundfile.write(path, wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     return len(wave) / SAMPLE_RATE
+
+
+def _babble(texts: tuple[str, ...], rng: np.random.Generator) -> list[np.ndarray]:
+    """Other scenes' captions spoken in voices of the world's style (babble talkers)."""
+    config: WorldConfig = _WORKER["config"]
+    synth: Synthesizer = _WORKER["synth"]
+    return [
+        synth.speak(text, config.speech.voice(rng), SAMPLE_RATE, seed=int(rng.integers(2**31)))
+        for text in texts
+    ]
 
 
 def _write_scene(job: SceneJob) -> SceneTiming:
@@ -182,18 +267,18 @@ def _write_scene(job: SceneJob) -> SceneTiming:
     config: WorldConfig = _WORKER["config"]
     image_path, caption_path, question_path = _media_paths(job.scene.index)
     start = time.perf_counter()
-    render_scene(job.scene, config.image_size).save(root / image_path, format="PNG")
+    render_scene(job.scene, config.image_size, config.render).save(root / image_path, format="PNG")
     if config.video_frames:
         clip = render_clip(job.scene, job.motions, config.video_frames, config.image_size)
         write_clip(root / _video_path(job.scene.index), clip)
     rendered = time.perf_counter()
     seed = [config.seed, job.scene.index, 4]
     caption_seconds = _speak_to_file(
-        root / caption_path, job.caption, job.caption_voice, [*seed, 0]
+        root / caption_path, job.caption, job.caption_voice, [*seed, 0], job.talkers
     )
     question_text = job.questions[0].question
     question_seconds = _speak_to_file(
-        root / question_path, question_text, job.question_voice, [*seed, 1]
+        root / question_path, question_text, job.question_voice, [*seed, 1], job.talkers
     )
     spoken = time.perf_counter()
     return job.scene.index, rendered - start, spoken - rendered, caption_seconds, question_seconds
@@ -292,7 +377,8 @@ def _is_complete(root: Path, config: WorldConfig) -> bool:
         recorded = json.loads(marker.read_text())
     except json.JSONDecodeError:
         return False
-    return recorded == {"format_version": FORMAT_VERSION, **config.recorded()}
+    expected = {"format_version": FORMAT_VERSION, **config.recorded()}
+    return bool(recorded == json.loads(json.dumps(expected)))  # tuples read back as lists
 
 
 def build_world(

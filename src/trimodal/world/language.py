@@ -78,15 +78,17 @@ class Question:
     family: str
 
 
-def caption(scene: Scene, rng: np.random.Generator) -> str:
+def caption(scene: Scene, rng: np.random.Generator, templates: Sequence[str] | None = None) -> str:
     """A caption naming every object with its full phrase and its relation to an anchor object.
 
     Args:
         scene: the scene graph.
         rng: chooses the template and which object is the anchor.
+        templates: the templates to draw from (default: :data:`CAPTION_TEMPLATES` for the
+            scene's object count).
     """
     order = [int(i) for i in rng.permutation(len(scene.objects))]
-    templates = CAPTION_TEMPLATES[len(scene.objects)]
+    templates = templates or CAPTION_TEMPLATES[len(scene.objects)]
     return _render_caption(templates[int(rng.integers(len(templates)))], scene, order).text
 
 
