@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,6 +75,28 @@ def register(verbs: Any) -> None:
         default="official",
         help="release of the official VQA script that scores questions with human answers: "
         "'official' (its current script, the default) or '2017' (the v2.0 release LAVIS copies)",
+    )
+    evaluate.add_argument(
+        "--shifts",
+        nargs="*",
+        metavar="SHIFT",
+        help="also run the robustness suite: the world's test scenes re-rendered with held-out "
+        "phrasings, voices, rates, noise, channels, rotations, backgrounds (all, or the named "
+        "shifts), each against an in-distribution control",
+    )
+    evaluate.add_argument(
+        "--shift-scenes", type=int, default=300, help="test scenes per shift (default 300)"
+    )
+    evaluate.add_argument(
+        "--shift-seed",
+        type=int,
+        default=None,
+        help="world seed whose test scenes the suite renders (default: --world's seed, else 0)",
+    )
+    evaluate.add_argument(
+        "--shift-worlds",
+        help="folder for the suite's worlds, built once and reused (default: "
+        "<checkpoint>/shift-worlds)",
     )
     evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     evaluate.set_defaults(run=run_eval)
@@ -145,14 +168,40 @@ def run_eval(args: argparse.Namespace) -> int:
         metrics = evaluate_checkpoint(
             predictor, manifest, settings, progress=None if quiet else lambda m: print(f"... {m}")
         )
+        if args.shifts is not None:
+            metrics["shifts"] = _shift_suite(args, predictor, None if quiet else print)
     out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval-{args.split}"
     report = write_report(metrics, out)
     if quiet:
         print((out / "metrics.json").read_text())
     else:
         print(summary_table(metrics))
+        if "shifts" in metrics:
+            from trimodal.eval.shifts import format_shift_table
+
+            print(format_shift_table(metrics["shifts"]))
         print(f"report: {report}")
     return 0
+
+
+def _shift_suite(
+    args: argparse.Namespace, predictor: Model, say: Callable[[str], None] | None
+) -> dict[str, Any]:
+    """Run ``eval --shifts`` (the seed from ``--shift-seed``, the world's, or 0)."""
+    from pathlib import Path
+
+    from trimodal.eval.shifts import run_shift_suite
+
+    seed = args.shift_seed
+    if seed is None and args.world:
+        recorded = Path(args.world) / "world.json"
+        seed = int(json.loads(recorded.read_text()).get("seed", 0)) if recorded.is_file() else 0
+    folder = (
+        Path(args.shift_worlds) if args.shift_worlds else Path(args.checkpoint) / "shift-worlds"
+    )
+    return run_shift_suite(
+        predictor, folder, seed or 0, args.shift_scenes, args.shifts or None, progress=say
+    )
 
 
 def parse_baselines(values: list[str]) -> dict[str, str]:

@@ -67,6 +67,8 @@ def markdown_report(metrics: dict[str, Any], title: str) -> str:
         parts += _split_section(split, result, metrics.get("baselines", {}))
     if metrics.get("robustness"):
         parts += _robustness_section(metrics["robustness"])
+    if metrics.get("shifts"):
+        parts += _shift_section(metrics["shifts"])
     if metrics.get("examples"):
         parts += ["## Examples (Grad-CAM)", "", "![examples](examples.png)", ""]
         parts.append(
@@ -249,3 +251,30 @@ def _example_grid(examples: list[dict[str, Any]], path: Path) -> Path:
     figure.tight_layout()
     save_figure(figure, path)
     return path
+
+
+def _shift_section(suite: dict[str, Any]) -> list[str]:
+    """The robustness suite: each shift's metrics with its relative drop against the control."""
+    from trimodal.eval.shifts import METRICS
+
+    control = suite["control"]
+    rows: list[list[Any]] = [["control", *[control.get(m, float("nan")) for m in METRICS]]]
+    for name, result in suite["shifts"].items():
+        cells: list[Any] = [name]
+        for metric in METRICS:
+            value, drop = result["metrics"].get(metric), result["drop"].get(metric)
+            mark = " *" if metric in result["targets"] else ""
+            cells.append(
+                "-" if value is None else f"{value:.3f} ({-100 * (drop or 0):+.0f}%){mark}"
+            )
+        rows.append(cells)
+    return [
+        "## Robustness suite (shifts)",
+        "",
+        f"{suite['scenes']} test scenes of world seed {suite['seed']}, re-rendered one change at "
+        "a time; each cell is the value and its relative change against the control "
+        "(* the metrics the shift targets).",
+        "",
+        table(["shift", *METRICS], rows),
+        "",
+    ]
