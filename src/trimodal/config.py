@@ -186,6 +186,16 @@ class DataConfig:
     n_mels: int = 64
     vocab_size: int = 600
     augment: bool = False
+    augment_noise: float = 0.0
+    """Largest sigma of training-time Gaussian pixel noise (0: none); see ``augment_probability``."""
+    augment_blur: float = 0.0
+    """Largest sigma (pixels) of training-time Gaussian blur (0: none)."""
+    augment_probability: float = 0.5
+    """Share of training images that get noise (and, drawn again, blur)."""
+    phrasing: str = "canonical"
+    """How the training-time question pools word their questions: ``canonical`` (as the world
+    generates them) or ``varied`` (each also said in a training form of the phrasing grammar,
+    see ``trimodal.world.phrasing``). Held-out forms are never used for training."""
 
 
 @dataclass

@@ -116,3 +116,23 @@ def test_sampling_is_uniform_over_families_distinct_and_seeded(pooled) -> None: 
     outside = torch.tensor([i for i in range(len(manifest.samples)) if i not in set(rows)])
     positions, indices = pool.sample(outside, 2, generator)
     assert positions.numel() == 0 and indices.numel() == 0
+
+
+def test_a_varied_pool_rewords_questions_and_keeps_answers(pooled) -> None:  # type: ignore[no-untyped-def]
+    from trimodal.world.phrasing import parse
+
+    manifest, tokenizer, answers, rows, canonical = pooled
+    varied = build_question_pool(
+        manifest, rows, tokenizer, answers, bins=4, cap=3, phrasing="varied"
+    )
+    assert torch.equal(varied.answers, canonical.answers)
+    assert torch.equal(varied.choices, canonical.choices)
+    texts = [
+        tokenizer.decode(ids[mask].tolist())
+        for ids, mask in zip(varied.ids, varied.mask, strict=True)
+    ]
+    reworded = [text for text in texts if parse(text) is None]
+    # Each question in its canonical form or a training form: many, but not all, reworded.
+    assert 0.3 * len(texts) < len(reworded) < len(texts)
+    with pytest.raises(ValueError, match=r"data\.phrasing must be 'canonical' or 'varied'"):
+        build_question_pool(manifest, rows, tokenizer, answers, phrasing="heldout")

@@ -80,7 +80,7 @@ def test_textured_and_gradient_backgrounds_vary_but_stay_near_the_scene_colour()
     for kind in ("texture", "gradient"):
         pixels = np.asarray(render_scene(scene, 64, RenderStyle(backgrounds=(kind,)))).astype(int)
         corners = pixels[[1, 1, 62, 62], [1, 62, 1, 62]]
-        assert np.abs(corners - np.array([60, 70, 80])).max() <= 36
+        assert np.abs(corners - np.array([60, 70, 80])).max() <= 61
         assert pixels[:8, :8].std() > 1.0  # not flat
         centre = pixels[32, 32]
         assert np.abs(centre - np.array(COLORS["red"])).max() <= 14

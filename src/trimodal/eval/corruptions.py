@@ -10,90 +10,18 @@ a given severity and seed is reproducible, and no function modifies its inputs. 
 
 from __future__ import annotations
 
-import math
 import string
 from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from trimodal.data.image_effects import gaussian_blur, gaussian_noise
+
+__all__ = ["fgsm", "gaussian_blur", "gaussian_noise", "typos"]
 
 _LOWERCASE = string.ascii_lowercase
 _TYPO_KINDS = ("delete", "substitute", "insert", "swap")
-
-
-def gaussian_noise(images: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """Add pixel-wise Gaussian noise ``N(0, sigma^2)`` and clamp back to ``[0, 1]``.
-
-    Args:
-        images: float images ``[B, 3, S, S]`` in pixel space ``[0, 1]``.
-        sigma: noise standard deviation in pixel units; ``0`` returns an identical copy.
-        generator: draws the noise; must live on ``images.device``.
-
-    Returns:
-        noisy images ``[B, 3, S, S]``, same dtype and device.
-    """
-    if sigma < 0:
-        raise ValueError(f"gaussian_noise: sigma must be >= 0, got {sigma}")
-    if sigma == 0:
-        return images.clone()
-    noise = torch.randn(
-        images.shape, generator=generator, dtype=images.dtype, device=images.device
-    )  # (B, 3, S, S)
-    return (images + sigma * noise).clamp(0.0, 1.0)
-
-
-def gaussian_kernel1d(sigma: float) -> torch.Tensor:
-    """Normalized 1-D Gaussian kernel ``[2r + 1]`` with radius ``r = ceil(3 * sigma)``, float64."""
-    radius = math.ceil(3.0 * sigma)
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    return kernel / kernel.sum()
-
-
-def mirror_indices(size: int, radius: int) -> torch.Tensor:
-    """Source index ``[size + 2 * radius]`` of each position of a mirror-padded axis.
-
-    Mirror padding reflects about the edge sample without repeating it (``d c b | a b c d | c b a``),
-    i.e. torch's ``"reflect"`` padding. Unlike ``F.pad`` it keeps reflecting when ``radius >= size``.
-    """
-    positions = torch.arange(-radius, size + radius)
-    if size == 1:
-        return torch.zeros_like(positions)
-    period = 2 * (size - 1)
-    positions = positions.remainder(period)
-    return torch.where(positions >= size, period - positions, positions)
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with kernel radius ``ceil(3 * sigma)`` and mirror ("reflect") edges.
-
-    The edge mode is torch's ``"reflect"`` padding (``d c b | a b c d``, the edge pixel is not
-    repeated), which is scipy.ndimage's ``mode="mirror"``; scipy's ``mode="reflect"`` repeats the
-    edge pixel (``c b a | a b c d``) and is a different filter. It equals
-    ``scipy.ndimage.gaussian_filter(channel, sigma, mode="mirror", radius=ceil(3 * sigma))``.
-
-    Args:
-        images: float images ``[B, C, H, W]`` (usually ``[B, 3, S, S]`` in ``[0, 1]``).
-        sigma: standard deviation of the kernel in pixels; ``0`` returns an identical copy.
-
-    Returns:
-        blurred images ``[B, C, H, W]``, same dtype and device.
-    """
-    if sigma < 0:
-        raise ValueError(f"gaussian_blur: sigma must be >= 0, got {sigma}")
-    if sigma == 0:
-        return images.clone()
-    channels, height, width = images.shape[1:]
-    kernel = gaussian_kernel1d(sigma).to(dtype=images.dtype, device=images.device)  # (K,)
-    radius = (len(kernel) - 1) // 2
-    rows = mirror_indices(height, radius).to(images.device)
-    cols = mirror_indices(width, radius).to(images.device)
-    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)  # (C, 1, K, 1)
-    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)  # (C, 1, 1, K)
-    blurred = F.conv2d(images.index_select(2, rows), vertical, groups=channels)  # (B, C, H, W+)
-    blurred = F.conv2d(blurred.index_select(3, cols), horizontal, groups=channels)  # (B, C, H, W)
-    return blurred
 
 
 def fgsm(

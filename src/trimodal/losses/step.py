@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from trimodal.data.image_effects import PixelAugment
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
 from trimodal.models.stored_rows import context_modalities, question_context, row_encoders
@@ -36,6 +37,8 @@ class StepInputs:
     """Fixed encoder outputs (``image``, ``audio``, ``spoken``) used instead of encoding."""
     captions: CaptionPool | None = None
     """Stage 3's caption variants, drawn instead of the stored captions (caption, dialogue)."""
+    corrupt: PixelAugment | None = None
+    """Training-time pixel noise and blur on the step's images."""
 
     def image(self) -> EncoderOutput:
         """Image encoder output for ``rows`` (computed once per step)."""
@@ -43,16 +46,23 @@ class StepInputs:
             self.cache["image"] = self.frozen["image"].select(self.rows)
         if "image" not in self.cache:
             raw = self.tensors.images[self.rows]
-            if self.augment is not None:
-                images = torch.stack([self.augment.normalize(self._augmented(x)) for x in raw])
-            else:
+            if self.augment is None and self.corrupt is None:
                 images = to_float_images(raw)
+            else:
+                images = self._augmented_batch(raw)
             self.cache["image"] = self.model.encode("image", images)
         return self.cache["image"]
 
-    def _augmented(self, image: torch.Tensor) -> torch.Tensor:
-        assert self.augment is not None
-        return self.augment._augment(image.float() / 255.0, self.generator)
+    def _augmented_batch(self, raw: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, 3, S, S]`` -> normalized float images after the per-image augmentation
+        (shift, jitter) and the batch's pixel corruption, whichever are on."""
+        transform = self.augment or ImageTransform(size=raw.shape[-1])
+        pixels = raw.float() / 255.0
+        if self.augment is not None:
+            pixels = torch.stack([self.augment._augment(x, self.generator) for x in pixels])
+        if self.corrupt is not None:
+            pixels = self.corrupt(pixels, self.generator)
+        return transform.normalize(pixels)
 
     def text(self) -> EncoderOutput:
         """Caption encoder output for ``rows``."""

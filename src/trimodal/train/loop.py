@@ -115,6 +115,7 @@ def prepare_data(
             max_length=config.model.text.max_length,
             seed=config.train.seed,
             family_weights=family_weights,
+            phrasing=config.data.phrasing,
         )
 
     pool = pool_of(multitask.pool_family_weights) if multitask.question_pool else None

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from trimodal.config import AlignConfig, Config
+from trimodal.data.image_effects import PixelAugment
 from trimodal.data.tensors import SceneTensors
 from trimodal.data.transforms import ImageTransform
 from trimodal.losses.alignment import contrastive_loss
@@ -101,6 +102,9 @@ class TrainStep(nn.Module):
             if config.data.augment
             else None
         )
+        data = config.data
+        pixels = PixelAugment(data.augment_noise, data.augment_blur, data.augment_probability)
+        self.corrupt = pixels if pixels.active else None
 
     def forward(
         self,
@@ -111,7 +115,7 @@ class TrainStep(nn.Module):
         generator: torch.Generator,
     ) -> StageLoss:
         """Returns (total loss, unweighted parts, weights) of ``stage``'s ``active`` tasks."""
-        step = StepInputs(self.model, tensors, rows, generator, self.augment)
+        step = StepInputs(self.model, tensors, rows, generator, self.augment, corrupt=self.corrupt)
         return stage.loss(self, step, active)
 
     def contrastive(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, float]]:

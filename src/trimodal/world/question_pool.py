@@ -25,6 +25,7 @@ from trimodal.data.tensors import row_index_table, tokenized
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
 from trimodal.world.motion import motion_questions
+from trimodal.world.phrasing import rephrase
 from trimodal.world.scene import SceneObject
 from trimodal.world.scene_graphs import manifest_scenes
 
@@ -116,6 +117,7 @@ def build_question_pool(
     max_length: int = 48,
     seed: int = 0,
     family_weights: Mapping[str, float] | None = None,
+    phrasing: str = "canonical",
 ) -> QuestionPool:
     """Every valid question (``cap`` per family and answer) of the scenes at ``rows``, with
     the motion questions of scenes whose graph records motions (worlds with video).
@@ -127,7 +129,14 @@ def build_question_pool(
         rows: the rows to pool (the training rows).
         bins: grounding grid side.
         family_weights: relative draw weight of each question family (default 1 each).
+        phrasing: ``canonical`` or ``varied`` (each pooled question said in the canonical form
+            or a training form of :mod:`trimodal.world.phrasing`, drawn per question).
     """
+    if phrasing not in ("canonical", "varied"):
+        raise ValueError(
+            f"data.phrasing must be 'canonical' or 'varied' (held-out forms are never trained "
+            f"on), got {phrasing!r}"
+        )
     answer_index = {answer: i for i, answer in enumerate(answers)}
     texts: list[str] = []
     targets: list[tuple[int, list[int], float, int]] = []  # (answer, grounding, weight, row)
@@ -138,9 +147,11 @@ def build_question_pool(
         motions = (manifest.samples[row].scene or {}).get("motions")
         if motions:  # a scene with a clip: its motion questions too
             candidates |= motion_questions(scene, tuple(motions))
-        for question, weight in _balanced(candidates, cap, rng, family_weights or {}):
-            if question.answer not in answer_index:
+        wording = np.random.default_rng([seed, row, 5])
+        for canonical, weight in _balanced(candidates, cap, rng, family_weights or {}):
+            if canonical.answer not in answer_index:
                 continue
+            question = rephrase(canonical, phrasing, wording)
             cells = [
                 value
                 for index in named_objects(question.question, scene, phrases)[:GROUNDED_OBJECTS]

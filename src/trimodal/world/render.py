@@ -108,8 +108,9 @@ def _turned(
 
 
 def _background(scene: Scene, side: int, kind: str, rng: np.random.Generator) -> Image.Image:
-    """The canvas before any object: the graph's flat colour, or a gradient or texture around it
-    (values within about 35 of it, so no object colour appears in the background)."""
+    """The canvas before any object: the graph's flat colour, or a gradient (within 35 of it) or
+    a texture (blotches down to a few pixels, within 60 of it) around it; both stay greyish, so
+    no object colour appears in the background."""
     if kind == "flat":
         return Image.new("RGB", (side, side), scene.background)
     base = np.asarray(scene.background, dtype=np.float64)
@@ -118,15 +119,17 @@ def _background(scene: Scene, side: int, kind: str, rng: np.random.Generator) ->
         ramp = np.linspace(-1.0, 1.0, side)
         field = math.cos(angle) * ramp[None, :] + math.sin(angle) * ramp[:, None]
         field = field / max(1e-6, float(np.abs(field).max()))
-    else:  # texture: a few octaves of smooth value noise
+        amplitude = 35.0
+    else:  # texture: octaves of smooth value noise, coarse blotches to fine grain
         field = np.zeros((side, side))
-        for cells, weight in ((4, 1.0), (8, 0.5), (16, 0.25)):
+        for cells, weight in ((4, 1.0), (8, 0.8), (16, 0.6), (32, 0.45)):
             coarse = Image.fromarray(rng.uniform(0.0, 255.0, (cells, cells)).astype(np.uint8))
             smooth = coarse.resize((side, side), Image.Resampling.BICUBIC)
             field += weight * (np.asarray(smooth, dtype=np.float64) / 127.5 - 1.0)
         field = field / max(1e-6, float(np.abs(field).max()))
+        amplitude = 60.0
     tint = rng.uniform(0.6, 1.0, size=3)
-    pixels = base[None, None, :] + 35.0 * field[..., None] * tint[None, None, :]
+    pixels = base[None, None, :] + amplitude * field[..., None] * tint[None, None, :]
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
