@@ -192,6 +192,9 @@ class DataConfig:
     """Largest sigma (pixels) of training-time Gaussian blur (0: none)."""
     augment_probability: float = 0.5
     """Share of training images that get noise (and, drawn again, blur)."""
+    augment_typos: float = 0.0
+    """Largest per-letter typo rate of the question pools' questions (half of them get typos at
+    a rate drawn up to it; 0: none)."""
     phrasing: str = "canonical"
     """How the training-time question pools word their questions: ``canonical`` (as the world
     generates them) or ``varied`` (each also said in a training form of the phrasing grammar,

@@ -136,3 +136,15 @@ def test_a_varied_pool_rewords_questions_and_keeps_answers(pooled) -> None:  # t
     assert 0.3 * len(texts) < len(reworded) < len(texts)
     with pytest.raises(ValueError, match=r"data\.phrasing must be 'canonical' or 'varied'"):
         build_question_pool(manifest, rows, tokenizer, answers, phrasing="heldout")
+
+
+def test_typos_touch_about_half_the_questions_and_keep_answers_and_cells(pooled) -> None:  # type: ignore[no-untyped-def]
+    manifest, tokenizer, answers, rows, clean = pooled
+    noisy = build_question_pool(manifest, rows, tokenizer, answers, bins=4, cap=3, typo_rate=0.3)
+    assert torch.equal(noisy.answers, clean.answers)
+    assert torch.equal(noisy.grounding, clean.grounding)
+    changed = [
+        not torch.equal(a[m_a], b[m_b])
+        for a, m_a, b, m_b in zip(noisy.ids, noisy.mask, clean.ids, clean.mask, strict=True)
+    ]
+    assert 0.2 * len(changed) < sum(changed) < 0.6 * len(changed)

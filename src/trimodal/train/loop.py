@@ -116,6 +116,7 @@ def prepare_data(
             seed=config.train.seed,
             family_weights=family_weights,
             phrasing=config.data.phrasing,
+            typo_rate=config.data.augment_typos,
         )
 
     pool = pool_of(multitask.pool_family_weights) if multitask.question_pool else None

@@ -22,6 +22,7 @@ import torch
 
 from trimodal.data.manifest import Manifest
 from trimodal.data.tensors import row_index_table, tokenized
+from trimodal.data.text_effects import typos
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
 from trimodal.world.motion import motion_questions
@@ -118,6 +119,7 @@ def build_question_pool(
     seed: int = 0,
     family_weights: Mapping[str, float] | None = None,
     phrasing: str = "canonical",
+    typo_rate: float = 0.0,
 ) -> QuestionPool:
     """Every valid question (``cap`` per family and answer) of the scenes at ``rows``, with
     the motion questions of scenes whose graph records motions (worlds with video).
@@ -131,6 +133,8 @@ def build_question_pool(
         family_weights: relative draw weight of each question family (default 1 each).
         phrasing: ``canonical`` or ``varied`` (each pooled question said in the canonical form
             or a training form of :mod:`trimodal.world.phrasing`, drawn per question).
+        typo_rate: half the pooled questions get character typos at a per-letter rate drawn in
+            ``[0, typo_rate]`` (0: none); grounding cells come from the clean text.
     """
     if phrasing not in ("canonical", "varied"):
         raise ValueError(
@@ -158,7 +162,10 @@ def build_question_pool(
                 for value in cell_of(scene.objects[index], bins)
             ]
             cells += [IGNORE] * (2 * GROUNDED_OBJECTS - len(cells))
-            texts.append(question.question)
+            text = question.question
+            if typo_rate > 0 and wording.random() < 0.5:
+                text = typos(text, float(wording.uniform(0.0, typo_rate)), wording)
+            texts.append(text)
             targets.append((answer_index[question.answer], cells, weight, row))
     ids, mask = tokenized(tokenizer, texts, max_length)
     per_row: dict[int, list[int]] = defaultdict(list)
