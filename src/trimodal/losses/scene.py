@@ -70,8 +70,14 @@ def object_loss(step: StepInputs) -> torch.Tensor:
         [c - 1 for c in classes],
     )
     logits = model.object_logits(step.image())
+    return dense_cross_entropy([group[has] for group in logits], targets)
+
+
+def dense_cross_entropy(groups: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """Per-token cross-entropy summed over label groups: ``groups[g] [B, T, C_g]`` scores,
+    ``targets [B, G, T]`` class indices (-100 ignored); each group is a mean over its tokens."""
     losses = [
-        F.cross_entropy(group[has].flatten(0, 1), targets[:, g].flatten(), ignore_index=-100)
-        for g, group in enumerate(logits)
+        F.cross_entropy(group.flatten(0, 1), targets[:, g].flatten(), ignore_index=-100)
+        for g, group in enumerate(groups)
     ]
     return torch.stack(losses).sum()

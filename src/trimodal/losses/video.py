@@ -10,9 +10,8 @@ finds the star's tokens and reads their colour.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from trimodal.losses.scene import object_grid_targets
+from trimodal.losses.scene import dense_cross_entropy, object_grid_targets
 from trimodal.losses.step import StepInputs, zero_loss
 from trimodal.modules.encoders.video import VideoEncoder
 from trimodal.world.motion import MOTION_CLASSES, motion_offsets
@@ -94,11 +93,6 @@ def video_object_loss(step: StepInputs) -> torch.Tensor:
         [c - 1 for c in classes],
     )
     video = step.encoded("video")
-    tokens = video.tokens[has]
-    logits = list(model.object_head(tokens).split(classes[:-1], dim=-1))
-    logits.append(encoder.motion_logits(tokens))
-    losses = [
-        F.cross_entropy(group.flatten(0, 1), targets[:, g].flatten(), ignore_index=-100)
-        for g, group in enumerate(logits)
-    ]
-    return torch.stack(losses).sum()
+    logits = [group[has] for group in model.object_logits(video)]
+    logits.append(encoder.motion_logits(video.tokens[has]))
+    return dense_cross_entropy(logits, targets)
