@@ -255,19 +255,8 @@ def _example_grid(examples: list[dict[str, Any]], path: Path) -> Path:
 
 def _shift_section(suite: dict[str, Any]) -> list[str]:
     """The robustness suite: each shift's metrics with its relative drop against the control."""
-    from trimodal.eval.shifts import METRICS
+    from trimodal.eval.shifts import METRICS, shift_rows
 
-    control = suite["control"]
-    rows: list[list[Any]] = [["control", *[control.get(m, float("nan")) for m in METRICS]]]
-    for name, result in suite["shifts"].items():
-        cells: list[Any] = [name]
-        for metric in METRICS:
-            value, drop = result["metrics"].get(metric), result["drop"].get(metric)
-            mark = " *" if metric in result["targets"] else ""
-            cells.append(
-                "-" if value is None else f"{value:.3f} ({-100 * (drop or 0):+.0f}%){mark}"
-            )
-        rows.append(cells)
     return [
         "## Robustness suite (shifts)",
         "",
@@ -275,6 +264,6 @@ def _shift_section(suite: dict[str, Any]) -> list[str]:
         "a time; each cell is the value and its relative change against the control "
         "(* the metrics the shift targets).",
         "",
-        table(["shift", *METRICS], rows),
+        table(["shift", *METRICS], shift_rows(suite)),
         "",
     ]

@@ -189,28 +189,31 @@ def _measure(
     return measure(model, inputs.tensors, METRICS)
 
 
+def shift_rows(suite: dict[str, Any]) -> list[list[str]]:
+    """The suite as table rows: ``[name, cell per metric of METRICS]``, the control first. A
+    shift's cell is its value and relative change against the control, ``*`` where the shift
+    targets the metric, ``-`` where the metric was not measured."""
+    control = suite["control"]
+    rows = [["control", *[f"{control.get(m, float('nan')):.3f}" for m in METRICS]]]
+    for name, result in suite["shifts"].items():
+        cells = [name]
+        for metric in METRICS:
+            value, drop = result["metrics"].get(metric), result["drop"].get(metric)
+            text = "-" if value is None else f"{value:.3f}"
+            if value is not None and drop is not None:
+                text += f" ({-100 * drop:+.0f}%)"
+            cells.append(text + (" *" if metric in result["targets"] else ""))
+        rows.append(cells)
+    return rows
+
+
 def format_shift_table(suite: dict[str, Any]) -> str:
     """The suite as a text table: each shift's metrics and relative drops against the control."""
-    control = suite["control"]
-    header = f"{'shift':<13}" + "".join(f"{name:>22}" for name in METRICS)
     lines = [
         f"robustness suite: {suite['scenes']} test scenes of world seed {suite['seed']}, "
         "value (relative drop vs control); * marks the metrics a shift targets",
-        header,
-        f"{'control':<13}" + "".join(f"{control.get(m, float('nan')):>22.3f}" for m in METRICS),
+        f"{'shift':<13}" + "".join(f"{name:>22}" for name in METRICS),
     ]
-    for name, result in suite["shifts"].items():
-        cells = []
-        for metric in METRICS:
-            value = result["metrics"].get(metric)
-            if value is None:
-                cells.append(f"{'-':>22}")
-                continue
-            drop = result["drop"].get(metric)
-            mark = "*" if metric in result["targets"] else " "
-            text = (
-                f"{value:.3f} ({-100 * drop:+.0f}%){mark}" if drop is not None else f"{value:.3f}"
-            )
-            cells.append(f"{text:>22}")
-        lines.append(f"{name:<13}" + "".join(cells))
+    for name, *cells in shift_rows(suite):
+        lines.append(f"{name:<13}" + "".join(f"{cell:>22}" for cell in cells))
     return "\n".join(lines)
