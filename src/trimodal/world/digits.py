@@ -39,13 +39,12 @@ import soundfile
 from PIL import Image
 
 from trimodal.io import atomic_write_text, write_jsonl_atomic
+from trimodal.world.channel import SpeechStyle
 from trimodal.world.generate import map_in_fresh_processes
-from trimodal.world.speech import VOICES, Synthesizer, VoiceSettings
+from trimodal.world.speech import Synthesizer, VoiceSettings
 
 FORMAT_VERSION = 1
 SAMPLE_RATE = 16_000
-RATE_RANGE = (130, 200)
-PITCH_RANGE = (30, 70)
 MAX_INK = 16
 """Largest pixel value of ``load_digits()`` images (ink 0-16)."""
 CHUNK = 32
@@ -188,14 +187,6 @@ def render_digit(pixels: np.ndarray, image_size: int) -> Image.Image:
     return image.convert("RGB")
 
 
-def _voice(rng: np.random.Generator) -> VoiceSettings:
-    return VoiceSettings(
-        voice=VOICES[int(rng.integers(len(VOICES)))],
-        rate=int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1)),
-        pitch=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
-    )
-
-
 def plan_digits(config: DigitsConfig) -> list[DigitJob]:
     """Label, split, caption and voice of every digit, in ``load_digits()`` order."""
     images, labels = load_source(config.limit)
@@ -203,7 +194,7 @@ def plan_digits(config: DigitsConfig) -> list[DigitJob]:
     jobs = []
     for index, (pixels, label) in enumerate(zip(images, labels, strict=True)):
         text = caption_for(int(label), np.random.default_rng([config.seed, index, 1]))
-        voice = _voice(np.random.default_rng([config.seed, index, 3]))
+        voice = SpeechStyle().voice(np.random.default_rng([config.seed, index, 3]))
         flat = tuple(int(v) for v in pixels.reshape(-1))
         jobs.append(DigitJob(index, int(label), splits[index], flat, text, voice))
     return jobs
