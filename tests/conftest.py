@@ -17,6 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TINY_WORLD = WorldConfig(scenes=48, seed=3, image_size=64)
 
+TINY_VIDEO_TOWER = [
+    "model.video.depth=1",
+    "model.video.heads=2",
+    "model.video.kind=conv",
+    "model.video.stem_channels=[8, 8]",
+    "model.video.frames=4",
+    "model.video.tubelet=1",
+]
+"""Overrides that give the tiny recipe a small conv video tower over 4 frames."""
+
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WorldSummary]:

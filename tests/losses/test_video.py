@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import TINY_VIDEO_TOWER
 from trimodal.config import load_config
 from trimodal.data.manifest import load_manifest
 from trimodal.losses.step import StepInputs
@@ -25,15 +26,7 @@ from trimodal.world.generate import WorldConfig, build_world
 from trimodal.world.motion import DIRECTIONS, MOTION_CLASSES, TRAVEL
 
 ROOT = Path(__file__).resolve().parents[2]
-VIDEO = [
-    "model.video.depth=1",
-    "model.video.heads=2",
-    "model.video.kind=conv",
-    "model.video.stem_channels=[8, 8]",
-    "model.video.frames=4",
-    "model.video.tubelet=1",
-    "model.video.motion_classes=6",
-]
+VIDEO = [*TINY_VIDEO_TOWER, "model.video.motion_classes=6"]
 RIGHT = MOTION_CLASSES.index("right")
 NO_OBJECT = [5, 5, 5, len(MOTION_CLASSES)]
 
@@ -187,7 +180,7 @@ def test_the_loss_reaches_the_video_tower_and_matches_a_hand_sum(video_data: Run
 def test_a_recipe_without_the_motion_head_is_told_which_field_to_set() -> None:
     config = load_config(
         ROOT / "configs" / "tiny.yaml",
-        [*VIDEO[:-1], "train.align.auxiliary=[video_objects]"],
+        [*TINY_VIDEO_TOWER, "train.align.auxiliary=[video_objects]"],
     )
     with pytest.raises(ValueError, match=r"train.align.auxiliary: .*model.video.motion_classes: 6"):
         build_stages(config)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import TINY_VIDEO_TOWER
 from trimodal import Model
 from trimodal.cli.main import main
 from trimodal.config import load_config
@@ -22,12 +23,7 @@ from trimodal.world.generate import WorldConfig, build_world
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO = [
-    "model.video.depth=1",
-    "model.video.heads=2",
-    "model.video.kind=conv",
-    "model.video.stem_channels=[8, 8]",
-    "model.video.frames=4",
-    "model.video.tubelet=1",
+    *TINY_VIDEO_TOWER,
     "train.align.pairs=[image-text, video-text, audio-text]",
     "train.multitask.question_pool=true",
 ]
