@@ -179,6 +179,35 @@ class ModelConfig:
 
 
 @dataclass
+class AudioAugmentConfig:
+    """Training-time augmentation of spoken clips (captions and questions), applied to their
+    log-mel features; see :class:`trimodal.data.mel_effects.AudioAugment`."""
+
+    probability: float = 0.0
+    """Share of clips heard through a channel drawn from white, pink or babble noise at an SNR
+    in ``snr``, or the telephone band (0: none)."""
+    snr: list[float] = field(default_factory=lambda: [5.0, 25.0])
+    """``[low, high]`` dB of the noise channels."""
+    rate: float = 0.0
+    """Speaking rates change by a factor up to ``1 + rate`` either way (0: none)."""
+    pitch: float = 0.0
+    """Pitch shifts up to this many semitones either way (0: none)."""
+    masks: int = 0
+    """SpecAugment time masks and frequency masks per clip (0: none)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ConfigError(
+                f"data.audio_augment.probability must be in [0, 1], got {self.probability}"
+            )
+        if len(self.snr) != 2 or self.snr[0] > self.snr[1]:
+            raise ConfigError(f"data.audio_augment.snr must be [low, high] dB, got {self.snr}")
+        for name in ("rate", "pitch", "masks"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"data.audio_augment.{name} must be >= 0")
+
+
+@dataclass
 class DataConfig:
     """Preprocessing shared by training and inference."""
 
@@ -195,6 +224,8 @@ class DataConfig:
     augment_typos: float = 0.0
     """Largest per-letter typo rate of the question pools' questions (half of them get typos at
     a rate drawn up to it; 0: none)."""
+    audio_augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)
+    """Training-time noise, channel, rate, pitch and SpecAugment on spoken clips."""
     phrasing: str = "canonical"
     """How the training-time question pools word their questions: ``canonical`` (as the world
     generates them) or ``varied`` (each also said in a training form of the phrasing grammar,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -44,6 +45,27 @@ def test_bad_world_argument_is_a_clear_error(
 ) -> None:
     assert main(["world", "--out", str(tmp_path), "--scenes", "0"]) == 2
     assert "--scenes must be at least 1" in capsys.readouterr().err
+
+
+def test_varied_parts_vary_only_what_is_named(tmp_path: Path) -> None:
+    from trimodal.cli.world import add_world_arguments, world_config
+    from trimodal.world.generate import VARIED_RENDER, VARIED_SPEECH, WorldConfig
+
+    parser = argparse.ArgumentParser()
+    add_world_arguments(parser)
+    plain = WorldConfig()
+    drawing = world_config(parser.parse_args(["--varied", "drawing"]))
+    assert drawing.render == VARIED_RENDER
+    assert (drawing.speech, drawing.phrasing) == (plain.speech, plain.phrasing)
+    everything = world_config(parser.parse_args(["--varied"]))
+    assert (everything.render, everything.speech, everything.phrasing) == (
+        VARIED_RENDER,
+        VARIED_SPEECH,
+        "varied",
+    )
+    assert world_config(parser.parse_args([])) == plain
+    with pytest.raises(ValueError, match="--varied: cannot vary 'sound'"):
+        world_config(parser.parse_args(["--varied", "speech,sound"]))
 
 
 def test_manifest_verb_reports_errors_and_skips(

@@ -7,7 +7,13 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from trimodal.world.generate import WorldConfig, build_world, format_summary, varied
+from trimodal.world.generate import (
+    VARIED_PARTS,
+    WorldConfig,
+    build_world,
+    format_summary,
+    varied,
+)
 from trimodal.world.preview import preview_grid
 
 
@@ -31,10 +37,14 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--varied",
-        action="store_true",
+        nargs="?",
+        const=",".join(VARIED_PARTS),
+        default="",
+        metavar="PARTS",
         help="a varied world: many phrasings, 21 voices at 90-260 words a minute, background "
         "noise and telephone channels, turned shapes, gradient and textured backgrounds, "
-        "lighting (see docs/world.md); held-out phrasings and voices stay out",
+        "lighting (see docs/world.md); held-out phrasings and voices stay out. PARTS, "
+        "comma-separated, varies only some of phrasing, speech, drawing (default: all)",
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
 
@@ -48,7 +58,12 @@ def world_config(args: argparse.Namespace) -> WorldConfig:
         noise_snr=args.noise_snr,
         video_frames=args.video_frames,
     )
-    return varied(config) if getattr(args, "varied", False) else config
+    parts = [part.strip() for part in (getattr(args, "varied", "") or "").split(",")]
+    chosen = [part for part in parts if part]
+    try:
+        return varied(config, chosen) if chosen else config
+    except ValueError as error:
+        raise ValueError(f"--varied: {error}") from None
 
 
 def register(verbs: Any) -> None:

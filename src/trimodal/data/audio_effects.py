@@ -116,10 +116,12 @@ TELEPHONE_BAND = (300.0, 3400.0)
 """The narrow-band telephone channel's pass band in Hz (ITU-T G.712)."""
 
 
-def telephone(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+def telephone(waveform: np.ndarray, sample_rate: int, compand: bool = True) -> np.ndarray:
     """``waveform`` through a narrow-band telephone channel: band-passed to
     :data:`TELEPHONE_BAND` (4th-order Butterworth, zero phase), sampled at 8 kHz and back, and
-    companded with 8-bit mu-law (G.711). Same length and dtype out."""
+    (``compand``) companded with 8-bit mu-law (G.711). Same length and dtype out. Without
+    ``compand`` the channel is linear, which is how the mel-domain augmentation measures its
+    gain (:mod:`trimodal.data.mel_effects`)."""
     if waveform.ndim != 1:
         raise ValueError(f"telephone: expected a 1-D waveform, got shape {waveform.shape}")
     low, high = TELEPHONE_BAND
@@ -130,8 +132,9 @@ def telephone(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
     sections = scipy_signal.butter(4, [low, high], btype="bandpass", fs=sample_rate, output="sos")
     banded = scipy_signal.sosfiltfilt(sections, waveform.astype(np.float64))
     narrow = scipy_signal.resample_poly(banded, 8000, sample_rate)
-    companded = mu_law_round_trip(np.clip(narrow, -1.0, 1.0))
-    back = scipy_signal.resample_poly(companded, sample_rate, 8000)[: len(waveform)]
+    if compand:
+        narrow = mu_law_round_trip(np.clip(narrow, -1.0, 1.0))
+    back = scipy_signal.resample_poly(narrow, sample_rate, 8000)[: len(waveform)]
     back = np.pad(back, (0, len(waveform) - len(back)))
     return back.astype(np.result_type(waveform.dtype, np.float32))
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from trimodal.data.image_effects import PixelAugment
+from trimodal.data.mel_effects import AudioAugment
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
 from trimodal.models.stored_rows import context_modalities, question_context, row_encoders
@@ -39,6 +40,8 @@ class StepInputs:
     """Stage 3's caption variants, drawn instead of the stored captions (caption, dialogue)."""
     corrupt: PixelAugment | None = None
     """Training-time pixel noise and blur on the step's images."""
+    hear: AudioAugment | None = None
+    """Training-time noise, channels, rate, pitch and masks on the step's spoken clips."""
 
     def image(self) -> EncoderOutput:
         """Image encoder output for ``rows`` (computed once per step)."""
@@ -76,8 +79,8 @@ class StepInputs:
         if "audio" not in self.cache and "audio" in self.frozen:
             self.cache["audio"] = self.frozen["audio"].select(self.rows)
         if "audio" not in self.cache:
-            features, mask = self.tensors.caption_audio.batch(self.rows)
-            self.cache["audio"] = self.model.encode("audio", features, mask)
+            clips = self._heard(*self.tensors.caption_audio.batch(self.rows))
+            self.cache["audio"] = self.model.encode("audio", *clips)
         return self.cache["audio"]
 
     def encoded(self, modality: str) -> EncoderOutput:
@@ -108,8 +111,13 @@ class StepInputs:
         """Spoken-question encoder output for ``rows`` (a subset that has spoken questions)."""
         if "spoken" in self.frozen:
             return self.frozen["spoken"].select(rows)
-        features, mask = self.tensors.spoken_audio.batch(rows)
-        return self.model.encode("audio", features, mask)
+        return self.model.encode("audio", *self._heard(*self.tensors.spoken_audio.batch(rows)))
+
+    def _heard(
+        self, features: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel ``[B, M, F]`` and mask ``[B, F]`` after the audio augmentation, if any."""
+        return (features, mask) if self.hear is None else self.hear(features, mask, self.generator)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from torch import nn
 
 from trimodal.config import AlignConfig, Config
 from trimodal.data.image_effects import PixelAugment
+from trimodal.data.mel_effects import audio_augment
 from trimodal.data.tensors import SceneTensors
 from trimodal.data.transforms import ImageTransform
 from trimodal.losses.alignment import contrastive_loss
@@ -105,6 +106,7 @@ class TrainStep(nn.Module):
         data = config.data
         pixels = PixelAugment(data.augment_noise, data.augment_blur, data.augment_probability)
         self.corrupt = pixels if pixels.active else None
+        self.hear = audio_augment(data)
 
     def forward(
         self,
@@ -115,7 +117,15 @@ class TrainStep(nn.Module):
         generator: torch.Generator,
     ) -> StageLoss:
         """Returns (total loss, unweighted parts, weights) of ``stage``'s ``active`` tasks."""
-        step = StepInputs(self.model, tensors, rows, generator, self.augment, corrupt=self.corrupt)
+        step = StepInputs(
+            self.model,
+            tensors,
+            rows,
+            generator,
+            self.augment,
+            corrupt=self.corrupt,
+            hear=self.hear,
+        )
         return stage.loss(self, step, active)
 
     def contrastive(self, step: StepInputs) -> tuple[torch.Tensor, dict[str, float]]:

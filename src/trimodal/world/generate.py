@@ -125,9 +125,22 @@ VARIED_RENDER = RenderStyle(
 textured backgrounds, brightness 0.7-1.3."""
 
 
-def varied(config: WorldConfig) -> WorldConfig:
-    """``config`` with the varied world's phrasing, speech and drawing (``--varied``)."""
-    return replace(config, phrasing="varied", speech=VARIED_SPEECH, render=VARIED_RENDER)
+VARIED_PARTS = ("phrasing", "speech", "drawing")
+"""What ``--varied`` can vary: the question and caption forms, the speech, the drawing."""
+
+
+def varied(config: WorldConfig, parts: Sequence[str] = VARIED_PARTS) -> WorldConfig:
+    """``config`` with the varied world's ``parts`` (:data:`VARIED_PARTS`; ``--varied``)."""
+    if unknown := [part for part in parts if part not in VARIED_PARTS]:
+        raise ValueError(f"cannot vary {unknown[0]!r}; choose from {', '.join(VARIED_PARTS)}")
+    changes: dict[str, Any] = {
+        "phrasing": {"phrasing": "varied"},
+        "speech": {"speech": VARIED_SPEECH},
+        "drawing": {"render": VARIED_RENDER},
+    }
+    for part in parts:
+        config = replace(config, **changes[part])
+    return config
 
 
 @dataclass(frozen=True)
