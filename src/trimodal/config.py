@@ -224,6 +224,9 @@ class DataConfig:
     augment_typos: float = 0.0
     """Largest per-letter typo rate of the question pools' questions (half of them get typos at
     a rate drawn up to it; 0: none)."""
+    augment_word_dropout: float = 0.0
+    """Largest per-word dropout rate of the question pools' questions (half of them, drawn apart
+    from the typos, lose words at a rate drawn up to it; 0: none)."""
     audio_augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)
     """Training-time noise, channel, rate, pitch and SpecAugment on spoken clips."""
     phrasing: str = "canonical"

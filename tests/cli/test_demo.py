@@ -16,6 +16,7 @@ def test_demo_end_to_end_and_reuse(tmp_path: Path, capsys: pytest.CaptureFixture
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--scenes", "48", "--seed", "3"]
     args += ["--config", str(ROOT / "configs" / "tiny.yaml"), "--robustness-scenes", "4"]
+    args += ["--shift-scenes", "3"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     for expected in ("[4/4] results", "VQA typed", "example 1, typed", "example 2, spoken"):
@@ -25,6 +26,8 @@ def test_demo_end_to_end_and_reuse(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "peak RSS" in printed
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert set(metrics["splits"]) == {"test", "holdout"}
+    assert "robustness suite: 3 test scenes" in printed and "telephone" in printed
+    assert metrics["shifts"]["scenes"] == 3 and "rotation" in metrics["shifts"]["shifts"]
     steps = json.loads((out / "run" / "checkpoint" / "trainer_state.json").read_text())
     # A second demo reuses the world and the finished run (no more steps).
     assert main(args) == 0

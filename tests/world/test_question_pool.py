@@ -148,3 +148,17 @@ def test_typos_touch_about_half_the_questions_and_keep_answers_and_cells(pooled)
         for a, m_a, b, m_b in zip(noisy.ids, noisy.mask, clean.ids, clean.mask, strict=True)
     ]
     assert 0.2 * len(changed) < sum(changed) < 0.6 * len(changed)
+
+
+def test_word_dropout_thins_about_half_the_questions_and_keeps_answers(pooled) -> None:  # type: ignore[no-untyped-def]
+    manifest, tokenizer, answers, rows, clean = pooled
+    thinned = build_question_pool(
+        manifest, rows, tokenizer, answers, bins=4, cap=3, word_dropout=0.5
+    )
+    assert torch.equal(thinned.answers, clean.answers)
+    assert torch.equal(thinned.grounding, clean.grounding)
+    shorter = [
+        int(m_a.sum()) < int(m_b.sum()) for m_a, m_b in zip(thinned.mask, clean.mask, strict=True)
+    ]
+    assert 0.2 * len(shorter) < sum(shorter) < 0.6 * len(shorter)
+    assert all(int(m.sum()) > 0 for m in thinned.mask)

@@ -24,6 +24,7 @@ from trimodal.data.manifest import Sample, load_manifest
 from trimodal.data.tensors import content_key
 from trimodal.eval.harness import HarnessSettings, evaluate_checkpoint
 from trimodal.eval.report import write_report
+from trimodal.eval.shifts import format_shift_table, run_shift_suite
 from trimodal.eval.summary import summary_table
 from trimodal.inference import Model
 from trimodal.train.loop import train
@@ -40,6 +41,12 @@ def register(verbs: Any) -> None:
     parser.add_argument("--config", default="configs/default.yaml", help="training recipe")
     parser.add_argument(
         "--robustness-scenes", type=int, default=300, help="test scenes for robustness curves"
+    )
+    parser.add_argument(
+        "--shift-scenes",
+        type=int,
+        default=150,
+        help="test scenes per world of the robustness suite (eval --shifts; 0: skip it)",
     )
     add_world_arguments(parser)
     parser.set_defaults(run=run)
@@ -63,18 +70,33 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {train_summary}")
     mark = _lap("training", mark)
 
-    print("[3/4] evaluating on the test split and the compositional hold-out ...", flush=True)
+    print(
+        "[3/4] evaluating on the test split, the compositional hold-out and the robustness "
+        "suite ...",
+        flush=True,
+    )
     model = Model.from_pretrained(run_dir)
     settings = HarnessSettings(robustness_scenes=args.robustness_scenes, examples=4)
     with torch.no_grad():
         metrics = evaluate_checkpoint(
             model, world_dir / "manifest.jsonl", settings, progress=lambda m: print(f"  {m}")
         )
+        if args.shift_scenes > 0:
+            metrics["shifts"] = run_shift_suite(
+                model,
+                out / "shift-worlds",
+                int(summary.config.get("seed", 0)),
+                args.shift_scenes,
+                workers=args.workers,
+                progress=lambda m: print(f"  {m}"),
+            )
     report = write_report(metrics, report_dir, title="trimodal demo: default recipe")
     mark = _lap("evaluation", mark)
 
     print("[4/4] results (test = 10% of the world, holdout = unseen colour-shape pairs)")
     print(summary_table(metrics))
+    if "shifts" in metrics:
+        print(format_shift_table(metrics["shifts"]))
     print()
     for line in examples(model, world_dir):
         print(line)

@@ -1,5 +1,5 @@
 """Text effects shared by training-time augmentation and the harness's robustness curves:
-character-level typos drawn from a ``numpy.random.Generator``."""
+character-level typos and word dropout, drawn from a ``numpy.random.Generator``."""
 
 from __future__ import annotations
 
@@ -69,3 +69,24 @@ def typos(text: str, rate: float, generator: np.random.Generator) -> str:
         pieces.append(piece)
         index += consumed
     return "".join(pieces)
+
+
+def drop_words(text: str, rate: float, generator: np.random.Generator) -> str:
+    """Word dropout: each whitespace-separated word independently removed with probability
+    ``rate``; at least one word always stays (the first kept by the draw, else a random one).
+    Punctuation attached to a word goes with it; words are joined by single spaces.
+
+    Args:
+        text: the text to thin out.
+        rate: per-word drop probability in ``[0, 1]``.
+        generator: draws which words go.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"drop_words: rate must be in [0, 1], got {rate}")
+    words = text.split()
+    if rate == 0.0 or not words:
+        return text
+    kept = [word for word in words if generator.random() >= rate]
+    if not kept:
+        kept = [words[int(generator.integers(len(words)))]]
+    return " ".join(kept)

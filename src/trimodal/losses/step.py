@@ -205,14 +205,28 @@ def encode_frozen(
 
 
 def freeze_perception(
-    model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, towers: set[str]
+    model: TriModalModel,
+    tensors: SceneTensors,
+    rows: torch.Tensor,
+    towers: set[str],
+    hear: AudioAugment | None = None,
+    seed: int = 0,
 ) -> dict[str, FrozenOutputs]:
     """Fixed outputs of ``rows`` for ``towers``: ``image`` (the images), ``audio`` (spoken
     captions; a row without one gets an empty mask, as in a step's batch) and ``spoken``
     (spoken questions, of the rows that have one; none without any, as no step asks for
-    them then)."""
+    them then). With ``hear`` (the recipe's audio augmentation) the clips are encoded as one
+    augmented view each, drawn from a generator seeded with ``seed``, so that what a frozen
+    stage trains on (the transcriber, the typed path through it) meets the channels too."""
     total = len(tensors.images)
     encoders = row_encoders(model, tensors)
+    generator = torch.Generator().manual_seed(seed)
+
+    def heard(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (features, mask) if hear is None else hear(features, mask, generator)
+
+    if hear is not None:
+        encoders["audio"] = lambda r: model.encode("audio", *heard(*tensors.caption_audio.batch(r)))
     frozen: dict[str, FrozenOutputs] = {}
     for tower in ("image", "audio", *tensors.media):
         if tower in towers and tower in encoders:
@@ -221,7 +235,7 @@ def freeze_perception(
     if "spoken" in towers and len(with_spoken):
         frozen["spoken"] = encode_frozen(
             model,
-            lambda r: model.encode("audio", *tensors.spoken_audio.batch(r)),
+            lambda r: model.encode("audio", *heard(*tensors.spoken_audio.batch(r))),
             with_spoken,
             total,
         )

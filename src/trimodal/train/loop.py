@@ -117,6 +117,7 @@ def prepare_data(
             family_weights=family_weights,
             phrasing=config.data.phrasing,
             typo_rate=config.data.augment_typos,
+            word_dropout=config.data.augment_word_dropout,
         )
 
     pool = pool_of(multitask.pool_family_weights) if multitask.question_pool else None
@@ -314,7 +315,12 @@ class Trainer:
         towers = plan.stage.frozen_towers()
         if towers:
             step_module.frozen = freeze_perception(
-                self.model, self.data.tensors, self.data.train_rows, towers
+                self.model,
+                self.data.tensors,
+                self.data.train_rows,
+                towers,
+                step_module.hear,
+                self.config.train.seed,
             )
         plan.stage.prepare(step_module, self.model, self.data.tensors, self.data.train_rows)
         if weighting is not None and state is not None and state.step > 0:

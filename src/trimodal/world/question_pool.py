@@ -22,7 +22,7 @@ import torch
 
 from trimodal.data.manifest import Manifest
 from trimodal.data.tensors import row_index_table, tokenized
-from trimodal.data.text_effects import typos
+from trimodal.data.text_effects import drop_words, typos
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.world.language import Question, candidate_questions, named_objects, object_phrases
 from trimodal.world.motion import motion_questions
@@ -120,6 +120,7 @@ def build_question_pool(
     family_weights: Mapping[str, float] | None = None,
     phrasing: str = "canonical",
     typo_rate: float = 0.0,
+    word_dropout: float = 0.0,
 ) -> QuestionPool:
     """Every valid question (``cap`` per family and answer) of the scenes at ``rows``, with
     the motion questions of scenes whose graph records motions (worlds with video).
@@ -135,6 +136,8 @@ def build_question_pool(
             or a training form of :mod:`trimodal.world.phrasing`, drawn per question).
         typo_rate: half the pooled questions get character typos at a per-letter rate drawn in
             ``[0, typo_rate]`` (0: none); grounding cells come from the clean text.
+        word_dropout: half the pooled questions (drawn apart from the typos) lose words at a
+            per-word rate drawn in ``[0, word_dropout]`` (0: none).
     """
     if phrasing not in ("canonical", "varied"):
         raise ValueError(
@@ -165,6 +168,8 @@ def build_question_pool(
             text = question.question
             if typo_rate > 0 and wording.random() < 0.5:
                 text = typos(text, float(wording.uniform(0.0, typo_rate)), wording)
+            if word_dropout > 0 and wording.random() < 0.5:
+                text = drop_words(text, float(wording.uniform(0.0, word_dropout)), wording)
             texts.append(text)
             targets.append((answer_index[question.answer], cells, weight, row))
     ids, mask = tokenized(tokenizer, texts, max_length)
