@@ -193,3 +193,16 @@ def test_recipe_options_build_the_augmentation_or_none() -> None:
 def test_bad_recipe_options_name_the_field(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+def test_telephone_quantization_keeps_the_same_snr_in_every_frame() -> None:
+    banded = mel_power(_log_mel(_voice(seed=3))) * CHANNELS.telephone_gain[:, None]
+    noise = AudioAugment(probability=1.0)._quantization(banded, torch.Generator().manual_seed(0))
+    voiced = banded.sum(dim=0) > 0
+    ratio_db = 10 * torch.log10(banded.sum(dim=0)[voiced] / noise.sum(dim=0)[voiced])
+    assert float(ratio_db.min()) > 35.0 - 1e-3 and float(ratio_db.max()) < 45.0 + 1e-3
+    assert float(ratio_db.max() - ratio_db.min()) < 1e-3  # one level for the whole clip
+    above = torch.from_numpy(CHANNELS.centres_hz > 4500)
+    below = torch.from_numpy((CHANNELS.centres_hz > 500) & (CHANNELS.centres_hz < 3500))
+    weaker = noise[above].mean() / noise[below].mean()
+    assert 1e-4 < float(weaker) < 1e-2

@@ -277,6 +277,31 @@ def test_frozen_outputs_match_eval_mode_encoding_row_by_row(
         frozen["image"].select(torch.tensor([int(data.train_rows[8])]))
 
 
+def test_frozen_audio_is_one_augmented_view_when_the_recipe_augments(
+    tiny_world: tuple[Path, WorldSummary],
+) -> None:
+    """With ``hear``, frozen clips are encoded after the augmentation drawn from ``seed``: the
+    same seed gives the same outputs, the outputs differ from the clean ones, and the image
+    tower is untouched."""
+    from trimodal.data.mel_effects import AudioAugment
+    from trimodal.train.loop import prepare_data
+
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    data = prepare_data(config, tiny_world[0])
+    torch.manual_seed(0)
+    model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
+    rows = data.train_rows[:6]
+    towers = {"image", "audio", "spoken"}
+    hear = AudioAugment(probability=1.0, rate=0.3, n_mels=config.data.n_mels)
+    clean = freeze_perception(model, data.tensors, rows, towers)
+    heard = freeze_perception(model, data.tensors, rows, towers, hear, seed=4)
+    again = freeze_perception(model, data.tensors, rows, towers, hear, seed=4)
+    for tower in ("audio", "spoken"):
+        assert torch.equal(heard[tower].pooled, again[tower].pooled)
+        assert not torch.allclose(heard[tower].pooled, clean[tower].pooled, atol=1e-3)
+    assert torch.equal(heard["image"].pooled, clean["image"].pooled)
+
+
 def test_frozen_outputs_keep_only_used_positions_and_pad_on_select() -> None:
     """Ragged storage: a row costs its length up to its last real token (holes kept), and a
     selection pads with zeros to its own longest row."""

@@ -9,8 +9,10 @@ applied where the features live, in the mel power domain:
   is ``P_speech + g * P_noise`` with ``g`` set so that their summed powers have the ratio asked;
 - **telephone band**: each mel band's power scaled by the gain of the waveform channel
   (:func:`trimodal.data.audio_effects.telephone`: 300-3400 Hz band-pass, 8 kHz sampling),
-  measured once on white noise, plus the mu-law quantization floor as white noise below 4 kHz
-  at 40-50 dB under the speech (what matches the companded channel's log-mel best);
+  measured once on white noise, plus the mu-law quantization noise: mu-law keeps about the same
+  signal-to-noise ratio in every frame, so each frame gets white noise at 35-45 dB under that
+  frame's power, below 4 kHz and leaking 30 dB weaker above (what matches the companded
+  channel's log-mel best, band by band, on eSpeak speech);
 - **speaking rate**: the frames resampled in time (tempo, pitch kept);
 - **pitch**: the mel axis warped so that every frequency is multiplied by one factor;
 - **SpecAugment** masks: time and frequency bands set to the clip's mean.
@@ -36,6 +38,8 @@ from trimodal.data.transforms import LogMel, hz_to_mel, mel_filterbank, mel_to_h
 LOG_FLOOR = 1e-6
 """The constant inside :class:`~trimodal.data.transforms.LogMel`'s ``log(mel + 1e-6)``."""
 NOISE_KINDS = ("white", "pink", "babble", "telephone")
+QUANTIZATION_LEAK = 1e-3
+"""Mu-law noise above 4 kHz relative to below it (-30 dB) after the channel's resampling."""
 """The channels :class:`AudioAugment` draws from, one per augmented clip."""
 
 
@@ -270,13 +274,23 @@ class AudioAugment:
         frames = clip.shape[1]
         if kind == "telephone":
             banded = speech * self.channels.telephone_gain[:, None]
-            floor = self.channels.noise("narrowband", frames, generator)
-            return log_of_power(mix_at_snr(banded, floor, _uniform(generator, 40.0, 50.0)))
+            return log_of_power(banded + self._quantization(banded, generator))
         if kind == "babble" and len(others) >= self.babble_talkers:
             noise = babble_power(others, frames, self.babble_talkers, generator)
         else:
             noise = self.channels.noise("pink" if kind == "babble" else kind, frames, generator)
         return log_of_power(mix_at_snr(speech, noise, _uniform(generator, *self.snr)))
+
+    def _quantization(self, banded: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Mel power ``[M, T]`` of mu-law noise on band-limited speech ``banded [M, T]``: per
+        frame, 35-45 dB under the frame's power, white below 4 kHz, 30 dB weaker above."""
+        frames = banded.shape[1]
+        shape = self.channels.noise("narrowband", frames, generator)
+        shape = shape + QUANTIZATION_LEAK * self.channels.noise("white", frames, generator)
+        per_frame = banded.sum(dim=0, keepdim=True) / shape.sum(dim=0, keepdim=True).clamp_min(
+            1e-12
+        )
+        return shape * per_frame * 10.0 ** (-_uniform(generator, 35.0, 45.0) / 10.0)
 
 
 def audio_augment(data: DataConfig) -> AudioAugment | None:
