@@ -111,7 +111,7 @@ def convert_gpt2_state_dict(
     return converted
 
 
-def _read_gpt2_weights(folder: Path) -> dict[str, torch.Tensor]:
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     """Tensors of ``model.safetensors`` or else ``pytorch_model.bin`` in ``folder``."""
     if (folder / "model.safetensors").is_file():
         from safetensors.torch import load_file
@@ -145,7 +145,7 @@ def load_gpt2(directory: str | Path) -> DecoderLM:
         )
     config = gpt2_decoder_config(json.loads(config_path.read_text()), str(config_path))
     model = DecoderLM(config)
-    state = convert_gpt2_state_dict(_read_gpt2_weights(folder), config)
+    state = convert_gpt2_state_dict(read_weights(folder), config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{folder}: missing weights {missing}, unexpected weights {unexpected}")

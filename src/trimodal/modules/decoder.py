@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 POSITION_KINDS = ("learned", "rotary")
+NORM_KINDS = ("layer", "rms")
+MLP_KINDS = ("gelu", "swiglu")
 ACTIVATIONS = {"gelu_new": "tanh", "gelu": "none"}  # name -> F.gelu(approximate=...)
 
 
@@ -58,6 +60,13 @@ class DecoderConfig:
         rotary_base: RoPE frequency base.
         cross_attention: every block also attends over a conditioning memory (see the module
             docstring).
+        kv_heads: key/value heads for grouped-query attention (Llama's
+            ``num_key_value_heads``); must divide ``heads``; None = ``heads`` (multi-head).
+        norm: ``"layer"`` (LayerNorm, GPT-2) or ``"rms"`` (RMSNorm, Llama); ``layer_norm_eps``
+            is its epsilon either way.
+        mlp: ``"gelu"`` (GPT-2's two-layer MLP, ``activation``) or ``"swiglu"`` (Llama's
+            ``down(silu(gate(x)) * up(x))``).
+        bias: the linear layers have biases (GPT-2) or not (Llama).
     """
 
     vocab_size: int = 4096
@@ -74,6 +83,10 @@ class DecoderConfig:
     activation: str = "gelu_new"
     rotary_base: float = 10_000.0
     cross_attention: bool = False
+    kv_heads: int | None = None
+    norm: str = "layer"
+    mlp: str = "gelu"
+    bias: bool = True
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -87,6 +100,14 @@ class DecoderConfig:
                 f"DecoderConfig.activation must be one of {tuple(ACTIVATIONS)}, "
                 f"got {self.activation!r}"
             )
+        if self.norm not in NORM_KINDS:
+            raise ValueError(f"DecoderConfig.norm must be one of {NORM_KINDS}, got {self.norm!r}")
+        if self.mlp not in MLP_KINDS:
+            raise ValueError(f"DecoderConfig.mlp must be one of {MLP_KINDS}, got {self.mlp!r}")
+        if self.heads % self.key_value_heads:
+            raise ValueError(
+                f"DecoderConfig.kv_heads {self.kv_heads} must divide heads {self.heads}"
+            )
         if self.positions == "rotary" and self.head_dim % 2:
             raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
 
@@ -94,6 +115,11 @@ class DecoderConfig:
     def head_dim(self) -> int:
         """Width of one head: ``dim // heads``."""
         return self.dim // self.heads
+
+    @property
+    def key_value_heads(self) -> int:
+        """Heads of keys and values: ``kv_heads``, or ``heads`` without grouping."""
+        return self.kv_heads or self.heads
 
     @property
     def hidden(self) -> int:
@@ -106,7 +132,8 @@ class KVCache:
     """Preallocated keys and values of every layer, filled left to right.
 
     Attributes:
-        keys: ``[depth, B, H, capacity, head_dim]``; positions ``[:length]`` are filled.
+        keys: ``[depth, B, H_kv, capacity, head_dim]`` (``H_kv``: key/value heads); positions
+            ``[:length]`` are filled.
         values: same shape as ``keys``.
         length: filled positions (prefix + tokens seen so far).
         key_mask: ``[B, capacity]`` True at real positions; None while every position so far
@@ -133,7 +160,7 @@ class KVCache:
         device: torch.device | None = None,
     ) -> KVCache:
         """An empty cache for ``batch`` rows of up to ``capacity`` positions."""
-        shape = (config.depth, batch, config.heads, capacity, config.head_dim)
+        shape = (config.depth, batch, config.key_value_heads, capacity, config.head_dim)
         return cls(
             torch.empty(shape, dtype=dtype, device=device),
             torch.empty(shape, dtype=dtype, device=device),
@@ -227,16 +254,19 @@ class DecoderLinear(nn.Module):
     ``weight [out, in]`` still load: the weight is transposed into ``kernel`` on load.
     """
 
-    def __init__(self, in_features: int, out_features: int):
+    bias: nn.Parameter | None
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         self.kernel = nn.Parameter(torch.empty(in_features, out_features))
-        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         nn.init.normal_(self.kernel, 0.0, 0.02)
         self.register_load_state_dict_pre_hook(_linear_weight_to_kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [..., in]`` -> ``x @ kernel + bias`` ``[..., out]``."""
-        out = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.kernel)
+        """``x [..., in]`` -> ``x @ kernel (+ bias)`` ``[..., out]``."""
+        flat = x.reshape(-1, x.shape[-1])
+        out = flat @ self.kernel if self.bias is None else torch.addmm(self.bias, flat, self.kernel)
         return out.view(*x.shape[:-1], self.kernel.shape[1])
 
 
@@ -249,24 +279,37 @@ def _linear_weight_to_kernel(
 
 
 class CausalSelfAttention(nn.Module):
-    """Causal multi-head self-attention on SDPA, writing its keys into an optional KV cache."""
+    """Causal multi-head (or grouped-query) self-attention on SDPA, writing its keys into an
+    optional KV cache. With ``kv_heads < heads`` each key/value head serves
+    ``heads // kv_heads`` query heads, and the cache holds only the key/value heads."""
 
     def __init__(self, config: DecoderConfig):
         super().__init__()
         self.heads, self.head_dim, self.dropout = config.heads, config.head_dim, config.dropout
-        self.qkv = DecoderLinear(config.dim, 3 * config.dim)
-        self.out = DecoderLinear(config.dim, config.dim)
+        self.kv_heads = config.key_value_heads
+        width = (self.heads + 2 * self.kv_heads) * self.head_dim
+        self.qkv = DecoderLinear(config.dim, width, config.bias)
+        self.out = DecoderLinear(config.dim, config.dim, config.bias)
         self.residual_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, attend: _Attend, layer: int) -> torch.Tensor:
         """``[B, T, D]`` -> ``[B, T, D]``."""
         batch, length, dim = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, T, hd)
+        q, k, v = self.qkv(x).split(
+            [
+                self.heads * self.head_dim,
+                self.kv_heads * self.head_dim,
+                self.kv_heads * self.head_dim,
+            ],
+            dim=-1,
+        )
+        q = q.view(batch, length, self.heads, self.head_dim).transpose(1, 2)  # (B, h, T, hd)
+        k = k.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, h_kv, T, hd)
+        v = v.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
         if attend.rotary is not None:
             q, k = apply_rotary(q, *attend.rotary), apply_rotary(k, *attend.rotary)
         if attend.cache is not None:
-            k, v = attend.cache.write(layer, k, v)  # (B, h, S, hd), S = past + T
+            k, v = attend.cache.write(layer, k, v)  # (B, h_kv, S, hd), S = past + T
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -274,6 +317,7 @@ class CausalSelfAttention(nn.Module):
             attn_mask=attend.mask,
             is_causal=attend.is_causal,
             dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.kv_heads != self.heads,
         )  # (B, h, T, hd)
         return self.residual_dropout(self.out(y.transpose(1, 2).reshape(batch, length, dim)))
 
@@ -313,8 +357,8 @@ class DecoderMLP(nn.Module):
 
     def __init__(self, config: DecoderConfig):
         super().__init__()
-        self.fc = DecoderLinear(config.dim, config.hidden)
-        self.proj = DecoderLinear(config.hidden, config.dim)
+        self.fc = DecoderLinear(config.dim, config.hidden, config.bias)
+        self.proj = DecoderLinear(config.hidden, config.dim, config.bias)
         self.approximate = ACTIVATIONS[config.activation]
         self.dropout = nn.Dropout(config.dropout)
 
@@ -323,18 +367,41 @@ class DecoderMLP(nn.Module):
         return self.dropout(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
 
 
-class DecoderBlock(nn.Module):
-    """Pre-LayerNorm block: causal self-attention, (cross-attention,) MLP; a residual each."""
+class GatedMLP(nn.Module):
+    """SwiGLU feed-forward ``[..., D] -> [..., D]``: ``proj(silu(gate(x)) * up(x))``, the gate
+    and up projections fused into one ``gate_up`` matmul (Llama's MLP)."""
 
     def __init__(self, config: DecoderConfig):
         super().__init__()
-        self.norm1 = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.gate_up = DecoderLinear(config.dim, 2 * config.hidden, config.bias)
+        self.proj = DecoderLinear(config.hidden, config.dim, config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the MLP."""
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # each (..., hidden)
+        return self.dropout(self.proj(F.silu(gate) * up))
+
+
+def make_norm(config: DecoderConfig) -> nn.Module:
+    """The block's normalization: LayerNorm or RMSNorm over ``dim`` (``config.norm``)."""
+    if config.norm == "rms":
+        return nn.RMSNorm(config.dim, eps=config.layer_norm_eps)
+    return nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm block: causal self-attention, (cross-attention,) MLP; a residual each."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.norm1 = make_norm(config)
         self.attention = CausalSelfAttention(config)
         if config.cross_attention:
-            self.norm_cross = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+            self.norm_cross = make_norm(config)
             self.cross = CrossAttention(config)
-        self.norm2 = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
-        self.mlp = DecoderMLP(config)
+        self.norm2 = make_norm(config)
+        self.mlp: nn.Module = GatedMLP(config) if config.mlp == "swiglu" else DecoderMLP(config)
 
     def forward(self, x: torch.Tensor, attend: _Attend, layer: int) -> torch.Tensor:
         """``[B, T, D]`` -> ``[B, T, D]``."""
@@ -360,7 +427,7 @@ class DecoderLM(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(DecoderBlock(config) for _ in range(config.depth))
-        self.norm = nn.LayerNorm(config.dim, eps=config.layer_norm_eps)
+        self.norm = make_norm(config)
         self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)
         self._init_weights()
         if config.tie_embeddings:
@@ -373,7 +440,8 @@ class DecoderLM(nn.Module):
                 nn.init.normal_(module.weight, 0.0, 0.02)
             if isinstance(module, DecoderLinear):
                 nn.init.normal_(module.kernel, 0.0, 0.02)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         residual_std = 0.02 / math.sqrt(2 * self.config.depth)
         for name, parameter in self.named_parameters():
             if name.endswith(("attention.out.kernel", "cross.out.kernel", "mlp.proj.kernel")):
