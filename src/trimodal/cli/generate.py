@@ -38,8 +38,13 @@ def register(verbs: Any) -> None:
     caption.set_defaults(run=run_caption)
 
     transcribe = verbs.add_parser("transcribe", help="write down what a recording says")
-    add_sampling_arguments(transcribe)
+    add_sampling_arguments(transcribe, checkpoint_required=False)
     transcribe.add_argument("--audio", required=True)
+    transcribe.add_argument(
+        "--whisper",
+        choices=["tiny.en", "base"],
+        help="transcribe with a pretrained Whisper (towers extra) instead of a checkpoint",
+    )
     transcribe.set_defaults(run=run_transcribe)
 
     chat = verbs.add_parser("chat", help="talk about images and audio (interactive)")
@@ -74,7 +79,15 @@ def run_caption(args: argparse.Namespace) -> int:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    """Print the transcript."""
+    """Print the transcript (from the checkpoint's decoder, or Whisper with ``--whisper``)."""
+    name = getattr(args, "whisper", None)
+    if (args.checkpoint is None) == (name is None):
+        raise ValueError("trimodal transcribe needs exactly one of --checkpoint RUN or --whisper")
+    if name is not None:
+        from trimodal.towers.whisper import WhisperTower
+
+        print(WhisperTower.load(name).transcribe(args.audio))
+        return 0
     print(Model.from_pretrained(args.checkpoint).transcribe(args.audio, **sampling_options(args)))
     return 0
 

