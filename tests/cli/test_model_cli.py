@@ -214,3 +214,32 @@ def test_a_spoken_question_shows_what_the_transcriber_heard(
     captured = capsys.readouterr()
     assert captured.err.strip().endswith(f"heard: {heard}".strip())
     assert len(captured.out.strip().split("\t")) == 2
+
+
+def test_ask_hears_a_spoken_question_with_whisper(
+    tiny_run: Path, tiny_world: tuple[Path, WorldSummary], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--whisper``: the transcript goes to stderr and is answered as the typed question."""
+    pytest.importorskip("faster_whisper")
+    from trimodal.towers.whisper import WhisperTower
+
+    try:
+        tower = WhisperTower.load("tiny.en")
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+    world = tiny_world[0]
+    image, audio = (
+        str(world / "images" / "000000.png"),
+        str(world / "audio" / "000000_question.wav"),
+    )
+    args = ["ask", "--checkpoint", str(tiny_run), "--image", image, "--audio", audio]
+    assert main([*args, "--whisper", "tiny.en"]) == 0
+    captured = capsys.readouterr()
+    heard = captured.err.split("heard (whisper tiny.en): ", 1)[1].strip()
+    assert heard == tower.transcribe(audio)
+    answer, probability = captured.out.strip().split("\t")
+    expected = Model.from_pretrained(tiny_run).ask(image, text=heard)[0]
+    assert answer == expected[0] and float(probability) == pytest.approx(expected[1], abs=1e-3)
+    no_audio = ["ask", "--checkpoint", str(tiny_run), "--image", image, "--text", "hi"]
+    assert main([*no_audio, "--whisper", "tiny.en"]) == 2
+    assert "--whisper hears a spoken question" in capsys.readouterr().err

@@ -28,6 +28,12 @@ def register(verbs: Any) -> None:
     question.add_argument("--text", help="the question, typed")
     question.add_argument("--audio", help="the question, spoken (any audio file)")
     ask.add_argument("--top", type=int, default=1, help="print the top-k answers")
+    ask.add_argument(
+        "--whisper",
+        choices=["tiny.en", "base"],
+        help="hear a spoken question with a pretrained Whisper (towers extra) and answer its "
+        "transcript as a typed question",
+    )
     ask.set_defaults(run=run_ask)
 
     embed = verbs.add_parser("embed", help="embed images, audio or text into the shared space")
@@ -110,8 +116,18 @@ def run_ask(args: argparse.Namespace) -> int:
         names = ", ".join(f"--{m.name}" for m in stored_modalities())
         raise ValueError(f"ask needs --image or a file to ask about ({names})")
     predictor = Model.from_pretrained(args.checkpoint)
-    answers = predictor.ask(args.image, text=args.text, audio=args.audio, top=args.top, **media)
-    if args.audio is not None and predictor.network.transcriber is not None:
+    whisper = getattr(args, "whisper", None)
+    if whisper is not None:
+        if args.audio is None:
+            raise ValueError("--whisper hears a spoken question: give it with --audio")
+        from trimodal.towers.whisper import WhisperTower
+
+        heard = WhisperTower.load(whisper).transcribe(args.audio)
+        print(f"heard (whisper {whisper}): {heard}", file=sys.stderr)
+        answers = predictor.ask(args.image, text=heard, top=args.top, **media)
+    else:
+        answers = predictor.ask(args.image, text=args.text, audio=args.audio, top=args.top, **media)
+    if whisper is None and args.audio is not None and predictor.network.transcriber is not None:
         print(f"heard: {predictor.transcribe_question(args.audio)}", file=sys.stderr)
     for answer, probability in answers:
         print(f"{answer}\t{probability:.3f}")
