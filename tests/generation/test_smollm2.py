@@ -4,6 +4,7 @@ transformers' LlamaForCausalLM at the same weights."""
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,24 +70,52 @@ def test_missing_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) ->
         smollm2_module.smollm2_path()
 
 
-def test_chat_cli_talks_in_plain_text_with_history(
+def test_chat_cli_talks_with_history_and_is_told_about_photos(
     both: tuple[transformers.PreTrainedModel, SmolLM2],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     import io
+
+    from PIL import Image
 
     from trimodal.cli import generate as generate_cli
     from trimodal.cli.main import main
 
-    monkeypatch.setattr(generate_cli, "load_smollm2", lambda: both[1])
-    script = "What is the capital of France?\n/image photo.png\ndescribe it\n/quit\n"
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = tmp_path / "cat.png"
+    Image.fromarray(skimage_data.chelsea()).save(photo)
+    seen: list[str] = []
+
+    def load() -> SmolLM2:
+        chat = both[1]
+        original = chat.prompt_ids
+        monkeypatch.setattr(
+            chat, "prompt_ids", lambda m: seen.append(m[-1]["content"]) or original(m)
+        )
+        return chat
+
+    monkeypatch.setattr(generate_cli, "load_smollm2", load)
+    script = f"What is the capital of France?\n/image {photo}\nwhat animal is this?\n/quit\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(script))
     assert main(["chat", "--llm", "smollm2", "--max-new-tokens", "12"]) == 0
     printed = capsys.readouterr().out
-    first = next(line for line in printed.splitlines() if line.startswith("assistant:"))
-    assert "Paris" in first
-    assert "error: the SmolLM2 chat reads text only" in printed
+    replies = [line for line in printed.splitlines() if line.startswith("assistant:")]
+    assert len(replies) == 2 and "Paris" in replies[0]
+    assert seen[-1].startswith("[Attached photo. An image classifier sees: ")
+    assert "cat" in seen[-1].lower() and seen[-1].endswith("what animal is this?")
+    assert "cat" in replies[1].lower()
+
+
+def test_a_chat_without_senses_refuses_attachments(
+    both: tuple[transformers.PreTrainedModel, SmolLM2],
+) -> None:
+    from trimodal.generation.chat import Turn
+
+    bare = SmolLM2(both[1].model, both[1].tokenizer)
+    with pytest.raises(ValueError, match="reads text only"):
+        bare.chat([Turn("user", "what is it?", image="photo.png")])
 
 
 def test_chat_needs_exactly_one_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,8 +52,9 @@ def register(verbs: Any) -> None:
     chat.add_argument(
         "--llm",
         choices=["smollm2"],
-        help="chat in plain text with a pretrained LLM instead of a checkpoint (SmolLM2-135M-"
-        "Instruct from the towers extra; no training needed)",
+        help="chat with a pretrained LLM instead of a checkpoint (SmolLM2-135M-Instruct from "
+        "the towers extra; no training needed): /image attaches a photo, told to it as "
+        "EfficientNet's ImageNet labels, /audio a recording, told as Whisper's transcript",
     )
     chat.set_defaults(run=run_chat)
 
@@ -108,7 +109,11 @@ def _chat_model(args: argparse.Namespace) -> Model | SmolLM2:
     if (args.checkpoint is None) == (llm is None):
         raise ValueError("trimodal chat needs exactly one of --checkpoint RUN or --llm smollm2")
     if llm is not None:
-        return load_smollm2()
+        from trimodal.towers.senses import RealSenses
+
+        chat = load_smollm2()
+        chat.perceive = RealSenses()
+        return chat
     return Model.from_pretrained(args.checkpoint)
 
 

@@ -9,7 +9,7 @@ found on disk without importing it (its ``__init__`` would pull its own runtime)
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ class SmolLM2:
 
     model: DecoderLM
     tokenizer: Any
+    perceive: Callable[[Turn], str] | None = None
+    """Turns a user turn with an image or audio into text (e.g.
+    :class:`trimodal.towers.senses.RealSenses`); None refuses such turns."""
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         """Token ids of ``messages`` (``role``/``content``) under the chat template, ending
@@ -60,12 +63,7 @@ class SmolLM2:
         """The assistant's next reply to a text conversation (the last turn is the user's);
         ``sampling`` as for :func:`~trimodal.generation.sampling.generate` (``do_sample``,
         ``temperature``, ``top_k``, ``top_p``, ``generator``). Greedy by default."""
-        if any(turn.image is not None or turn.audio is not None for turn in turns):
-            raise ValueError(
-                "the SmolLM2 chat reads text only; for images and audio use a checkpoint "
-                "with a decoder (trimodal chat --checkpoint RUN)"
-            )
-        ids = self.prompt_ids([{"role": t.role, "content": t.text} for t in turns])
+        ids = self.prompt_ids([{"role": t.role, "content": self._words(t)} for t in turns])
         eos = int(self.tokenizer.eos_token_id)
         room = self.model.config.max_positions - len(ids)
         if room < 1:
@@ -79,6 +77,17 @@ class SmolLM2:
             **sampling,
         )
         return str(self.tokenizer.decode(produced[0], skip_special_tokens=True)).strip()
+
+    def _words(self, turn: Turn) -> str:
+        """A turn as the text the model reads (attachments through ``perceive``)."""
+        if turn.image is None and turn.audio is None:
+            return turn.text
+        if self.perceive is None:
+            raise ValueError(
+                "this SmolLM2 chat reads text only; for images and audio give it perceive= "
+                "(trimodal chat --llm smollm2 does) or use a checkpoint with a decoder"
+            )
+        return self.perceive(turn)
 
 
 def load_smollm2(path: str | Path | None = None) -> SmolLM2:
