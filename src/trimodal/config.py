@@ -194,6 +194,9 @@ class AudioAugmentConfig:
     """Pitch shifts up to this many semitones either way (0: none)."""
     masks: int = 0
     """SpecAugment time masks and frequency masks per clip (0: none)."""
+    frozen_view: bool = True
+    """Stages that keep the audio tower frozen encode one augmented view of each clip (else
+    the clean clips)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:

@@ -103,7 +103,7 @@ def test_chat_cli_talks_with_history_and_is_told_about_photos(
     printed = capsys.readouterr().out
     replies = [line for line in printed.splitlines() if line.startswith("assistant:")]
     assert len(replies) == 2 and "Paris" in replies[0]
-    assert seen[-1].startswith("[Attached photo. An image classifier sees: ")
+    assert seen[-1].startswith("[A photo is attached. It most likely shows: ")
     assert "cat" in seen[-1].lower() and seen[-1].endswith("what animal is this?")
     assert "cat" in replies[1].lower()
 

@@ -29,13 +29,14 @@ class RealSenses:
         """The turn's text, after a bracketed line per attached photo or recording."""
         lines = []
         if turn.image is not None:
-            lines.append(f"[Attached photo. An image classifier sees: {self.labels(turn.image)}.]")
+            lines.append(f"[A photo is attached. It most likely shows: {self.labels(turn.image)}.]")
         if turn.audio is not None:
             lines.append(f'[Attached recording. It says: "{self.hear(turn.audio)}"]')
         return "\n".join([*lines, turn.text]).strip()
 
     def labels(self, image: Any) -> str:
-        """``"name (p%), ..."`` of the ``top`` ImageNet classes of the photo at ``image``."""
+        """``"name, name or name"``: the ``top`` ImageNet classes of the photo at ``image``, most
+        probable first (repeated names, which ImageNet has, are said once)."""
         from trimodal.towers.efficientnet import (
             EfficientNetLite0,
             imagenet_class_names,
@@ -47,11 +48,9 @@ class RealSenses:
         network, names = self._towers["image"]
         with torch.no_grad():
             probabilities = network(EfficientNetLite0.preprocess(image)[None]).softmax(-1)[0]
-        values, indices = probabilities.topk(self.top)
-        return ", ".join(
-            f"{names[i]} ({100 * v:.0f}%)"
-            for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-        )
+        ranked = probabilities.argsort(descending=True).tolist()
+        chosen = list(dict.fromkeys(names[i] for i in ranked[: 2 * self.top]))[: self.top]
+        return ", ".join(chosen[:-1]) + (" or " if len(chosen) > 1 else "") + chosen[-1]
 
     def hear(self, audio: Any) -> str:
         """Whisper's transcript of the recording at ``audio``."""

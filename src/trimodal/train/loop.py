@@ -319,7 +319,7 @@ class Trainer:
                 self.data.tensors,
                 self.data.train_rows,
                 towers,
-                step_module.hear,
+                step_module.hear if self.config.data.audio_augment.frozen_view else None,
                 self.config.train.seed,
             )
         plan.stage.prepare(step_module, self.model, self.data.tensors, self.data.train_rows)
