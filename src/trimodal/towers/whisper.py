@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from trimodal.data.transforms import load_audio
+from trimodal.world.digits import DIGIT_NAMES
 
 WHISPER_MODELS = ("tiny.en", "base")
 INSTALL_HINT = {
@@ -136,26 +137,19 @@ class WhisperTower:
 
 
 _SMALL = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
+    *DIGIT_NAMES,
+    *[
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ],
 ]
 _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
