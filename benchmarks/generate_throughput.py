@@ -18,6 +18,10 @@ Runs are interleaved (A B A B ...) after a warm-up; medians of the repeats are r
 and max. The greedy tokens of both are compared (a float near-tie may flip a rare token).
 
     python benchmarks/generate_throughput.py [--vocabs 1000 8192 50257] [--batches 1 16] [--threads 1]
+
+``--smollm2`` races the real SmolLM2-135M-Instruct instead (the towers extra): transformers'
+LlamaForCausalLM dequantized from the packaged GGUF, and the same weights in our Llama-family
+decoder.
 """
 
 from __future__ import annotations
@@ -57,6 +61,20 @@ def gpt2_pair(args: argparse.Namespace, vocab: int) -> tuple[torch.nn.Module, De
         hf.save_pretrained(folder)
         ours = load_gpt2(folder)
     return hf, ours
+
+
+def smollm2_pair() -> tuple[torch.nn.Module, DecoderLM]:
+    """transformers' SmolLM2 (from the installed GGUF) and the same weights in our decoder."""
+    from transformers import AutoModelForCausalLM
+
+    from trimodal.generation.llama import llama_from_state
+    from trimodal.generation.smollm2 import smollm2_path
+
+    path = smollm2_path()
+    hf = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, local_files_only=True
+    ).eval()
+    return hf, llama_from_state(hf.config.to_dict(), dict(hf.state_dict()), str(path))
 
 
 def timed(run: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
@@ -110,16 +128,25 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--smollm2", action="store_true", help="race the real SmolLM2-135M")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    shape = "" if args.smollm2 else f"{args.layers} layers, width {args.dim}, {args.heads} heads, "
     print(
-        f"greedy, {args.layers} layers, width {args.dim}, {args.heads} heads, prompt {args.prompt}, "
-        f"{args.new} new tokens, {args.threads} thread(s), median of {args.repeats} interleaved "
-        "repeats (min-max); targets: >= 3x at batch 1, >= 1.5x at batch 16"
+        f"greedy, {shape}prompt {args.prompt}, {args.new} new tokens, {args.threads} thread(s), "
+        f"median of {args.repeats} interleaved repeats (min-max); targets: >= 3x at batch 1, "
+        ">= 1.5x at batch 16"
     )
+    if args.smollm2:
+        hf, ours = smollm2_pair()
+        print("SmolLM2-135M-Instruct (30 layers, width 576, 9 query / 3 key-value heads):")
+        for batch in args.batches:
+            torch.manual_seed(batch)
+            race(args, hf, ours, batch)
+        return
     for vocab in args.vocabs:
         hf, ours = gpt2_pair(args, vocab)
         print(f"vocab {vocab}:")
