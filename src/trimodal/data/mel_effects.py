@@ -25,7 +25,7 @@ Shapes follow :meth:`trimodal.data.tensors.RaggedAudio.batch`: features ``[B, n_
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from trimodal.config import DataConfig
 from trimodal.data.audio_effects import telephone
+from trimodal.data.dataset import pad_spectrograms
 from trimodal.data.transforms import LogMel, hz_to_mel, mel_filterbank, mel_to_hz
 
 LOG_FLOOR = 1e-6
@@ -68,20 +69,16 @@ class MelChannels:
     """Per-band tables of the log-mel front end (``n_mels`` bands, ``n_fft``, ``sample_rate``
     as in :class:`~trimodal.data.transforms.LogMel`)."""
 
-    filterbank: torch.Tensor
-    """``[M, K]`` triangular filters over the ``K = n_fft // 2 + 1`` FFT bins."""
-    pink: torch.Tensor
-    """``[K]`` power of pink (1/f) noise per FFT bin (the DC bin gets the first bin's)."""
     telephone_gain: torch.Tensor
     """``[M]`` power gain of each mel band through the telephone channel."""
-    narrowband: torch.Tensor
-    """``[K]`` 1 below 4 kHz (what an 8 kHz channel carries), else 0."""
     centres_hz: np.ndarray
     """``[M]`` centre frequency of each band."""
     edges_mel: tuple[float, float]
     """Mel of the lowest and highest filter edge."""
     banks: dict[str, torch.Tensor]
-    """Mel power ``[M, NOISE_BANK_FRAMES]`` of ``white``, ``pink`` and ``narrowband`` noise."""
+    """Mel power ``[M, NOISE_BANK_FRAMES]`` of ``white``, ``pink`` (1/f power; the DC bin gets
+    the first bin's) and ``narrowband`` (white below 4 kHz, what an 8 kHz channel carries)
+    noise."""
 
     @staticmethod
     def build(n_mels: int, sample_rate: int = 16_000, n_fft: int = 400) -> MelChannels:
@@ -95,10 +92,7 @@ class MelChannels:
         centres = mel_to_hz(np.linspace(0.0, top, n_mels + 2))[1:-1]
         shapes = {"white": np.ones_like(pink), "pink": pink, "narrowband": narrowband}
         return MelChannels(
-            filterbank,
-            torch.from_numpy(pink).float(),
             gain,
-            torch.from_numpy(narrowband).float(),
             centres,
             (0.0, float(top)),
             {kind: noise_bank(filterbank, shape) for kind, shape in shapes.items()},
@@ -212,15 +206,11 @@ class AudioAugment:
     masks: int = 0
     babble_talkers: int = 3
     n_mels: int = 64
+    channels: MelChannels = field(init=False, repr=False, compare=False)
+    """The front end's tables, built from ``n_mels``."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_channels", MelChannels.build(self.n_mels))
-
-    @property
-    def channels(self) -> MelChannels:
-        """The front end's tables."""
-        channels: MelChannels = self.__dict__["_channels"]
-        return channels
+        object.__setattr__(self, "channels", MelChannels.build(self.n_mels))
 
     @property
     def active(self) -> bool:
@@ -240,7 +230,7 @@ class AudioAugment:
             self._clip(i, clips, voiced, generator) if i in speaking else c
             for i, c in enumerate(clips)
         ]
-        return _pad(out, features.shape[1], features.dtype)
+        return pad_spectrograms(out)
 
     def _clip(
         self, index: int, clips: list[torch.Tensor], voiced: list[int], generator: torch.Generator
@@ -327,16 +317,3 @@ def babble_power(
 
 def _uniform(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
     return low + (high - low) * float(torch.rand(1, generator=generator))
-
-
-def _pad(
-    clips: list[torch.Tensor], n_mels: int, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips ``[M, T_i]`` -> padded ``[B, M, max T_i]`` (zeros after each end) and mask."""
-    longest = max((c.shape[1] for c in clips), default=0)
-    out = torch.zeros(len(clips), n_mels, longest, dtype=dtype)
-    mask = torch.zeros(len(clips), longest, dtype=torch.bool)
-    for i, clip in enumerate(clips):
-        out[i, :, : clip.shape[1]] = clip.to(dtype)
-        mask[i, : clip.shape[1]] = True
-    return out, mask
