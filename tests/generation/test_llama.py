@@ -135,6 +135,10 @@ def test_unsupported_configs_are_refused_with_the_reason(tmp_path: Path) -> None
         llama_decoder_config({**base, "model_type": "gpt2"})
     with pytest.raises(ValueError, match="RoPE scaling 'linear' is not supported"):
         llama_decoder_config({**base, "rope_scaling": {"rope_type": "linear", "factor": 2.0}})
+    with pytest.raises(ValueError, match="sliding-window attention is not supported"):
+        llama_decoder_config({**base, "model_type": "mistral", "sliding_window": 4096})
+    with pytest.raises(ValueError, match="model_type is 'qwen2'"):
+        llama_decoder_config({**base, "model_type": "qwen2"})
     with pytest.raises(ValueError, match="hidden_act 'gelu'"):
         llama_decoder_config({**base, "hidden_act": "gelu"})
     with pytest.raises(ValueError, match="missing Llama field 'intermediate_size'"):

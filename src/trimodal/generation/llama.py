@@ -23,8 +23,9 @@ import torch
 from trimodal.generation.gpt2 import read_weights
 from trimodal.modules.decoder import DecoderConfig, DecoderLM
 
-_LLAMA_TYPES = ("llama", "mistral", "qwen2")
-"""``model_type`` values whose layers are the Llama block (Qwen2 with its q/k/v biases off)."""
+_LLAMA_TYPES = ("llama", "mistral")
+"""``model_type`` values whose layers are the Llama block (Mistral without a sliding window;
+Qwen2 is not one: its q/k/v projections always have biases)."""
 
 
 def _rope_theta(hf: dict[str, Any]) -> float:
@@ -48,6 +49,8 @@ def llama_decoder_config(hf: dict[str, Any], source: str = "config.json") -> Dec
         raise ValueError(f"{source}: hidden_act {hf.get('hidden_act')!r} is not supported")
     if hf.get("attention_bias") or hf.get("mlp_bias"):
         raise ValueError(f"{source}: biased Llama projections are not supported")
+    if hf.get("sliding_window"):
+        raise ValueError(f"{source}: sliding-window attention is not supported")
     try:
         dim, heads = int(hf["hidden_size"]), int(hf["num_attention_heads"])
         head_dim = hf.get("head_dim") or dim // heads
