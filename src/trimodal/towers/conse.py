@@ -10,7 +10,7 @@ by the same sentence encoder; cosine similarity ranks them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -27,9 +27,11 @@ class ConSE:
     text: MiniLMTower
     class_names: Sequence[str]
     top: int = 10
+    class_embeddings: torch.Tensor = field(init=False, repr=False)
+    """``[1000, E]`` unit embeddings of the class names, computed once."""
 
     def __post_init__(self) -> None:
-        self.class_embeddings = self.text.embed(list(self.class_names))  # (1000, E)
+        self.class_embeddings = self.text.embed(list(self.class_names))
 
     @torch.no_grad()
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
