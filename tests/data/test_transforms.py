@@ -332,3 +332,12 @@ def test_logmel_matches_naive_numpy(sr: int, n_fft: int, hop: int, n_mels: int) 
     reference = _naive_logmel(signal.astype(np.float32).astype(np.float64), sr, n_fft, hop, n_mels)
     assert out.shape == reference.shape == (n_mels, 3217 // hop + 1)
     np.testing.assert_allclose(out.numpy(), reference, atol=1e-3, rtol=0)
+
+
+def test_load_audio_names_a_missing_or_undecodable_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"audio file not found: .*absent\.wav"):
+        load_audio(tmp_path / "absent.wav")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not a wav")
+    with pytest.raises(ValueError, match=r"cannot decode audio file .*junk\.wav: Format not"):
+        load_audio(junk)

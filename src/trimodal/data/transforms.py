@@ -82,8 +82,17 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16_000) -> torch
 
     Returns:
         waveform ``[N]``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not audio soundfile can decode (names the file).
     """
-    data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # [N, C]
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # [N, C]
+    except soundfile.LibsndfileError as error:  # a RuntimeError
+        raise ValueError(f"cannot decode audio file {path}: {error.error_string}") from None
     mono = data.mean(axis=1)
     return torch.from_numpy(resample(mono, int(source_rate), sample_rate))
 
