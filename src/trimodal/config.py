@@ -38,6 +38,10 @@ class TextEncoderConfig:
     causal_questions: bool = False
     """Only typed questions are encoded causally; captions keep bidirectional attention (the
     same weights), so the retrieval embedding is untouched by the mask."""
+    tower: str = "none"
+    """``none``: token embeddings learned from scratch over the BPE ids. ``minilm``: the frozen
+    pretrained all-MiniLM-L6-v2 (``trimodal[towers]``) reads the text first and the trainable
+    layers above work on its contextual token states (``modules/encoders/tower_text.py``)."""
 
 
 @dataclass

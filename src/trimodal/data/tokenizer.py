@@ -61,6 +61,10 @@ class TextTokenizer:
         """Text of ``ids`` (special tokens dropped by default)."""
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))
 
+    def decode_rows(self, rows: list[list[int]]) -> list[str]:
+        """:meth:`decode` of many rows (special tokens dropped; parallel in the Rust core)."""
+        return [str(text) for text in self.tokenizer.decode_batch(rows)]
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write tokenizer.json atomically."""
         atomic_write_text(path, self.tokenizer.to_str(pretty=True))

@@ -10,17 +10,21 @@ from torch import nn
 from trimodal.config import Config
 from trimodal.modalities.base import Modality
 from trimodal.modules.encoders.text import TextEncoder
+from trimodal.modules.encoders.tower_text import TowerTextEncoder
 
 
 class TextModality(Modality):
-    """Captions and typed questions, encoded by :class:`TextEncoder`; ``encode(..., causal=)``
-    overrides ``model.text.causal`` for one call."""
+    """Captions and typed questions, encoded by :class:`TextEncoder` (or, with
+    ``model.text.tower``, by :class:`TowerTextEncoder` over a frozen pretrained tower);
+    ``encode(..., causal=)`` overrides ``model.text.causal`` for one call."""
 
     name = "text"
     legacy_prefix = "text_encoder."
 
     def build_encoder(self, config: Config, vocab_size: int) -> nn.Module:
         m = config.model
+        if m.text.tower != "none":
+            return TowerTextEncoder(m.text, m.dim, m.embed_dim, m.mlp_ratio, m.pool, m.position_init)
         return TextEncoder(
             m.text, vocab_size, m.dim, m.embed_dim, m.mlp_ratio, m.pool, m.position_init
         )

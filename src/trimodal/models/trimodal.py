@@ -123,7 +123,7 @@ class TriModalModel(nn.Module):
             if m.grounding_bins > 0
             else None
         )
-        self.tokenizer: TextTokenizer | None = None
+        self._tokenizer: TextTokenizer | None = None
         self.projector: PrefixProjector | None = None
         self.decoder: DecoderLM | None = None
         self.caption_grounding: nn.Linear | None = None
@@ -156,6 +156,19 @@ class TriModalModel(nn.Module):
         return get_modality(modality).encode(
             self.encoders[modality], self.config, *inputs, **options
         )
+
+    @property
+    def tokenizer(self) -> TextTokenizer | None:
+        """The BPE tokenizer of the model's text (set by training and by loading)."""
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: TextTokenizer | None) -> None:
+        """Set the tokenizer and hand its decoder to encoders that read text back from ids."""
+        self._tokenizer = tokenizer
+        for encoder in self.encoders.values():
+            if tokenizer is not None and hasattr(encoder, "use_tokenizer"):
+                encoder.use_tokenizer(tokenizer.decode_rows)
 
     @property
     def image_grid(self) -> int:

@@ -52,6 +52,26 @@ class MiniLMTower:
         return int(self.model.config.hidden_size)
 
     @torch.no_grad()
+    def token_states(self, texts: Sequence[str], batch_size: int = 64) -> list[torch.Tensor]:
+        """Last hidden states of each text's real tokens: ``[T_i, 384]`` per text (``[CLS]``
+        and ``[SEP]`` included), computed in batches of similar length."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        states: list[torch.Tensor] = [torch.zeros(0, self.dim)] * len(texts)
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in chosen],
+                padding=True,
+                truncation=True,
+                max_length=MAX_TOKENS,
+                return_tensors="pt",
+            )
+            hidden = self.model(**batch).last_hidden_state  # (B, T, 384)
+            for row, index in enumerate(chosen):
+                states[index] = hidden[row, : int(batch["attention_mask"][row].sum())]
+        return states
+
+    @torch.no_grad()
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """Unit-length sentence embeddings ``[N, 384]`` of ``texts`` (mean over real tokens)."""
         if isinstance(texts, str):
