@@ -229,8 +229,11 @@ class DataConfig:
     augment_probability: float = 0.5
     """Share of training images that get noise (and, drawn again, blur)."""
     augment_typos: float = 0.0
-    """Largest per-letter typo rate of the question pools' questions (half of them get typos at
-    a rate drawn up to it; 0: none)."""
+    """Largest per-letter typo rate of the question pools' questions (a share
+    ``augment_typos_share`` of them get typos at a rate drawn up to it; 0: none)."""
+    augment_typos_share: float = 0.5
+    """Share of the pooled questions that get typos. Each typo makes a new text, so with a
+    frozen text tower (``model.text.tower``) this share sets how many texts the tower reads."""
     augment_word_dropout: float = 0.0
     """Largest per-word dropout rate of the question pools' questions (half of them, drawn apart
     from the typos, lose words at a rate drawn up to it; 0: none)."""

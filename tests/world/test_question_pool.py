@@ -150,6 +150,20 @@ def test_typos_touch_about_half_the_questions_and_keep_answers_and_cells(pooled)
     assert 0.2 * len(changed) < sum(changed) < 0.6 * len(changed)
 
 
+def test_typo_share_sets_how_many_questions_change(pooled) -> None:  # type: ignore[no-untyped-def]
+    manifest, tokenizer, answers, rows, clean = pooled
+
+    def changed_share(share: float) -> float:
+        noisy = build_question_pool(
+            manifest, rows, tokenizer, answers, bins=4, cap=3, typo_rate=0.3, typo_share=share
+        )
+        pairs = zip(noisy.ids, noisy.mask, clean.ids, clean.mask, strict=True)
+        return sum(not torch.equal(a[m_a], b[m_b]) for a, m_a, b, m_b in pairs) / len(clean.ids)
+
+    assert changed_share(0.0) == 0.0
+    assert 0.02 < changed_share(0.1) < 0.2 < 0.6 < changed_share(0.9)
+
+
 def test_word_dropout_thins_about_half_the_questions_and_keeps_answers(pooled) -> None:  # type: ignore[no-untyped-def]
     manifest, tokenizer, answers, rows, clean = pooled
     thinned = build_question_pool(

@@ -41,7 +41,9 @@ class MiniLMTower:
     def load(cls, folder: str | Path | None = None) -> MiniLMTower:
         """Load from ``folder`` (default: the installed package), eval mode, offline."""
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar in our output
         path = str(folder or minilm_folder())
         model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         return cls(model, AutoTokenizer.from_pretrained(path, local_files_only=True))

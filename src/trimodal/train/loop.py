@@ -117,6 +117,7 @@ def prepare_data(
             family_weights=family_weights,
             phrasing=config.data.phrasing,
             typo_rate=config.data.augment_typos,
+            typo_share=config.data.augment_typos_share,
             word_dropout=config.data.augment_word_dropout,
         )
 

@@ -120,6 +120,7 @@ def build_question_pool(
     family_weights: Mapping[str, float] | None = None,
     phrasing: str = "canonical",
     typo_rate: float = 0.0,
+    typo_share: float = 0.5,
     word_dropout: float = 0.0,
 ) -> QuestionPool:
     """Every valid question (``cap`` per family and answer) of the scenes at ``rows``, with
@@ -134,8 +135,9 @@ def build_question_pool(
         family_weights: relative draw weight of each question family (default 1 each).
         phrasing: ``canonical`` or ``varied`` (each pooled question said in the canonical form
             or a training form of :mod:`trimodal.world.phrasing`, drawn per question).
-        typo_rate: half the pooled questions get character typos at a per-letter rate drawn in
-            ``[0, typo_rate]`` (0: none); grounding cells come from the clean text.
+        typo_rate: a share ``typo_share`` of the pooled questions get character typos at a
+            per-letter rate drawn in ``[0, typo_rate]`` (0: none); grounding cells come from
+            the clean text.
         word_dropout: half the pooled questions (drawn apart from the typos) lose words at a
             per-word rate drawn in ``[0, word_dropout]`` (0: none).
     """
@@ -166,7 +168,7 @@ def build_question_pool(
             ]
             cells += [IGNORE] * (2 * GROUNDED_OBJECTS - len(cells))
             text = question.question
-            if typo_rate > 0 and wording.random() < 0.5:
+            if typo_rate > 0 and wording.random() < typo_share:
                 text = typos(text, float(wording.uniform(0.0, typo_rate)), wording)
             if word_dropout > 0 and wording.random() < 0.5:
                 text = drop_words(text, float(wording.uniform(0.0, word_dropout)), wording)
