@@ -117,3 +117,17 @@ def test_the_text_modality_builds_the_tower_encoder_from_the_recipe(tokenizer) -
     config.model.text.tower = "bert"
     with pytest.raises(ValueError, match=r"model\.text\.tower"):
         get_modality("text").build_encoder(config, tokenizer.vocab_size)
+
+
+def test_a_model_hands_its_tokenizer_to_the_tower_encoder(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from trimodal.models.checkpoint import Vocabulary
+    from trimodal.models.trimodal import TriModalModel
+
+    config = Config()
+    config.model.text.tower = "minilm"
+    model = TriModalModel(config, tokenizer.vocab_size, Vocabulary(answers=["yes", "no"], attributes=["red"]))
+    ids, mask = _batch(tokenizer, TEXTS[:2])
+    with pytest.raises(RuntimeError, match="use_tokenizer"):
+        model.encode_question(ids, mask)
+    model.tokenizer = tokenizer
+    assert model.encode_question(ids, mask).pooled.shape == (2, config.model.embed_dim)
