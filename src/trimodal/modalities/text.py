@@ -24,7 +24,9 @@ class TextModality(Modality):
     def build_encoder(self, config: Config, vocab_size: int) -> nn.Module:
         m = config.model
         if m.text.tower != "none":
-            return TowerTextEncoder(m.text, m.dim, m.embed_dim, m.mlp_ratio, m.pool, m.position_init)
+            return TowerTextEncoder(
+                m.text, m.dim, m.embed_dim, m.mlp_ratio, m.pool, m.position_init
+            )
         return TextEncoder(
             m.text, vocab_size, m.dim, m.embed_dim, m.mlp_ratio, m.pool, m.position_init
         )

@@ -44,6 +44,7 @@ from trimodal.models.checkpoint import (
 )
 from trimodal.modules.decoder import DecoderLM
 from trimodal.modules.encoders.base import EncoderOutput, encode_in_length_groups
+from trimodal.modules.encoders.tower_text import TowerTextEncoder
 from trimodal.modules.fusion import build_fusion
 from trimodal.modules.layers import TokenSequence, TransformerStack, initial_grid_positions
 from trimodal.modules.temperature import LearnableTemperature
@@ -167,7 +168,7 @@ class TriModalModel(nn.Module):
         """Set the tokenizer and hand its decoder to encoders that read text back from ids."""
         self._tokenizer = tokenizer
         for encoder in self.encoders.values():
-            if tokenizer is not None and hasattr(encoder, "use_tokenizer"):
+            if tokenizer is not None and isinstance(encoder, TowerTextEncoder):
                 encoder.use_tokenizer(tokenizer.decode_rows)
 
     @property

@@ -80,9 +80,12 @@ def test_output_ignores_padding_and_order_of_rows(tokenizer) -> None:  # type: i
     alone_ids, alone_mask = _batch(tokenizer, [TEXTS[1]])
     alone = encoder(alone_ids, alone_mask)
     torch.testing.assert_close(together.pooled[1], alone.pooled[0], atol=1e-5, rtol=1e-4)
-    assert together.mask.sum(1).tolist() == [len(s) for s in encoder.tower_states(
-        [tuple(r[m].tolist()) for r, m in zip(ids, mask, strict=True)]
-    )]
+    assert together.mask.sum(1).tolist() == [
+        len(s)
+        for s in encoder.tower_states(
+            [tuple(r[m].tolist()) for r, m in zip(ids, mask, strict=True)]
+        )
+    ]
 
 
 def test_tower_is_frozen_and_not_in_the_state_dict(tokenizer) -> None:  # type: ignore[no-untyped-def]
@@ -125,7 +128,9 @@ def test_a_model_hands_its_tokenizer_to_the_tower_encoder(tokenizer) -> None:  #
 
     config = Config()
     config.model.text.tower = "minilm"
-    model = TriModalModel(config, tokenizer.vocab_size, Vocabulary(answers=["yes", "no"], attributes=["red"]))
+    model = TriModalModel(
+        config, tokenizer.vocab_size, Vocabulary(answers=["yes", "no"], attributes=["red"])
+    )
     ids, mask = _batch(tokenizer, TEXTS[:2])
     with pytest.raises(RuntimeError, match="use_tokenizer"):
         model.encode_question(ids, mask)
