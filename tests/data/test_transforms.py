@@ -146,6 +146,23 @@ def test_load_audio_stereo_44k_to_mono_16k(tmp_path: Path, make_wav) -> None:
     assert np.max(np.abs(signal[500:-500])) == pytest.approx(0.5, abs=0.02)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_load_audio_refuses_non_finite_samples_naming_the_file(
+    tmp_path: Path, make_wav, bad: float
+) -> None:
+    x = np.zeros(1600)
+    x[[10, 20]] = bad
+    path = make_wav(tmp_path / "poisoned.wav", data=x, rate=16_000, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"poisoned\.wav holds 2 non-finite samples"):
+        load_audio(path)
+
+
+def test_load_audio_refuses_a_file_without_samples(tmp_path: Path, make_wav) -> None:
+    path = make_wav(tmp_path / "empty.wav", data=np.zeros(0), rate=16_000)
+    with pytest.raises(ValueError, match=r"audio file has no samples: .*empty\.wav"):
+        load_audio(path)
+
+
 def test_load_audio_averages_channels(tmp_path: Path, make_wav) -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.5, 0.5, 4000)

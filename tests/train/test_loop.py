@@ -144,3 +144,36 @@ def test_resume_without_checkpoint_is_a_clear_error(
     world, _ = tiny_world
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(load_config(TINY), world, tmp_path / "none", resume=True, progress=False)
+
+
+def test_a_non_finite_loss_stops_the_run_naming_stage_step_task_and_samples(
+    tiny_world: tuple[Path, WorldSummary],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from trimodal.train.step import TrainStep
+
+    original, calls = TrainStep.forward, []
+
+    def poisoned(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        loss, parts, weights = original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:  # the third step of the run: align step 2
+            task = next(iter(parts))
+            return loss * float("nan"), {**parts, task: float("nan")}, weights
+        return loss, parts, weights
+
+    monkeypatch.setattr(TrainStep, "forward", poisoned)
+    world, _ = tiny_world
+    run = tmp_path / "run"
+    status = main(
+        ["train", "--config", str(TINY), "--world", str(world), "--out", str(run), "--quiet"]
+    )
+    assert status == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1  # one line, no traceback
+    assert "non-finite loss at stage align step 2 (global step 2)" in message
+    assert "=nan" in message and "batch samples: " in message
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1]  # the poisoned step was never logged

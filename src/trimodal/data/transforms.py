@@ -85,7 +85,9 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16_000) -> torch
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not audio soundfile can decode (names the file).
+        ValueError: the file is not audio soundfile can decode, has no samples, or holds
+            NaN or infinite samples (names the file; one such clip would make a trained
+            model NaN).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found: {path}")
@@ -93,6 +95,14 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16_000) -> torch
         data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # [N, C]
     except soundfile.LibsndfileError as error:  # a RuntimeError
         raise ValueError(f"cannot decode audio file {path}: {error.error_string}") from None
+    if data.shape[0] == 0:
+        raise ValueError(f"audio file has no samples: {path}")
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - finite.sum())
+        raise ValueError(
+            f"audio file {path} holds {bad} non-finite samples (NaN or Inf): fix or drop it"
+        )
     mono = data.mean(axis=1)
     return torch.from_numpy(resample(mono, int(source_rate), sample_rate))
 

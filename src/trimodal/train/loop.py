@@ -17,6 +17,7 @@ Run folder::
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ from trimodal.train.distributed import (
     barrier,
     init_distributed,
 )
+from trimodal.train.errors import NonFiniteLossError
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
 from trimodal.train.stages import Stage, build_stages
 from trimodal.train.step import TrainStep
@@ -411,6 +413,11 @@ class Trainer:
         generator = torch.Generator().manual_seed(seed * 7919 + plan.index * 104_729 + step)
         active = plan.stage.active_tasks(sampler)
         loss, parts, weights = runner(self.data.tensors, rows, plan.stage, active, generator)
+        total = float(all_reduce_mean(loss.detach(), self.context))
+        if not math.isfinite(total):  # every rank sees the same mean, so all stop together
+            raise NonFiniteLossError(
+                plan.name, step, self.global_step, parts, [self.data.tensors.ids[r] for r in rows]
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in runner.parameters() if p.requires_grad], 1.0)
@@ -425,7 +432,6 @@ class Trainer:
                     for k, v in observed.items()
                 }
             )
-        total = float(all_reduce_mean(loss.detach(), self.context))
         return {
             "stage": plan.name,
             "step": step,
