@@ -10,7 +10,43 @@ from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import Pooler, TransformerStack, initial_positions
 
 
-class TextEncoder(nn.Module):
+class TextLayers(nn.Module):
+    """What every text encoder runs on its input vectors: learned positions, a transformer
+    (causal or not), a pooler and the projection into the shared space. Subclasses make the
+    vectors (token embeddings, or a pretrained tower's states) and call :meth:`encode_vectors`.
+    """
+
+    def build_layers(
+        self,
+        config: TextEncoderConfig,
+        dim: int,
+        embed_dim: int,
+        mlp_ratio: float,
+        pool: str,
+        position_init: str,
+    ) -> None:
+        """Create the layers (as attributes, so their weights keep their checkpoint names)."""
+        self.max_length = config.max_length
+        self.position_embedding = nn.Parameter(
+            initial_positions(position_init, config.max_length, dim)
+        )
+        self.transformer = TransformerStack(
+            dim, config.depth, config.heads, mlp_ratio, causal=config.causal
+        )
+        self.pooler = Pooler(pool, dim, config.heads)
+        self.projection = nn.Linear(dim, embed_dim)
+
+    def encode_vectors(
+        self, x: torch.Tensor, mask: torch.Tensor, causal: bool | None = None
+    ) -> EncoderOutput:
+        """Input vectors ``x [B, T, D]`` (T <= max_length) with ``mask [B, T]`` ->
+        :class:`EncoderOutput`; ``causal`` overrides ``model.text.causal`` for this call."""
+        x = x + self.position_embedding[: x.shape[1]]
+        tokens = self.transformer(x, mask, causal=causal)  # (B, T, D)
+        return EncoderOutput(tokens, mask, self.projection(self.pooler(tokens, mask)))
+
+
+class TextEncoder(TextLayers):
     """BPE ids ``[B, L]`` (+ mask) -> :class:`EncoderOutput` with ``T = L``."""
 
     def __init__(
@@ -24,16 +60,8 @@ class TextEncoder(nn.Module):
         position_init: str = "normal",
     ):
         super().__init__()
-        self.max_length = config.max_length
         self.token_embedding = nn.Embedding(vocab_size, dim)
-        self.position_embedding = nn.Parameter(
-            initial_positions(position_init, config.max_length, dim)
-        )
-        self.transformer = TransformerStack(
-            dim, config.depth, config.heads, mlp_ratio, causal=config.causal
-        )
-        self.pooler = Pooler(pool, dim, config.heads)
-        self.projection = nn.Linear(dim, embed_dim)
+        self.build_layers(config, dim, embed_dim, mlp_ratio, pool, position_init)
 
     def forward(
         self, ids: torch.Tensor, mask: torch.Tensor, causal: bool | None = None
@@ -43,6 +71,4 @@ class TextEncoder(nn.Module):
         ``causal`` overrides ``model.text.causal`` for this call (questions may be encoded
         causally and captions not, with the same weights)."""
         ids, mask = ids[:, : self.max_length], mask[:, : self.max_length]
-        x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]  # (B, L, D)
-        tokens = self.transformer(x, mask, causal=causal)
-        return EncoderOutput(tokens, mask, self.projection(self.pooler(tokens, mask)))
+        return self.encode_vectors(self.token_embedding(ids), mask, causal)

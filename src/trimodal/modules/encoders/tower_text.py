@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from trimodal.config import TextEncoderConfig
 from trimodal.modules.encoders.base import EncoderOutput
-from trimodal.modules.layers import Pooler, TransformerStack, initial_positions
+from trimodal.modules.encoders.text import TextLayers
 from trimodal.towers.minilm import MiniLMTower
 
 TOWERS: tuple[str, ...] = ("none", "minilm")
@@ -35,7 +35,7 @@ almost every question)."""
 Decoder = Callable[[list[list[int]]], list[str]]
 
 
-class TowerTextEncoder(nn.Module):
+class TowerTextEncoder(TextLayers):
     """BPE ids ``[B, L]`` (+ mask) -> :class:`EncoderOutput` over the tower's tokens (``T`` =
     the longest row's WordPiece count, ``[CLS]`` and ``[SEP]`` included, cut to
     ``max_length``).
@@ -57,16 +57,8 @@ class TowerTextEncoder(nn.Module):
         super().__init__()
         if config.tower != "minilm":
             raise ValueError(f"model.text.tower must be one of {TOWERS}, got {config.tower!r}")
-        self.max_length = config.max_length
         self.input_projection = nn.Linear(tower_dim, dim)
-        self.position_embedding = nn.Parameter(
-            initial_positions(position_init, config.max_length, dim)
-        )
-        self.transformer = TransformerStack(
-            dim, config.depth, config.heads, mlp_ratio, causal=config.causal
-        )
-        self.pooler = Pooler(pool, dim, config.heads)
-        self.projection = nn.Linear(dim, embed_dim)
+        self.build_layers(config, dim, embed_dim, mlp_ratio, pool, position_init)
         self.tower: MiniLMTower | None = None  # loaded on first use; not part of state_dict
         self.decode: Decoder | None = None
         self.memo: dict[tuple[int, ...], torch.Tensor] = {}
@@ -105,6 +97,4 @@ class TowerTextEncoder(nn.Module):
         tokens_in = pad_sequence(states, batch_first=True).to(ids.device, torch.float32)
         counts = torch.tensor([len(s) for s in states], device=ids.device)
         token_mask = torch.arange(tokens_in.shape[1], device=ids.device) < counts[:, None]
-        x = self.input_projection(tokens_in) + self.position_embedding[: tokens_in.shape[1]]
-        tokens = self.transformer(x, token_mask, causal=causal)  # (B, T, D)
-        return EncoderOutput(tokens, token_mask, self.projection(self.pooler(tokens, token_mask)))
+        return self.encode_vectors(self.input_projection(tokens_in), token_mask, causal)
