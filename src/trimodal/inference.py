@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from trimodal.data.dataset import pad_sequences, pad_spectrograms
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.data.transforms import ImageTransform, LogMel, load_audio
+from trimodal.data.transforms import ImageTransform, LogMel, load_audio, max_audio_seconds
 from trimodal.generation.chat import Turn, render_ids, text_turns
 from trimodal.generation.conditioning import generate_replies
 from trimodal.modalities import get_modality
@@ -61,7 +61,8 @@ class Model:
         return self.network.encode("text", ids, mask)
 
     def _audio(self, paths: Sequence[PathLike]) -> EncoderOutput:
-        mels = [self.log_mel(load_audio(p, self.log_mel.sample_rate)) for p in paths]
+        longest = max_audio_seconds(self.log_mel)
+        mels = [self.log_mel(load_audio(p, self.log_mel.sample_rate, longest)) for p in paths]
         features, mask = pad_spectrograms(mels)
         return self.network.encode("audio", features, mask)
 

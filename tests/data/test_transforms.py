@@ -15,6 +15,7 @@ from trimodal.data.transforms import (
     LogMel,
     hz_to_mel,
     load_audio,
+    max_audio_seconds,
     mel_filterbank,
     mel_to_hz,
     seconds_to_frames,
@@ -161,6 +162,20 @@ def test_load_audio_refuses_a_file_without_samples(tmp_path: Path, make_wav) -> 
     path = make_wav(tmp_path / "empty.wav", data=np.zeros(0), rate=16_000)
     with pytest.raises(ValueError, match=r"audio file has no samples: .*empty\.wav"):
         load_audio(path)
+
+
+def test_load_audio_refuses_clips_longer_than_the_limit_naming_both(
+    tmp_path: Path, make_wav
+) -> None:
+    path = make_wav(tmp_path / "long.wav", data=np.zeros(32_000), rate=16_000)  # 2 s
+    assert load_audio(path, max_seconds=2.0).shape == (32_000,)
+    with pytest.raises(ValueError, match=r"long\.wav lasts 2\.0 s; at most 1\.50 s is read"):
+        load_audio(path, max_seconds=1.5)
+
+
+def test_the_audio_limit_is_the_towers_frames_in_seconds() -> None:
+    assert max_audio_seconds(LogMel()) == pytest.approx(4095 * 160 / 16_000)  # 40.95 s
+    assert max_audio_seconds(LogMel(), max_frames=101) == pytest.approx(1.0)
 
 
 def test_load_audio_averages_channels(tmp_path: Path, make_wav) -> None:

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from trimodal.config import Config
 from trimodal.data.manifest import Manifest, Sample
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.data.transforms import ImageTransform, LogMel, load_audio
+from trimodal.data.transforms import ImageTransform, LogMel, load_audio, max_audio_seconds
 from trimodal.modalities import StoredModality, get_modality, stored_modalities
 from trimodal.world.motion import MOTION_CLASSES
 
@@ -295,7 +295,8 @@ def _fingerprint(
 
 def _ragged_logmel(paths: list[Path | None], log_mel: LogMel) -> RaggedAudio:
     """Compute log-mel for every path (None -> empty row)."""
-    waves = [None if p is None else load_audio(p, log_mel.sample_rate) for p in paths]
+    longest = max_audio_seconds(log_mel)
+    waves = [None if p is None else load_audio(p, log_mel.sample_rate, longest) for p in paths]
     return logmel_of_waves(waves, log_mel)
 
 

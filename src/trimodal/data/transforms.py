@@ -77,7 +77,9 @@ class ImageTransform:
         return ((pixels - mean) * factors[1] + mean * factors[0]).clamp(0.0, 1.0)
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int = 16_000) -> torch.Tensor:
+def load_audio(
+    path: str | os.PathLike[str], sample_rate: int = 16_000, max_seconds: float | None = None
+) -> torch.Tensor:
     """Read any soundfile-supported file as mono float32 at ``sample_rate``.
 
     Returns:
@@ -85,13 +87,21 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16_000) -> torch
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not audio soundfile can decode, has no samples, or holds
-            NaN or infinite samples (names the file; one such clip would make a trained
-            model NaN).
+        ValueError: the file is not audio soundfile can decode, has no samples, holds NaN or
+            infinite samples (one such clip would make a trained model NaN), or lasts longer
+            than ``max_seconds`` (checked from its header, before any sample is read); each
+            message names the file.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
+        if max_seconds is not None:
+            duration = soundfile.info(str(path)).duration
+            if duration > max_seconds:
+                raise ValueError(
+                    f"audio file {path} lasts {duration:.1f} s; at most {max_seconds:.2f} s is "
+                    f"read (the audio tower's positions): cut it into shorter clips"
+                )
         data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # [N, C]
     except soundfile.LibsndfileError as error:  # a RuntimeError
         raise ValueError(f"cannot decode audio file {path}: {error.error_string}") from None
@@ -133,6 +143,15 @@ def mel_filterbank(
     rising = (bins[None, :] - lower) / (centre - lower)
     falling = (upper - bins[None, :]) / (upper - centre)
     return torch.from_numpy(np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32))
+
+
+MAX_AUDIO_FRAMES = 4096
+"""Log-mel frames the audio tower has positions for (40.95 s at the default 10 ms hop)."""
+
+
+def max_audio_seconds(log_mel: LogMel, max_frames: int = MAX_AUDIO_FRAMES) -> float:
+    """The longest clip (seconds) whose log-mel has at most ``max_frames`` frames."""
+    return (max_frames - 1) * log_mel.hop_length / log_mel.sample_rate
 
 
 class LogMel(torch.nn.Module):

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from trimodal.config import AudioEncoderConfig
+from trimodal.data.transforms import MAX_AUDIO_FRAMES
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import Pooler, TransformerStack, sinusoidal_positions
 
-MAX_FRAMES = 4096
+MAX_FRAMES = MAX_AUDIO_FRAMES
 
 
 class AudioEncoder(nn.Module):
