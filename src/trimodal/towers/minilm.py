@@ -78,17 +78,7 @@ class MiniLMTower:
         """Unit-length sentence embeddings ``[N, 384]`` of ``texts`` (mean over real tokens)."""
         if isinstance(texts, str):
             raise TypeError("embed takes a sequence of texts, not one string")
-        parts = []
-        for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(
-                list(texts[start : start + batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=MAX_TOKENS,
-                return_tensors="pt",
-            )
-            hidden = self.model(**batch).last_hidden_state  # (B, T, 384)
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-            parts.append(F.normalize(pooled, dim=-1))
-        return torch.cat(parts) if parts else torch.zeros(0, self.dim)
+        states = self.token_states(texts, batch_size)
+        if not states:
+            return torch.zeros(0, self.dim)
+        return F.normalize(torch.stack([state.mean(0) for state in states]), dim=-1)

@@ -13,8 +13,6 @@ from trimodal.data.transforms import MAX_AUDIO_FRAMES
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import Pooler, TransformerStack, sinusoidal_positions
 
-MAX_FRAMES = MAX_AUDIO_FRAMES
-
 
 class AudioEncoder(nn.Module):
     """Log-mel ``[B, n_mels, F]`` (+ frame mask ``[B, F]``) -> tokens ``[B, ceil(F / s), D]``.
@@ -52,7 +50,7 @@ class AudioEncoder(nn.Module):
         self.levels = levels
         self.register_buffer(
             "positions",
-            sinusoidal_positions(MAX_FRAMES // config.subsample + 1, dim),
+            sinusoidal_positions(MAX_AUDIO_FRAMES // config.subsample + 1, dim),
             persistent=False,
         )
         self.positions: torch.Tensor
