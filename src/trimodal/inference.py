@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,46 @@ import torch.nn.functional as F
 from trimodal.data.dataset import pad_sequences, pad_spectrograms
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio, max_audio_seconds
-from trimodal.generation.chat import Turn, render_ids, text_turns
+from trimodal.generation.chat import AudioSource, ImageSource, Turn, render_ids, text_turns
 from trimodal.generation.conditioning import generate_replies
 from trimodal.modalities import get_modality
 from trimodal.modalities.base import StoredModality
 from trimodal.models.trimodal import TriModalModel
+from trimodal.modules.decoder import DecoderLM
 from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.layers import TokenSequence
 
 PathLike = str | os.PathLike[str]
+Answers = list[tuple[str, float]]
+"""Answers with their probabilities, best first."""
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """A conversation ready for the decoder: the projected media prefix ``[1, P, Dd]`` (None
+    without media) and the text ids ending in ``assistant:``."""
+
+    prefix: TokenSequence | None
+    ids: list[int]
+
+    @property
+    def length(self) -> int:
+        """Positions the prompt takes (media tokens and text ids)."""
+        return len(self.ids) + (0 if self.prefix is None else int(self.prefix.mask.sum()))
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question for :meth:`Model.ask_batch`: typed (``text``) or spoken (``audio``) about
+    ``image``."""
+
+    image: ImageSource
+    text: str | None = None
+    audio: AudioSource | None = None
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (self.audio is None):
+            raise ValueError("a question needs exactly one of text= or audio=")
 
 
 class Model:
@@ -48,8 +81,8 @@ class Model:
         return cls(network, network.tokenizer)
 
     # -- encoders ---------------------------------------------------------------------
-    def _images(self, paths: Sequence[PathLike]) -> EncoderOutput:
-        return self.network.encode("image", torch.stack([self.image_transform(p) for p in paths]))
+    def _images(self, sources: Sequence[ImageSource]) -> EncoderOutput:
+        return self.network.encode("image", torch.stack([self.image_transform(s) for s in sources]))
 
     def _texts(self, texts: Sequence[str], questions: bool = False) -> EncoderOutput:
         encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]
@@ -60,11 +93,20 @@ class Model:
             return self.network.encode_question(ids, mask)
         return self.network.encode("text", ids, mask)
 
-    def _audio(self, paths: Sequence[PathLike]) -> EncoderOutput:
-        longest = max_audio_seconds(self.log_mel)
-        mels = [self.log_mel(load_audio(p, self.log_mel.sample_rate, longest)) for p in paths]
-        features, mask = pad_spectrograms(mels)
+    def _audio(self, sources: Sequence[AudioSource]) -> EncoderOutput:
+        features, mask = pad_spectrograms([self.log_mel(self._waveform(s)) for s in sources])
         return self.network.encode("audio", features, mask)
+
+    def _waveform(self, source: AudioSource) -> torch.Tensor:
+        """A file read (and checked) by :func:`load_audio`, or a waveform given as is."""
+        if isinstance(source, torch.Tensor):
+            return source
+        return load_audio(source, self.log_mel.sample_rate, self.max_audio_seconds)
+
+    @property
+    def max_audio_seconds(self) -> float:
+        """The longest clip the audio tower reads (seconds)."""
+        return max_audio_seconds(self.log_mel)
 
     def _stored(self, modality: str, paths: Sequence[PathLike]) -> EncoderOutput:
         """Encode files of a stored modality (``video``) after checking each one."""
@@ -95,9 +137,9 @@ class Model:
         return F.normalize(self._stored(modality, paths).pooled, dim=-1)
 
     @torch.no_grad()
-    def embed_images(self, paths: Sequence[PathLike]) -> torch.Tensor:
+    def embed_images(self, sources: Sequence[ImageSource]) -> torch.Tensor:
         """L2-normalized image embeddings ``[N, E]``."""
-        return F.normalize(self._images(paths).pooled, dim=-1)
+        return F.normalize(self._images(sources).pooled, dim=-1)
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -105,9 +147,10 @@ class Model:
         return F.normalize(self._texts(texts).pooled, dim=-1)
 
     @torch.no_grad()
-    def embed_audio(self, paths: Sequence[PathLike]) -> torch.Tensor:
-        """L2-normalized audio embeddings ``[N, E]`` (any sample rate or channel count)."""
-        return F.normalize(self._audio(paths).pooled, dim=-1)
+    def embed_audio(self, sources: Sequence[AudioSource]) -> torch.Tensor:
+        """L2-normalized audio embeddings ``[N, E]`` (files of any sample rate or channel
+        count, or waveforms at the model's rate)."""
+        return F.normalize(self._audio(sources).pooled, dim=-1)
 
     # -- tasks ------------------------------------------------------------------------
     @torch.no_grad()
@@ -118,7 +161,7 @@ class Model:
         audio: PathLike | None = None,
         top: int = 1,
         **media: PathLike,
-    ) -> list[tuple[str, float]]:
+    ) -> Answers:
         """Answer a typed (``text``) or spoken (``audio``) question about ``image`` and/or the
         files of stored modalities given by name (``video="clip.mp4"``).
 
@@ -139,15 +182,47 @@ class Model:
         else:
             assert audio is not None
             inputs["audio"] = self._audio([audio]).sequence()
-        probabilities = self.network.answer_logits(inputs).softmax(-1)[0]
-        values, indices = probabilities.topk(min(top, probabilities.numel()))
+        return self._top_answers(inputs, top)[0]
+
+    @torch.no_grad()
+    def ask_batch(self, questions: Sequence[Question], top: int = 1) -> list[Answers]:
+        """Answer many questions about images in one forward per kind (typed, spoken).
+
+        Each row is answered as :meth:`ask` would answer it alone (padding is masked).
+
+        Returns:
+            per question, the ``top`` answers with their probabilities, best first.
+        """
+        results: list[Answers] = [[] for _ in questions]
+        typed = [i for i, q in enumerate(questions) if q.text is not None]
+        spoken = [i for i, q in enumerate(questions) if q.text is None]
+        for rows in (typed, spoken):
+            if not rows:
+                continue
+            group = [questions[i] for i in rows]
+            inputs = {"image": self.network.image_context(self._images([q.image for q in group]))}
+            if rows is typed:
+                texts = [q.text for q in group if q.text is not None]
+                inputs["text"] = self._texts(texts, questions=True).sequence()
+            else:
+                clips = [q.audio for q in group if q.audio is not None]
+                inputs["audio"] = self._audio(clips).sequence()
+            for row, answers in zip(rows, self._top_answers(inputs, top), strict=True):
+                results[row] = answers
+        return results
+
+    def _top_answers(self, inputs: dict[str, TokenSequence], top: int) -> list[Answers]:
+        """The ``top`` answers of each row of a batch of fusion inputs, best first."""
+        probabilities = self.network.answer_logits(inputs).softmax(-1)  # [B, n_answers]
+        values, indices = probabilities.topk(min(top, probabilities.shape[-1]), dim=-1)
         answers = self.network.vocabulary.answers
         return [
-            (answers[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+            [(answers[i], float(v)) for v, i in zip(row_values, row_indices, strict=True)]
+            for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True)
         ]
 
     @torch.no_grad()
-    def transcribe_question(self, audio: PathLike) -> str:
+    def transcribe_question(self, audio: AudioSource) -> str:
         """What the transcriber hears in a spoken question: the transcript :meth:`ask` answers
         when the model has a transcriber (``model.transcriber_depth``)."""
         if self.network.transcriber is None:
@@ -166,12 +241,13 @@ class Model:
         Every image and audio of the conversation, in order, becomes the decoder's prefix.
         ``sampling``: ``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``generator``.
         """
-        decoder = self.network.decoder
-        if decoder is None:
-            raise ValueError(
-                "this checkpoint has no decoder; train a recipe with model.decoder.depth > 0 "
-                "and a generate stage (e.g. configs/generate.yaml)"
-            )
+        (reply,) = self.reply_ids(self.chat_prompt(turns), 1, max_new_tokens, **sampling)
+        return self.tokenizer.decode(reply).strip()
+
+    @torch.no_grad()
+    def chat_prompt(self, turns: Sequence[Turn]) -> ChatPrompt:
+        """Encode a conversation's media into the decoder prefix and render its text ids."""
+        self._require_decoder()
         parts = []
         for turn in turns:
             if turn.image is not None:
@@ -180,16 +256,49 @@ class Model:
                 parts.append(("audio", self._audio([turn.audio]).sequence()))
         prefix = self.network.decoder_prefix(*parts) if parts else None
         ids, _ = render_ids(self.tokenizer, text_turns(turns), open_reply=True)
-        (reply,) = generate_replies(
+        return ChatPrompt(prefix, ids)
+
+    def reply_room(self, prompt: ChatPrompt) -> int:
+        """How many tokens the decoder can add after ``prompt`` (its positions minus the
+        prompt's)."""
+        return self._require_decoder().config.max_positions - prompt.length
+
+    @torch.no_grad()
+    def reply_ids(
+        self,
+        prompt: ChatPrompt,
+        n: int = 1,
+        max_new_tokens: int = 40,
+        on_token: Callable[[torch.Tensor], None] | None = None,
+        **sampling: Any,
+    ) -> list[list[int]]:
+        """``n`` replies to one prompt, as token ids without ``<eos>``.
+
+        ``on_token`` receives each step's tokens ``[n]`` (see
+        :func:`~trimodal.generation.sampling.generate`); ``sampling`` as in :meth:`chat`.
+        """
+        decoder = self._require_decoder()
+        prefix = prompt.prefix
+        if prefix is not None:
+            prefix = TokenSequence(prefix.tokens.expand(n, -1, -1), prefix.mask.expand(n, -1))
+        return generate_replies(
             decoder,
             prefix,
-            [ids],
+            [prompt.ids] * n,
             self.tokenizer.pad_id,
             self.tokenizer.eos_id,
             max_new_tokens,
+            on_token=on_token,
             **sampling,
         )
-        return self.tokenizer.decode(reply).strip()
+
+    def _require_decoder(self) -> DecoderLM:
+        if self.network.decoder is None:
+            raise ValueError(
+                "this checkpoint has no decoder; train a recipe with model.decoder.depth > 0 "
+                "and a generate stage (e.g. configs/generate.yaml)"
+            )
+        return self.network.decoder
 
     def caption(self, image: PathLike, **options: Any) -> str:
         """Describe an image in words."""

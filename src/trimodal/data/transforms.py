@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -87,32 +88,54 @@ def load_audio(
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not audio soundfile can decode, has no samples, holds NaN or
-            infinite samples (one such clip would make a trained model NaN), or lasts longer
-            than ``max_seconds`` (checked from its header, before any sample is read); each
-            message names the file.
+        ValueError: as :func:`decode_audio`; each message names the file.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found: {path}")
+    return decode_audio(str(path), f"audio file {path}", sample_rate, max_seconds)
+
+
+def decode_audio(
+    source: str | BinaryIO,
+    name: str,
+    sample_rate: int = 16_000,
+    max_seconds: float | None = None,
+) -> torch.Tensor:
+    """Decode audio from a file path or an open binary stream as mono float32 at ``sample_rate``.
+
+    Args:
+        source: a path, or a seekable binary stream (bytes a client sent).
+        name: how messages name the audio (``"audio file clip.wav"``, ``"field 'file'"``).
+
+    Returns:
+        waveform ``[N]``.
+
+    Raises:
+        ValueError: not audio soundfile can decode, no samples, NaN or infinite samples (one
+            such clip would make a trained model NaN), or longer than ``max_seconds`` (checked
+            from the header, before any sample is read).
+    """
     try:
         if max_seconds is not None:
-            duration = soundfile.info(str(path)).duration
+            duration = soundfile.info(source).duration
             if duration > max_seconds:
                 raise ValueError(
-                    f"audio file {path} lasts {duration:.1f} s; at most {max_seconds:.2f} s is "
-                    f"read (the audio tower's positions): cut it into shorter clips"
+                    f"{name} lasts {duration:.1f} s; at most {max_seconds:.2f} s is read "
+                    f"(the audio tower's positions): cut it into shorter clips"
                 )
-        data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # [N, C]
+            if not isinstance(source, str):
+                source.seek(0)
+        data, source_rate = soundfile.read(source, dtype="float32", always_2d=True)  # [N, C]
     except soundfile.LibsndfileError as error:  # a RuntimeError
-        raise ValueError(f"cannot decode audio file {path}: {error.error_string}") from None
+        raise ValueError(f"cannot decode {name}: {error.error_string}") from None
+    except (soundfile.SoundFileError, TypeError, EOFError) as error:
+        raise ValueError(f"cannot decode {name}: {error}") from None
     if data.shape[0] == 0:
-        raise ValueError(f"audio file has no samples: {path}")
+        raise ValueError(f"{name} has no samples")
     finite = np.isfinite(data)
     if not finite.all():
         bad = int(data.size - finite.sum())
-        raise ValueError(
-            f"audio file {path} holds {bad} non-finite samples (NaN or Inf): fix or drop it"
-        )
+        raise ValueError(f"{name} holds {bad} non-finite samples (NaN or Inf): fix or drop it")
     mono = data.mean(axis=1)
     return torch.from_numpy(resample(mono, int(source_rate), sample_rate))
 

@@ -16,6 +16,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+from PIL import Image
+
 from trimodal.data.tokenizer import TextTokenizer
 
 CAPTION_PROMPT = "describe the image."
@@ -23,16 +26,21 @@ TRANSCRIBE_PROMPT = "transcribe the audio."
 SPOKEN_PROMPT = "answer the spoken question."
 
 PathLike = str | os.PathLike[str]
+ImageSource = PathLike | Image.Image
+"""An image file, or an image already decoded (what a server received)."""
+AudioSource = PathLike | torch.Tensor
+"""An audio file, or a mono waveform ``[N]`` at the model's sample rate."""
 
 
 @dataclass
 class Turn:
-    """One message. ``image`` / ``audio`` are file paths (user turns only)."""
+    """One message. ``image`` / ``audio`` are file paths, or a decoded image and a waveform at
+    the model's sample rate (user turns only)."""
 
     role: str
     text: str = ""
-    image: PathLike | None = None
-    audio: PathLike | None = None
+    image: ImageSource | None = None
+    audio: AudioSource | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("user", "assistant"):

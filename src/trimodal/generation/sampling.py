@@ -133,6 +133,7 @@ def generate(
     use_cache: bool = True,
     memory: torch.Tensor | None = None,
     memory_mask: torch.Tensor | None = None,
+    on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Continue a batch of left-padded prompts; the model runs in eval mode meanwhile.
 
@@ -148,6 +149,8 @@ def generate(
         use_cache: prefill once and decode one token per step (False recomputes everything).
         memory: ``[B, M, D]`` conditioning tokens for a cross-attention decoder.
         memory_mask: ``[B, M]`` True at real memory tokens; None = all real.
+        on_token: called after every step with that step's tokens ``[B]`` (``pad_id`` in rows
+            that had stopped), for streaming; an exception it raises ends generation.
 
     Returns:
         New tokens ``[B, N]``, ``N <= max_new_tokens``.
@@ -175,7 +178,9 @@ def generate(
                 top_p=top_p,
                 generator=generator,
             )
-            return _decode_loop(next_logits, choose, ids, max_new_tokens, stop_tokens, pad_id)
+            return _decode_loop(
+                next_logits, choose, ids, max_new_tokens, stop_tokens, pad_id, on_token
+            )
     finally:
         model.train(was_training)
 
@@ -187,6 +192,7 @@ def _decode_loop(
     max_new_tokens: int,
     stop_tokens: Sequence[int],
     pad_id: int,
+    on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Pick ``max_new_tokens`` tokens per row, padding rows that stopped: ``-> [B, N]``."""
     batch, device = ids.shape[0], ids.device
@@ -196,10 +202,11 @@ def _decode_loop(
     token: torch.Tensor | None = None
     for step in range(max_new_tokens):
         token = choose(next_logits(token))  # (B,); fed back as is, so pad_id need not be a token
-        if not len(stop_tokens):
-            out[:, step] = token
-            continue
         out[:, step] = token.masked_fill(finished, pad_id)
+        if on_token is not None:
+            on_token(out[:, step])
+        if not len(stop_tokens):
+            continue
         finished |= torch.isin(token, stops)
         if bool(finished.all()):
             return out[:, : step + 1]
