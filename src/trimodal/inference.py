@@ -300,10 +300,10 @@ class Model:
             )
         return self.network.decoder
 
-    def caption(self, image: PathLike, **options: Any) -> str:
+    def caption(self, image: ImageSource, **options: Any) -> str:
         """Describe an image in words."""
         return self.chat([Turn("user", image=image)], **options)
 
-    def transcribe(self, audio: PathLike, **options: Any) -> str:
+    def transcribe(self, audio: AudioSource, **options: Any) -> str:
         """Write down what a recording says."""
         return self.chat([Turn("user", audio=audio)], **options)

@@ -14,6 +14,7 @@ from trimodal.cli import data as data_cli
 from trimodal.cli import demo as demo_cli
 from trimodal.cli import digits as digits_cli
 from trimodal.cli import generate as generate_cli
+from trimodal.cli import serve as serve_cli
 from trimodal.cli import train as train_cli
 from trimodal.cli import use as use_cli
 from trimodal.cli import world as world_cli
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cli.register(verbs)
     digits_cli.register(verbs)
     generate_cli.register(verbs)
+    serve_cli.register(verbs)
     return parser
 
 

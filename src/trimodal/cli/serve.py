@@ -1,0 +1,89 @@
+"""``trimodal serve`` (the OpenAI-compatible API and web page) and ``trimodal index`` (its
+search gallery)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(verbs: Any) -> None:
+    """Add the ``serve`` and ``index`` verbs."""
+    serve = verbs.add_parser(
+        "serve", help="serve a checkpoint over an OpenAI-compatible HTTP API and a web page"
+    )
+    serve.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    serve.add_argument("--index", help="a gallery folder from `trimodal index` (enables search)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--api-key-file", help="file with one API key per line; /v1 routes then need a Bearer key"
+    )
+    serve.add_argument("--name", help="the model id clients send (default: the run folder's name)")
+    serve.add_argument("--max-batch", type=int, default=32, help="most requests in one batch")
+    serve.add_argument(
+        "--batch-wait-ms", type=float, default=5.0, help="how long a request waits for company"
+    )
+    serve.add_argument(
+        "--whisper",
+        choices=["tiny.en", "base"],
+        help="also transcribe with a pretrained Whisper (towers extra), as model whisper-NAME",
+    )
+    serve.set_defaults(run=run_serve)
+
+    index = verbs.add_parser(
+        "index", help="embed a manifest's items into a search gallery for `serve --index`"
+    )
+    index.add_argument("--checkpoint", required=True)
+    index.add_argument("--manifest", required=True, help="manifest whose items become the gallery")
+    index.add_argument("--out", required=True, help="gallery folder (replaced atomically)")
+    index.add_argument("--split", action="append", help="only these splits (repeatable)")
+    index.set_defaults(run=run_index)
+
+
+def read_api_keys(path: str) -> list[str]:
+    """Non-empty, non-comment lines of a key file (at least one)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"API key file not found: {file}")
+    keys = [line.strip() for line in file.read_text().splitlines()]
+    keys = [key for key in keys if key and not key.startswith("#")]
+    if not keys:
+        raise ValueError(f"API key file {file} holds no key (one per line)")
+    return keys
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Load the checkpoint (and gallery) and serve until interrupted."""
+    import uvicorn
+
+    from trimodal.inference import Model
+    from trimodal.serve.app import create_app
+    from trimodal.serve.engine import Engine
+    from trimodal.serve.gallery import Gallery
+
+    keys = read_api_keys(args.api_key_file) if args.api_key_file else []
+    model = Model.from_pretrained(args.checkpoint)
+    name = args.name or Path(args.checkpoint).resolve().name
+    engine = Engine(
+        model, name, max_batch=args.max_batch, wait_ms=args.batch_wait_ms, whisper=args.whisper
+    )
+    gallery = Gallery.load(args.index) if args.index else None
+    app = create_app(engine, gallery, keys)
+    print(f"serving {name} ({', '.join(engine.modalities)}) on http://{args.host}:{args.port}/")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """Build the gallery and print what it holds."""
+    from trimodal.inference import Model
+    from trimodal.serve.gallery import build_gallery
+
+    model = Model.from_pretrained(args.checkpoint)
+    info = build_gallery(model, args.manifest, args.out, args.split, progress=print)
+    for modality, details in info["modalities"].items():
+        print(f"{modality}: {details['count']} items ({details['index']} search)")
+    print(f"gallery: {args.out}")
+    return 0
