@@ -123,8 +123,8 @@ def data_url(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def wav_base64(waveform: np.ndarray, rate: int = 16_000) -> str:
-    """A waveform as base64 WAV bytes."""
+def wav_base64(waveform: np.ndarray, rate: int = 16_000, subtype: str = "PCM_16") -> str:
+    """A waveform as base64 WAV bytes (``subtype="FLOAT"`` keeps NaN and Inf)."""
     buffer = io.BytesIO()
-    soundfile.write(buffer, waveform, rate, format="WAV")
+    soundfile.write(buffer, waveform, rate, format="WAV", subtype=subtype)
     return base64.b64encode(buffer.getvalue()).decode()

@@ -351,8 +351,8 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
             )
         k = payload.integer(body, "top_k", "top_k", default=10, low=1, high=MAX_TOP_K) or 10
         wanted = _search_modalities(body, gallery)
-        query = embeddings.parse_inputs({"input": payload.require(body, "query", "query")}, engine)
-        if len(query) != 1:
+        query = await _off_loop(lambda: embeddings.parse_inputs(body, engine, "query"))
+        if len(query) != 1 or isinstance(body["query"], list):
             raise bad_field("query", "must be one string or one content part")
         vector = (await engine.embed(query))[0].to("cpu").numpy().astype(np.float32)
         hits = gallery.search(vector, k, wanted)

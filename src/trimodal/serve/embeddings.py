@@ -35,19 +35,23 @@ MAX_TEXT_CHARS = 8192
 AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg")
 
 
-def parse_inputs(body: dict[str, Any], engine: Engine) -> list[EmbedItem]:
-    """The ``input`` field as items to embed (400s name ``input[i]...``)."""
-    value = payload.require(body, "input", "input")
-    items = [value] if isinstance(value, str | dict) else payload.array(value, "input", MAX_INPUTS)
+def parse_inputs(body: dict[str, Any], engine: Engine, name: str = "input") -> list[EmbedItem]:
+    """The field ``name`` (``input``; ``query`` for search) as items to embed; 400s name
+    ``input[i]...``."""
+    value = payload.require(body, name, name)
+    items = [value] if isinstance(value, str | dict) else payload.array(value, name, MAX_INPUTS)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in items) or any(
         isinstance(v, list) for v in items
     ):
         raise bad_field(
-            "input",
+            name,
             "token-id arrays are not accepted (their ids belong to another tokenizer): send text",
         )
-    path = "input" if len(items) == 1 and not isinstance(value, list) else None
-    return [_item(item, path or f"input[{index}]", engine) for index, item in enumerate(items)]
+    single = len(items) == 1 and not isinstance(value, list)
+    return [
+        _item(item, name if single else f"{name}[{index}]", engine)
+        for index, item in enumerate(items)
+    ]
 
 
 def _item(value: Any, path: str, engine: Engine) -> EmbedItem:
