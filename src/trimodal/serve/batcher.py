@@ -2,7 +2,9 @@
 
 A request waits at most ``wait_ms`` for others to join it (or until ``max_batch`` have); the
 batch then runs in the model's executor thread while the next batch gathers. Under load the
-window hardly matters: whatever queued while one batch ran forms the next.
+window hardly matters: whatever queued while one batch ran forms the next. A lone client pays
+no window: the wait applies only after a batch of more than one item (clients are arriving
+together).
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def _serve(self, queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]]) -> None:
         loop = asyncio.get_running_loop()
+        last_size = 1
         while True:
             batch = [await queue.get()]
-            deadline = loop.time() + self.wait
+            deadline = loop.time() + (self.wait if last_size > 1 else 0.0)
             while len(batch) < self.max_batch:
                 if not queue.empty():
                     batch.append(queue.get_nowait())
@@ -83,6 +86,7 @@ class DynamicBatcher(Generic[Item, Result]):
                 except TimeoutError:
                     break
             live = [(item, future) for item, future in batch if not future.done()]
+            last_size = len(batch)
             if not live:
                 continue
             if self.on_batch is not None:

@@ -113,7 +113,7 @@ async function sendChat(event) {
   if (text) content.push({ type: "text", text });
   if (state.image) content.push({ type: "image_url", image_url: { url: state.image } });
   if (state.audio) content.push({ type: "input_audio", input_audio: { data: state.audio, format: "wav" } });
-  bubble("user", text || (state.audio ? "🎤 (spoken)" : ""), state.image);
+  bubble("user", text || (state.audio ? "(spoken question)" : ""), state.image);
   const message = { role: "user", content };
   const messages = [...state.history, message];
   $("message").value = "";
