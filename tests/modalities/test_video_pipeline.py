@@ -148,3 +148,45 @@ def test_a_model_without_a_video_tower_says_so(tiny_run: Path, tmp_path: Path) -
     model = Model.from_pretrained(tiny_run)
     with pytest.raises(ValueError, match="this checkpoint has no video encoder"):
         model.embed_media("video", [tmp_path / "clip.mp4"])
+
+
+def test_the_server_embeds_a_video_as_the_model_does(video_run: tuple[Path, Path]) -> None:
+    import base64
+
+    import httpx
+    import numpy as np
+
+    from tests.serve.conftest import LiveServer
+    from trimodal.serve.app import create_app
+    from trimodal.serve.engine import Engine
+
+    world, run = video_run
+    row = json.loads((world / "manifest.jsonl").read_text().splitlines()[0])
+    clip = world / row["video"]
+    model = Model.from_pretrained(run)
+    part = {
+        "type": "input_video",
+        "input_video": {"data": base64.b64encode(clip.read_bytes()).decode(), "format": "mp4"},
+    }
+    with LiveServer(create_app(Engine(model, "video"))) as server:
+        body = {"model": "video", "input": [part, "a red star"], "encoding_format": "float"}
+        reply = httpx.post(f"{server.url}/v1/embeddings", json=body, timeout=60)
+        assert reply.status_code == 200, reply.text
+        got = np.array([d["embedding"] for d in reply.json()["data"]])
+        expected = torch.cat(
+            [model.embed_media("video", [clip]), model.embed_texts(["a red star"])]
+        )
+        np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
+        junk = {
+            **part,
+            "input_video": {"data": base64.b64encode(b"not a video").decode(), "format": "mp4"},
+        }
+        refused = httpx.post(
+            f"{server.url}/v1/embeddings", json={"model": "video", "input": [junk]}
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"]["param"] == "input[0].input_video.data"
+        assert (
+            "upload" in refused.json()["error"]["message"]
+            or "video" in refused.json()["error"]["message"]
+        )
