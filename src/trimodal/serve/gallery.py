@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ import torch
 
 from trimodal.data.manifest import Sample, load_manifest
 from trimodal.inference import Model
+from trimodal.models.checkpoint import write_directory_atomically
 
 EXACT_LIMIT = 50_000
 """Galleries up to this size are searched exactly (see the module docstring)."""
@@ -195,16 +194,14 @@ def build_gallery(
     folder ``out`` atomically (a staging folder renamed into place). Returns ``gallery.json``."""
     loaded = load_manifest(manifest, check_files="exists")
     samples = loaded.split(*splits) if splits else loaded.samples
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        info: dict[str, Any] = {
-            "manifest": str(Path(manifest).resolve()),
-            "fingerprint": model_fingerprint(model),
-            "dimension": int(model.network.config.model.embed_dim),
-            "modalities": {},
-        }
+    info: dict[str, Any] = {
+        "manifest": str(Path(manifest).resolve()),
+        "fingerprint": model_fingerprint(model),
+        "dimension": int(model.network.config.model.embed_dim),
+        "modalities": {},
+    }
+
+    def write(staging: Path) -> None:
         with torch.no_grad():
             for modality in model.network.encoders:
                 chosen = [s for s in samples if _has(s, modality)]
@@ -221,20 +218,6 @@ def build_gallery(
         if not info["modalities"]:
             raise ValueError(f"{manifest}: no items of this model's modalities to index")
         (staging / "gallery.json").write_text(json.dumps(info, indent=2) + "\n")
-        _swap_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_directory_atomically(Path(out), write)
     return info
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` (an old gallery is removed only after the rename)."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(target)
