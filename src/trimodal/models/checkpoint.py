@@ -124,12 +124,63 @@ def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> P
 
 
 def replace_directory(staging: Path, target: Path) -> None:
-    """Swap ``staging`` into ``target``: the old directory survives until the new one is in place."""
+    """Swap ``staging`` into ``target``: the old directory survives until the new one is in place.
+
+    Every file of ``staging`` and the folder itself are flushed to disk first, and the parent
+    after each rename, so a power cut cannot leave a renamed folder of unwritten files. A crash
+    between the two renames leaves ``.<target>.old`` and no ``target``:
+    :func:`recover_directory` puts it back.
+    """
+    fsync_tree(staging)
     if target.exists():
         backup = target.with_name(f".{target.name}.old")
         shutil.rmtree(backup, ignore_errors=True)
         os.replace(target, backup)
+        fsync_folder(target.parent)
         os.replace(staging, target)
+        fsync_folder(target.parent)
         shutil.rmtree(backup, ignore_errors=True)
     else:
         os.replace(staging, target)
+        fsync_folder(target.parent)
+
+
+def recover_directory(target: Path) -> str | None:
+    """Repair what a crash in :func:`write_directory_atomically` can leave beside ``target``.
+
+    Puts ``.<target>.old`` back when ``target`` is missing (a crash between the two renames),
+    and removes staging folders ``.<target>.*`` that no live writer owns (call it holding the
+    folder's lock). Returns what was done, or None.
+    """
+    done = []
+    backup = target.with_name(f".{target.name}.old")
+    if not target.exists() and backup.is_dir():
+        os.replace(backup, target)
+        fsync_folder(target.parent)
+        done.append(f"restored {target} from {backup.name} (a crash interrupted its last save)")
+    if target.parent.is_dir():
+        for stale in target.parent.glob(f".{target.name}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+                done.append(f"removed the unfinished save {stale.name}")
+    return "; ".join(done) or None
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` and every folder in it to disk."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            fsync_folder(path)
+    fsync_folder(folder)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (renames, new files) to disk."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
 from trimodal.io import atomic_write_text
+from trimodal.locks import FolderLock
 from trimodal.losses.multitask import DynamicWeightAverage, LossDrivenTaskSampler
 from trimodal.losses.step import freeze_perception
-from trimodal.models.checkpoint import Vocabulary
+from trimodal.models.checkpoint import Vocabulary, recover_directory
 from trimodal.models.trimodal import TriModalModel
 from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
 from trimodal.train.distributed import (
@@ -507,20 +509,25 @@ def train(
     torch.manual_seed(config.train.seed)
     out = Path(run_dir)
     with torch_threads(config.train.threads):
-        tokenizer = None
-        if resume:
-            if not (out / "checkpoint").is_dir():
-                raise FileNotFoundError(f"--resume: no checkpoint in {out}")
-            tokenizer = TextTokenizer.load(out / "checkpoint" / "tokenizer.json")
-        elif context.is_main and (out / "checkpoint").exists():
-            raise FileExistsError(
-                f"{out} already holds a run; pass --resume or choose another --out"
-            )
         out.mkdir(parents=True, exist_ok=True)
-        data = prepare_data(config, source, tokenizer)
-        if context.is_main:
-            atomic_write_text(out / "config.json", json.dumps(to_dict(config), indent=2))
-        started = time.perf_counter()
-        summary = Trainer(config, data, out, context, progress).run(resume, max_steps)
-        summary["train_seconds"] = time.perf_counter() - started
-        return summary
+        with FolderLock(out, "training") if context.is_main else nullcontext():
+            if context.is_main:
+                recovered = recover_directory(out / "checkpoint")
+                if recovered:
+                    print(f"trimodal train: {recovered}", file=sys.stderr)
+            tokenizer = None
+            if resume:
+                if not (out / "checkpoint").is_dir():
+                    raise FileNotFoundError(f"--resume: no checkpoint in {out}")
+                tokenizer = TextTokenizer.load(out / "checkpoint" / "tokenizer.json")
+            elif context.is_main and (out / "checkpoint").exists():
+                raise FileExistsError(
+                    f"{out} already holds a run; pass --resume or choose another --out"
+                )
+            data = prepare_data(config, source, tokenizer)
+            if context.is_main:
+                atomic_write_text(out / "config.json", json.dumps(to_dict(config), indent=2))
+            started = time.perf_counter()
+            summary = Trainer(config, data, out, context, progress).run(resume, max_steps)
+            summary["train_seconds"] = time.perf_counter() - started
+            return summary

@@ -33,6 +33,7 @@ import soundfile
 from tqdm import tqdm
 
 from trimodal.io import atomic_write_text, write_jsonl_atomic
+from trimodal.locks import FolderLock
 from trimodal.modalities.video import write_clip
 from trimodal.world.channel import TRAIN_VOICES, SpeechStyle, hear
 from trimodal.world.language import (
@@ -413,6 +414,14 @@ def build_world(
     """
     config.validate()
     root = Path(out)
+    with FolderLock(root, "world generation"):
+        return _build_world(root, config, workers, progress)
+
+
+def _build_world(
+    root: Path, config: WorldConfig, workers: int | None, progress: bool
+) -> WorldSummary:
+    """:func:`build_world` once the folder is locked."""
     if _is_complete(root, config):
         summary = WorldSummary(**json.loads((root / "summary.json").read_text()))
         summary.cached = True
