@@ -17,7 +17,6 @@ from pathlib import Path
 from types import TracebackType
 
 
-
 class FolderLock:
     """Exclusive lock of a folder for the duration of a ``with`` block.
 

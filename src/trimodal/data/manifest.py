@@ -26,6 +26,7 @@ from typing import Any, Literal
 import soundfile
 from PIL import Image, UnidentifiedImageError
 
+from trimodal.data.transforms import MAX_IMAGE_PIXELS
 from trimodal.modalities import StoredModality, stored_modalities
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "holdout")
@@ -186,11 +187,19 @@ def _check_media(path: Path, kind: str) -> str | None:
     try:
         if kind == "image":
             with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    return (
+                        f"image file {path} is {width}x{height} pixels, over the limit of "
+                        f"{MAX_IMAGE_PIXELS} pixels"
+                    )
                 image.verify()
         else:
             info = soundfile.info(str(path))
             if info.frames <= 0:
                 return f"audio file has no samples: {path}"
+    except Image.DecompressionBombError:
+        return f"image file {path} has too many pixels (a decompression bomb)"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as error:
         # soundfile raises LibsndfileError (a RuntimeError); Pillow raises the others.
         return f"cannot decode {kind} file {path}: {error}"

@@ -20,13 +20,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from trimodal.config import Config
 from trimodal.data.manifest import Manifest, Sample
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.data.transforms import ImageTransform, LogMel, load_audio, max_audio_seconds
+from trimodal.data.transforms import (
+    ImageTransform,
+    LogMel,
+    load_audio,
+    max_audio_seconds,
+    open_image,
+)
 from trimodal.modalities import StoredModality, get_modality, stored_modalities
 from trimodal.world.motion import MOTION_CLASSES
 
@@ -439,8 +444,7 @@ def _warn_truncated(
 
 def _uint8_image(path: Path, transform: ImageTransform) -> torch.Tensor:
     """``[3, S, S]`` uint8, skipping float conversion when no resize is needed."""
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
+    rgb = open_image(path)
     if rgb.size != (transform.size, transform.size):
         return (transform.load(rgb) * 255).round().to(torch.uint8)
     return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)

@@ -23,6 +23,46 @@ IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.25, 0.25, 0.25)
 
 
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""Largest image (width x height) any reader decodes: beyond it a file is refused from its
+header, before its pixels are decoded (a PNG of a few kB can claim gigapixels)."""
+
+
+def open_image(
+    source: str | os.PathLike[str] | BinaryIO,
+    name: str | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Image.Image:
+    """Decode an image file (or stream) to RGB, refusing what cannot be used.
+
+    Args:
+        name: how messages name it (default ``image file <path>``).
+
+    Raises:
+        FileNotFoundError: no file at a path.
+        ValueError: not an image Pillow decodes (empty, truncated, another format), or over
+            ``max_pixels`` (checked from the header) -- one line naming the image.
+    """
+    label = name or f"image file {source}"
+    if isinstance(source, str | os.PathLike) and not os.path.isfile(source):
+        raise FileNotFoundError(f"image file not found: {source}")
+    try:
+        with Image.open(source) as opened:
+            width, height = opened.size
+            if width * height <= max_pixels:
+                opened.load()
+                return opened.convert("RGB")
+    except Image.DecompressionBombError:
+        width = height = 0
+    except (OSError, SyntaxError, EOFError, ValueError) as error:  # UnidentifiedImageError too
+        raise ValueError(f"cannot decode {label}: {error}") from None
+    size = f"{width}x{height} pixels" if width else "too many pixels"
+    raise ValueError(
+        f"{label} is {size}, over the limit of {max_pixels} pixels (a decompression bomb or an "
+        f"image to shrink first)"
+    )
+
+
 @dataclass(frozen=True)
 class ImageTransform:
     """PIL image or path -> float tensor ``[3, size, size]``, normalized per channel.
@@ -41,11 +81,7 @@ class ImageTransform:
 
     def load(self, source: str | os.PathLike[str] | Image.Image) -> torch.Tensor:
         """Decode and resize to a float tensor ``[3, size, size]`` in [0, 1]."""
-        if isinstance(source, Image.Image):
-            image = source
-        else:
-            with Image.open(source) as opened:
-                image = opened.convert("RGB")
+        image = source if isinstance(source, Image.Image) else open_image(source)
         image = image.convert("RGB")
         if image.size != (self.size, self.size):
             image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)

