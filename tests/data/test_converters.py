@@ -954,3 +954,76 @@ def test_unknown_on_error_is_rejected_by_every_converter(tmp_path: Path) -> None
             call()
         assert not isinstance(info.value, ConversionError)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing is lost quietly: every record read is written or reported
+
+
+def test_vqa_duplicate_question_ids_are_reported_not_overwritten(tmp_path: Path) -> None:
+    questions, annotations = _vqa_files()
+    duplicate = _copy(annotations["annotations"][1])
+    duplicate["multiple_choice_answer"] = "blue"
+    annotations["annotations"].append(duplicate)
+    questions["questions"].append(_copy(questions["questions"][0]))
+    q_path, a_path = _write_vqa(tmp_path, questions, annotations)
+    out = tmp_path / "m.jsonl"
+    with pytest.raises(
+        ConversionError,
+        match=r"annotations\[3\]\.question_id: duplicate question_id 5000 \(also annotations\[1\]\)",
+    ):
+        vqa_to_manifest(q_path, a_path, tmp_path, out)
+    result = vqa_to_manifest(q_path, a_path, tmp_path, out, on_error="skip")
+    assert len(result.skipped) == 2 and "questions[3].question_id: duplicate" in result.skipped[1]
+    answers = {q["question_id"]: q["answer"] for row in _read_rows(out) for q in row["questions"]}
+    assert answers[5000] == "red"  # the first annotation stands; the second is reported
+    assert len(answers) == 3
+
+
+def test_coco_duplicate_annotation_ids_are_reported(tmp_path: Path) -> None:
+    data = _copy(COCO)
+    data["annotations"].append({"id": 2, "image_id": 10, "caption": "a second id 2"})
+    source = _write_json(tmp_path / "captions.json", data)
+    out = tmp_path / "m.jsonl"
+    with pytest.raises(
+        ConversionError,
+        match=r"annotations\[3\]\.id: duplicate annotation id 2 \(also annotations\[1\]\)",
+    ):
+        coco_captions_to_manifest(source, tmp_path, out)
+    result = coco_captions_to_manifest(source, tmp_path, out, on_error="skip")
+    assert result.rows == 2 and len(result.skipped) == 1
+    assert all(
+        len(set(r["meta"]["caption_ids"])) == len(r["meta"]["caption_ids"]) for r in _read_rows(out)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            'audio,caption\na.wav,"hello\nb.wav,world\nc.wav,again\n',
+            r"captions\.csv:1: not valid CSV \(an unclosed quote\?\)",
+        ),
+        (
+            "audio,caption\na.wav," + "x" * 200_000 + "\n",
+            r"captions\.csv:\d+: not valid CSV: field larger than field limit",
+        ),
+    ],
+)
+def test_audio_csv_that_cannot_be_parsed_fails_whole_naming_the_line(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    source = tmp_path / "captions.csv"
+    source.write_text(text, encoding="utf-8")
+    out = tmp_path / "m.jsonl"
+    for on_error in ("raise", "skip"):
+        with pytest.raises(ConversionError, match=fragment):
+            audio_captions_csv_to_manifest(source, tmp_path, out, on_error=on_error)
+    assert not out.exists()  # nothing half-written
+
+
+def test_audio_csv_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    source = tmp_path / "captions.csv"
+    source.write_bytes(b"audio,caption\na.wav,fine\nb.wav,caf\xe9\n")
+    with pytest.raises(ConversionError, match=r"captions\.csv:\d+: not UTF-8 text"):
+        audio_captions_csv_to_manifest(source, tmp_path, tmp_path / "m.jsonl")

@@ -69,32 +69,56 @@ def audio_captions_csv_to_manifest(
         raise ConversionError(f"{source}: file not found")
     rows: list[dict[str, Any]] = []
     with open(source, encoding="utf-8", newline="") as stream:
-        reader = csv.DictReader(stream)
-        audio_column, caption_columns = _columns(list(reader.fieldnames or []), source)
-        for record in reader:
-            line_number = reader.line_num  # physical line: counts blank and multi-line rows
-            clip = (record.get(audio_column) or "").strip()
-            if not clip:
-                problems.add(
-                    ConversionError(f"{source}:{line_number}: column '{audio_column}': empty")
-                )
-                continue
-            if not Path(clip).suffix:
-                clip += audio_extension
-            for column in caption_columns:
-                text = (record.get(column) or "").strip()
-                if not text:
-                    problems.add(
-                        ConversionError(f"{source}:{line_number}: column '{column}': empty caption")
-                    )
-                    continue
-                rows.append(
-                    {
-                        "id": f"{Path(clip).stem}-{line_number}-{column}",
-                        "split": split,
-                        "audio": relative(Path(audio_dir) / clip, out),
-                        "text": text,
-                    }
-                )
+        reader = csv.DictReader(stream, strict=True)
+        try:
+            _read_records(
+                reader, source, Path(audio_dir), out, split, audio_extension, rows, problems
+            )
+        except csv.Error as error:
+            hint = " (an unclosed quote?)" if "unexpected end of data" in str(error) else ""
+            raise ConversionError(
+                f"{source}:{reader.line_num}: not valid CSV{hint}: {error}; nothing was written"
+            ) from None
+        except UnicodeDecodeError as error:
+            raise ConversionError(
+                f"{source}:{reader.line_num + 1}: not UTF-8 text ({error.reason}); nothing was written"
+            ) from None
     write_jsonl_atomic(out, rows)
     return problems.result(len(rows))
+
+
+def _read_records(
+    reader: csv.DictReader[str],
+    source: Path,
+    audio_dir: Path,
+    out: Path,
+    split: str,
+    audio_extension: str,
+    rows: list[dict[str, Any]],
+    problems: RecordProblems,
+) -> None:
+    """Append a manifest row per caption cell of each record (bad cells to ``problems``)."""
+    audio_column, caption_columns = _columns(list(reader.fieldnames or []), source)
+    for record in reader:
+        line_number = reader.line_num  # physical line: counts blank and multi-line rows
+        clip = (record.get(audio_column) or "").strip()
+        if not clip:
+            problems.add(ConversionError(f"{source}:{line_number}: column '{audio_column}': empty"))
+            continue
+        if not Path(clip).suffix:
+            clip += audio_extension
+        for column in caption_columns:
+            text = (record.get(column) or "").strip()
+            if not text:
+                problems.add(
+                    ConversionError(f"{source}:{line_number}: column '{column}': empty caption")
+                )
+                continue
+            rows.append(
+                {
+                    "id": f"{Path(clip).stem}-{line_number}-{column}",
+                    "split": split,
+                    "audio": relative(audio_dir / clip, out),
+                    "text": text,
+                }
+            )

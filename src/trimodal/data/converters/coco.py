@@ -61,7 +61,9 @@ def _parse_images(images: list[Any], source: Path, problems: RecordProblems) -> 
 def _attach_captions(
     annotations: list[Any], images: dict[int, _Image], source: Path, problems: RecordProblems
 ) -> None:
-    """Append each annotation's caption (and id) to its image, in annotation order."""
+    """Append each annotation's caption (and id) to its image, in annotation order; a repeated
+    annotation id is reported and its later annotations left out."""
+    first_index: dict[int, int] = {}
     for i, annotation in enumerate(annotations):
         where = f"{source}: annotations[{i}]"
         try:
@@ -70,9 +72,16 @@ def _attach_captions(
             caption_id = optional(annotation, "id", int, where)
             if image_id not in images:
                 raise ConversionError(f"{where}.image_id: no image with id {image_id} in 'images'")
+            if caption_id is not None and caption_id in first_index:
+                raise ConversionError(
+                    f"{where}.id: duplicate annotation id {caption_id} "
+                    f"(also annotations[{first_index[caption_id]}])"
+                )
         except ConversionError as error:
             problems.add(error)
             continue
+        if caption_id is not None:
+            first_index[caption_id] = i
         images[image_id].captions.append(text)
         images[image_id].caption_ids.append(i if caption_id is None else caption_id)
 

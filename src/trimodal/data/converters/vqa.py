@@ -105,12 +105,21 @@ def _parse_annotations(
 ) -> tuple[dict[int, dict[str, Any]], set[int]]:
     """Question fields by question id, and the ids whose annotation was bad (and skipped)."""
     by_question: dict[int, dict[str, Any]] = {}
+    first_index: dict[int, int] = {}
     rejected: set[int] = set()
     for i, annotation in enumerate(annotations):
         where = f"{a_path}: annotations[{i}]"
         question_id = None
         try:
             question_id = require(annotation, "question_id", int, where)
+            if question_id in first_index:
+                duplicate = question_id
+                question_id = None  # the first annotation stands
+                raise ConversionError(
+                    f"{where}.question_id: duplicate question_id {duplicate} "
+                    f"(also annotations[{first_index[duplicate]}]); this one is left out"
+                )
+            first_index[question_id] = i
             by_question[question_id] = _annotation_entry(annotation, where)
         except ConversionError as error:
             problems.add(error)
@@ -129,12 +138,19 @@ def _group_questions(
 ) -> dict[int, list[dict[str, Any]]]:
     """Manifest question entries by image id, in question-file order."""
     by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    first_index: dict[int, int] = {}
     for i, question in enumerate(questions):
         where = f"{q_path}: questions[{i}]"
         try:
             question_id = require(question, "question_id", int, where)
             image_id = require(question, "image_id", int, where)
             text = require(question, "question", str, where)
+            if question_id in first_index:
+                raise ConversionError(
+                    f"{where}.question_id: duplicate question_id {question_id} "
+                    f"(also questions[{first_index[question_id]}]); this one is left out"
+                )
+            first_index[question_id] = i
             if question_id in rejected:
                 continue  # its annotation was already reported
             if question_id not in answers:
