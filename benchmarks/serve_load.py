@@ -3,10 +3,12 @@
 The same checkpoint is served twice, by a server started for each measurement as a separate
 process (``trimodal serve``): **batched** (``--max-batch 32 --batch-wait-ms 5``, the default)
 and **one at a time** (``--max-batch 1 --batch-wait-ms 0``). At each concurrency (1, 4, 16, 64
-clients) every client sends, back to back, alternately an image + typed question chat and an
+clients) every client sends over its own keep-alive connection, back to back, alternately an image + typed question chat and an
 embeddings request (one text and one image), for a bounded number of requests and seconds.
 Reported: throughput (requests/s), p50 / p99 latency, errors (any non-200), and the batching
-gain at 16 clients. The two servers alternate level by level (batched, one at a time, batched,
+gain per concurrency, per server thread count (``--threads``: torch's 2 threads spin against the
+event loop on 2 cores, which makes one-at-a-time serving slower than with 1 thread) and
+between the best thread count of each mode (the honest ratio). The two servers alternate level by level (batched, one at a time, batched,
 ...) and each level repeats ``--repeats`` times (median, min, max of throughput). The load
 generator shares the machine's cores with the server (loopback; no second machine).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import socket
 import statistics
 import subprocess
@@ -31,8 +34,8 @@ import httpx
 from trimodal.data.manifest import load_manifest
 
 
-def payloads(world: Path, name: str, count: int = 64) -> list[tuple[str, dict[str, Any]]]:
-    """Alternating chat and embeddings requests over ``count`` test scenes."""
+def payloads(world: Path, name: str, count: int = 64) -> list[tuple[str, bytes]]:
+    """Alternating chat and embeddings request bodies (encoded once) over ``count`` test scenes."""
     samples = load_manifest(world / "manifest.jsonl", check_files="none").split("test")[:count]
     out = []
     for index, sample in enumerate(samples):
@@ -42,14 +45,10 @@ def payloads(world: Path, name: str, count: int = 64) -> list[tuple[str, dict[st
         if index % 2 == 0:
             text = {"type": "text", "text": sample.questions[-1].question}
             body = {"model": name, "messages": [{"role": "user", "content": [text, image]}]}
-            out.append(("/v1/chat/completions", body))
+            out.append(("/v1/chat/completions", json.dumps(body).encode()))
         else:
-            out.append(
-                (
-                    "/v1/embeddings",
-                    {"model": name, "input": [sample.text, image], "encoding_format": "base64"},
-                )
-            )
+            body = {"model": name, "input": [sample.text, image], "encoding_format": "base64"}
+            out.append(("/v1/embeddings", json.dumps(body).encode()))
     return out
 
 
@@ -62,7 +61,7 @@ def free_port() -> int:
 class Server:
     """``trimodal serve`` in a child process."""
 
-    def __init__(self, checkpoint: str, name: str, batched: bool):
+    def __init__(self, checkpoint: str, name: str, batched: bool, threads: int):
         self.port = free_port()
         batching = (
             ["--max-batch", "32", "--batch-wait-ms", "5"]
@@ -81,6 +80,8 @@ class Server:
                 name,
                 "--port",
                 str(self.port),
+                "--threads",
+                str(threads),
                 *batching,
             ],
             stdout=subprocess.DEVNULL,
@@ -102,34 +103,70 @@ class Server:
         self.process.wait(timeout=30)
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection sending pre-encoded JSON bodies: a load generator
+    lean enough not to be what it measures (httpx spends about a millisecond of CPU a request,
+    on the same two cores as the server)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> Connection:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, body: bytes) -> int:
+        """Send one request and read its whole response; returns the status code."""
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
 async def load(
-    url: str, requests: list[tuple[str, dict[str, Any]]], clients: int, total: int, seconds: float
+    url: str, requests: list[tuple[str, bytes]], clients: int, total: int, seconds: float
 ) -> dict[str, Any]:
     """``clients`` concurrent senders until ``total`` requests or ``seconds`` have passed."""
     latencies: list[float] = []
     errors = 0
     sent = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        # warm-up: one of each kind
-        for path, body in requests[:2]:
-            await http.post(path, json=body)
-        start = time.perf_counter()
+    connections = [await Connection.open(url) for _ in range(clients)]
+    for path, body in requests[:2]:  # warm-up: one of each kind
+        await connections[0].post(path, body)
+    start = time.perf_counter()
 
-        async def client(number: int) -> None:
-            nonlocal errors, sent
-            step = number
-            while sent < total and time.perf_counter() - start < seconds:
-                sent += 1
-                path, body = requests[step % len(requests)]
-                step += clients
-                began = time.perf_counter()
-                reply = await http.post(path, json=body)
-                latencies.append(time.perf_counter() - began)
-                errors += reply.status_code != 200
+    async def client(number: int) -> None:
+        nonlocal errors, sent
+        step = number
+        while sent < total and time.perf_counter() - start < seconds:
+            sent += 1
+            path, body = requests[step % len(requests)]
+            step += clients
+            began = time.perf_counter()
+            status = await connections[number].post(path, body)
+            latencies.append(time.perf_counter() - began)
+            errors += status != 200
 
-        await asyncio.gather(*(client(n) for n in range(clients)))
-        elapsed = time.perf_counter() - start
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    elapsed = time.perf_counter() - start
+    for connection in connections:
+        await connection.close()
     latencies.sort()
     return {
         "throughput": len(latencies) / elapsed,
@@ -148,35 +185,49 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=192, help="requests per level (at most)")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds per level (at most)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[2, 1], help="torch threads of the server"
+    )
     args = parser.parse_args()
     requests = payloads(Path(args.world), "bench")
-    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    results: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
     for repeat in range(args.repeats):
-        for mode in ("batched", "one at a time"):
-            server = Server(args.checkpoint, "bench", mode == "batched")
-            try:
-                for clients in args.clients:
-                    outcome = asyncio.run(
-                        load(server.url, requests, clients, args.requests, args.seconds)
-                    )
-                    results.setdefault((mode, clients), []).append(outcome)
-                    print(f"# repeat {repeat} {mode} {clients} clients: {outcome}", flush=True)
-            finally:
-                server.stop()
-    print("| server | clients | requests/s median (min-max) | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|")
-    for (mode, clients), runs in results.items():
+        for threads in args.threads:
+            for mode in ("batched", "one at a time"):
+                server = Server(args.checkpoint, "bench", mode == "batched", threads)
+                try:
+                    for clients in args.clients:
+                        outcome = asyncio.run(
+                            load(server.url, requests, clients, args.requests, args.seconds)
+                        )
+                        results.setdefault((threads, mode, clients), []).append(outcome)
+                        print(
+                            f"# {repeat} {threads} threads {mode} {clients}: {outcome}", flush=True
+                        )
+                finally:
+                    server.stop()
+    print("| threads | server | clients | requests/s median (min-max) | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for (threads, mode, clients), runs in results.items():
         rates = [r["throughput"] for r in runs]
         p50 = statistics.median(r["p50"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
         errors = sum(r["errors"] for r in runs)
         print(
-            f"| {mode} | {clients} | {statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f}) | {p50:.0f} | {p99:.0f} | {errors} |"
+            f"| {threads} | {mode} | {clients} | {statistics.median(rates):.1f} "
+            f"({min(rates):.1f}-{max(rates):.1f}) | {p50:.0f} | {p99:.0f} | {errors} |"
         )
+    rate = {key: statistics.median(r["throughput"] for r in runs) for key, runs in results.items()}
     for clients in args.clients:
-        batched = statistics.median(r["throughput"] for r in results[("batched", clients)])
-        single = statistics.median(r["throughput"] for r in results[("one at a time", clients)])
-        print(f"batching gain at {clients} clients: {batched / single:.2f}x")
+        for threads in args.threads:
+            gain = rate[(threads, "batched", clients)] / rate[(threads, "one at a time", clients)]
+            print(f"batching gain at {clients} clients, {threads} threads: {gain:.2f}x")
+        best_single = max(rate[(t, "one at a time", clients)] for t in args.threads)
+        best_batched = max(rate[(t, "batched", clients)] for t in args.threads)
+        print(
+            f"batching gain at {clients} clients, best thread count of each: "
+            f"{best_batched / best_single:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ def register(verbs: Any) -> None:
         "--batch-wait-ms", type=float, default=5.0, help="how long a request waits for company"
     )
     serve.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for the model (default: torch's, one per core); see docs/serving.md",
+    )
+    serve.add_argument(
         "--whisper",
         choices=["tiny.en", "base"],
         help="also transcribe with a pretrained Whisper (towers extra), as model whisper-NAME",
@@ -56,6 +61,7 @@ def read_api_keys(path: str) -> list[str]:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Load the checkpoint (and gallery) and serve until interrupted."""
+    import torch
     import uvicorn
 
     from trimodal.inference import Model
@@ -64,6 +70,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from trimodal.serve.gallery import Gallery
 
     keys = read_api_keys(args.api_key_file) if args.api_key_file else []
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     model = Model.from_pretrained(args.checkpoint)
     name = args.name or Path(args.checkpoint).resolve().name
     engine = Engine(

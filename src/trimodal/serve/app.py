@@ -314,24 +314,25 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
         return model_card(engine, gallery)
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat(request: Request) -> dict[str, Any] | StreamingResponse:
+    async def chat(request: Request) -> JSONResponse | StreamingResponse:
         body = await _json_body(request)
         _check_model(body, engine)
         parsed = await _off_loop(lambda: completions.parse_chat_request(body, engine))
         if parsed.stream:
             events = await completions.stream(engine, parsed)
             return StreamingResponse(events, media_type="text/event-stream")
-        return completions.completion_body(engine, parsed, await completions.reply(engine, parsed))
+        answer = await completions.reply(engine, parsed)
+        return JSONResponse(completions.completion_body(engine, parsed, answer))
 
-    @app.post("/v1/embeddings")
-    async def embed(request: Request) -> dict[str, Any]:
+    @app.post("/v1/embeddings", response_model=None)
+    async def embed(request: Request) -> JSONResponse:
         body = await _json_body(request)
         _check_model(body, engine)
         encoding = embeddings.encoding_format(body)
         embeddings.check_dimensions(body, int(engine.model.network.config.model.embed_dim))
         items = await _off_loop(lambda: embeddings.parse_inputs(body, engine))
         vectors = await engine.embed(items)
-        return embeddings.embeddings_body(engine, items, vectors, encoding)
+        return JSONResponse(embeddings.embeddings_body(engine, items, vectors, encoding))
 
     @app.post("/v1/audio/transcriptions", response_model=None)
     async def transcribe(request: Request) -> dict[str, Any] | PlainTextResponse:

@@ -38,39 +38,32 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise bad_field("body", "is not UTF-8 text") from None
-    if _nesting(text) > MAX_JSON_DEPTH:
-        raise bad_field("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
+    except RecursionError:  # the C parser's own guard against very deep nesting
+        raise bad_field("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as error:
         raise bad_field("body", f"is not valid JSON ({error})") from None
     except ValueError as error:  # e.g. integers with too many digits
         raise bad_field("body", f"is not usable JSON ({error})") from None
     if not isinstance(value, dict):
         raise bad_field("body", f"must be a JSON object, got {describe(value)}")
+    if _too_deep(value):
+        raise bad_field("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 
-def _nesting(text: str) -> int:
-    """The deepest bracket nesting of a JSON text (brackets inside strings skipped)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+def _too_deep(value: Any) -> bool:
+    """Whether arrays and objects nest deeper than :data:`MAX_JSON_DEPTH` (walked without
+    recursion; stops at the first level too deep)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def require(body: dict[str, Any], key: str, path: str) -> Any:
