@@ -3,8 +3,9 @@
 A request waits at most ``wait_ms`` for others to join it (or until ``max_batch`` have); the
 batch then runs in the model's executor thread while the next batch gathers. Under load the
 window hardly matters: whatever queued while one batch ran forms the next. A lone client pays
-no window: the wait applies only after a batch of more than one item (clients are arriving
-together).
+no window: the wait applies only after a batch that served more than one request (clients are
+arriving together); the items one request submits together (:meth:`DynamicBatcher.submit_many`)
+count as one.
 """
 
 from __future__ import annotations
@@ -47,17 +48,27 @@ class DynamicBatcher(Generic[Item, Result]):
         self.max_batch = max_batch
         self.wait = wait_ms / 1000.0
         self.on_batch = on_batch
-        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] | None = None
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result], int]] | None = None
+        self._requests = 0
         self._worker: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
         """Queue ``item`` and wait for its result (or its exception)."""
+        (result,) = await self.submit_many([item])
+        return result
+
+    async def submit_many(self, items: Sequence[Item]) -> list[Result]:
+        """Queue the items of one request together; their results in order (the first
+        exception raised if any item failed)."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.create_task(self._serve(self._queue))
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
-        return await future
+        self._requests += 1
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Result]] = [loop.create_future() for _ in items]
+        for item, future in zip(items, futures, strict=True):
+            await self._queue.put((item, future, self._requests))
+        return list(await asyncio.gather(*futures))
 
     async def close(self) -> None:
         """Stop the worker (pending items are cancelled)."""
@@ -68,12 +79,12 @@ class DynamicBatcher(Generic[Item, Result]):
             self._worker = None
             self._queue = None
 
-    async def _serve(self, queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]]) -> None:
+    async def _serve(self, queue: asyncio.Queue[tuple[Item, asyncio.Future[Result], int]]) -> None:
         loop = asyncio.get_running_loop()
-        last_size = 1
+        last_requests = 1
         while True:
             batch = [await queue.get()]
-            deadline = loop.time() + (self.wait if last_size > 1 else 0.0)
+            deadline = loop.time() + (self.wait if last_requests > 1 else 0.0)
             while len(batch) < self.max_batch:
                 if not queue.empty():
                     batch.append(queue.get_nowait())
@@ -85,8 +96,8 @@ class DynamicBatcher(Generic[Item, Result]):
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except TimeoutError:
                     break
-            live = [(item, future) for item, future in batch if not future.done()]
-            last_size = len(batch)
+            live = [(item, future) for item, future, _ in batch if not future.done()]
+            last_requests = len({request for _, _, request in batch})
             if not live:
                 continue
             if self.on_batch is not None:

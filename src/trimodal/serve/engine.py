@@ -136,9 +136,9 @@ class Engine:
         return await self.questions.submit(QuestionItem(question, top))
 
     async def embed(self, items: Sequence[EmbedItem]) -> torch.Tensor:
-        """L2-normalized embeddings ``[N, E]`` of the items (each joins a dynamic batch)."""
-        rows = await asyncio.gather(*(self.embeddings.submit(item) for item in items))
-        return torch.stack(list(rows))
+        """L2-normalized embeddings ``[N, E]`` of one request's items (they join a dynamic
+        batch together)."""
+        return torch.stack(await self.embeddings.submit_many(items))
 
     def _answer_batch(self, items: Sequence[QuestionItem]) -> list[Answers]:
         top = max(item.top for item in items)
