@@ -220,12 +220,16 @@ class _RowValidator:
         self, field_name: str, value: str, kind: str, modality: StoredModality | None = None
     ) -> Path:
         resolved = Path(value) if os.path.isabs(value) else self.root / value
-        if self.check_files == "exists" and not resolved.is_file():
-            self.fail(field_name, f"file not found: {resolved}")
-        elif self.check_files == "decode":
-            check = modality.check_file(resolved) if modality else _check_media(resolved, kind)
-            if check:
-                self.fail(field_name, check)
+        try:
+            if self.check_files == "exists" and not resolved.is_file():
+                self.fail(field_name, f"file not found: {resolved}")
+            elif self.check_files == "decode":
+                check = modality.check_file(resolved) if modality else _check_media(resolved, kind)
+                if check:
+                    self.fail(field_name, check)
+        except (OSError, ValueError) as error:  # a name too long, a NUL byte, ...
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self.fail(field_name, f"unusable path {value!r:.80}: {reason}")
         return resolved
 
     def typed(self, data: dict[str, Any], schema: dict[str, tuple[type, ...]], prefix: str) -> bool:
@@ -339,11 +343,34 @@ class _RowValidator:
         )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """Non-blank lines with their numbers; a line that is not UTF-8 comes as None (so one bad
+    row is reported alone instead of ending the read)."""
+    with open(path, "rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+                continue
             if line.strip():
                 yield number, line
+
+
+def _parse_row(line: str | None, validator: _RowValidator) -> tuple[bool, Any]:
+    """``(True, the line's JSON value)``, or ``(False, None)`` after reporting why it has none."""
+    if line is None:
+        validator.fail(None, "not UTF-8 text")
+        return False, None
+    try:
+        return True, json.loads(line)
+    except json.JSONDecodeError as error:
+        validator.fail(None, f"invalid JSON: {error.msg} at column {error.colno}")
+    except RecursionError:
+        validator.fail(None, "JSON nested too deeply")
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        validator.fail(None, f"unusable JSON: {error}")
+    return False, None
 
 
 def load_manifest(
@@ -371,13 +398,8 @@ def load_manifest(
     seen_ids: dict[str, int] = {}
     for number, line in _lines(manifest_path):
         validator = _RowValidator(str(manifest_path), number, manifest_path.parent, check_files)
-        sample = None
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            validator.fail(None, f"invalid JSON: {error.msg} at column {error.colno}")
-        else:
-            sample = validator.sample(data)
+        parsed, data = _parse_row(line, validator)
+        sample = validator.sample(data) if parsed else None
         if sample is not None and sample.id in seen_ids:
             validator.fail(
                 "id", f"duplicate id {sample.id!r} (first seen on line {seen_ids[sample.id]})"
