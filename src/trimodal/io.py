@@ -1,4 +1,5 @@
-"""Atomic writes: a crash leaves the old file or the new one, never half of one."""
+"""Atomic writes (a crash leaves the old file or the new one, never half of one) and the user
+cache folder."""
 
 from __future__ import annotations
 
@@ -37,3 +38,8 @@ def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, An
     """Write ``rows`` as JSON Lines (one compact object a line, keys in insertion order)."""
     lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows]
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def cache_root() -> Path:
+    """The user cache folder: ``$TRIMODAL_CACHE`` or ``~/.cache/trimodal``."""
+    return Path(os.environ.get("TRIMODAL_CACHE") or Path.home() / ".cache" / "trimodal")

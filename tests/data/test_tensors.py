@@ -117,3 +117,58 @@ def test_content_key_ignores_wording_and_order(tiny_world: tuple[Path, WorldSumm
         assert content_key(
             replace(sample, scene=dict(sample.scene, relations=moved))
         ) != content_key(sample)
+
+
+def _small_world_copy(world: Path, folder: Path, rows: int = 6) -> Path:
+    """A manifest of the first ``rows`` scenes with copies of their media (paths relative)."""
+    import json
+    import shutil
+
+    folder.mkdir()
+    lines = (world / "manifest.jsonl").read_text().splitlines()[:rows]
+    for line in lines:
+        row = json.loads(line)
+        files = [row.get("image"), row.get("audio")]
+        files += [q.get("spoken_question") for q in row.get("questions", [])]
+        for name in filter(None, files):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(world / name, folder / name)
+    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "manifest.jsonl"
+
+
+def test_a_file_replaced_on_disk_rebuilds_the_cache(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    manifest = load_manifest(_small_world_copy(tiny_world[0], tmp_path / "data"))
+    tokenizer = train_tokenizer(manifest_texts(manifest), vocab_size=300)
+    answers = sorted({q.answer for s in manifest.samples for q in s.questions})
+    attributes = attribute_names(manifest.samples)
+    first = cached_scene_tensors(manifest, tokenizer, answers, attributes)
+    image = manifest.samples[0].image
+    assert image is not None
+    Image.new("RGB", (64, 64), (255, 0, 255)).save(image)  # same name, new pixels
+    second = cached_scene_tensors(manifest, tokenizer, answers, attributes)
+    assert not torch.equal(first.images[0], second.images[0])
+    assert second.images[0, :, 0, 0].tolist() == [255, 0, 255]
+    assert torch.equal(first.images[1:], second.images[1:])
+    assert len(list((manifest.root / ".cache").iterdir())) == 2
+
+
+def test_a_dataset_that_cannot_hold_a_cache_uses_the_user_cache(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = load_manifest(_small_world_copy(tiny_world[0], tmp_path / "data"))
+    (manifest.root / ".cache").write_text("not a folder")  # as a read-only mount refuses mkdir
+    monkeypatch.setenv("TRIMODAL_CACHE", str(tmp_path / "user"))
+    tokenizer = train_tokenizer(manifest_texts(manifest), vocab_size=300)
+    answers = sorted({q.answer for s in manifest.samples for q in s.questions})
+    attributes = attribute_names(manifest.samples)
+    built = cached_scene_tensors(manifest, tokenizer, answers, attributes)
+    (cached,) = (tmp_path / "user" / "tensors").iterdir()
+    again = cached_scene_tensors(manifest, tokenizer, answers, attributes)
+    assert torch.equal(built.images, again.images)
+    assert list((tmp_path / "user" / "tensors").iterdir()) == [cached]
+    monkeypatch.setenv("TRIMODAL_CACHE", str(manifest.root / ".cache" / "x"))  # nowhere writable
+    with pytest.warns(UserWarning, match="tensor cache could not be written"):
+        cached_scene_tensors(manifest, tokenizer, [*answers, "extra"], attributes)

@@ -32,6 +32,7 @@ from trimodal.data.transforms import (
     max_audio_seconds,
     open_image,
 )
+from trimodal.io import cache_root
 from trimodal.modalities import StoredModality, get_modality, stored_modalities
 from trimodal.world.motion import MOTION_CLASSES
 
@@ -295,7 +296,26 @@ def _fingerprint(
     digest.update(manifest.path.read_bytes())
     digest.update(tokenizer.tokenizer.to_str().encode())
     digest.update(json.dumps([list(answers), image_size, n_mels, CACHE_VERSION]).encode())
+    digest.update(json.dumps(_media_stats(manifest)).encode())
     return digest.hexdigest()[:20]
+
+
+def _media_stats(manifest: Manifest) -> list[tuple[str, int, int]]:
+    """``(path, size, modification time ns)`` of every media file the manifest names, so that a
+    file replaced on disk (same manifest bytes) makes a new cache key; ``-1`` for a missing
+    file."""
+    stats = []
+    for sample in manifest.samples:
+        paths = [sample.image, sample.audio, *(q.spoken_question for q in sample.questions)]
+        for path in [*paths, *sample.media.values()]:
+            if path is None:
+                continue
+            try:
+                info = path.stat()
+                stats.append((str(path), info.st_size, info.st_mtime_ns))
+            except OSError:
+                stats.append((str(path), -1, -1))
+    return stats
 
 
 def _ragged_logmel(paths: list[Path | None], log_mel: LogMel) -> RaggedAudio:
@@ -625,7 +645,12 @@ def cached_scene_tensors(
     max_text_length: int = 48,
     config: Config | None = None,
 ) -> SceneTensors:
-    """:func:`build_scene_tensors`, cached in ``cache_dir`` (default: ``<manifest dir>/.cache``)."""
+    """:func:`build_scene_tensors`, cached in ``cache_dir`` (default: ``<manifest dir>/.cache``,
+    or the user cache folder ``$TRIMODAL_CACHE/tensors`` where the dataset is read-only).
+
+    The key covers the manifest's bytes, the tokenizer, the settings and every media file's
+    size and modification time: replacing a file on disk rebuilds the cache.
+    """
     key = _fingerprint(
         manifest,
         tokenizer,
@@ -633,16 +658,33 @@ def cached_scene_tensors(
         image_size,
         n_mels,
     )
-    folder = cache_dir or manifest.root / ".cache"
-    path = folder / f"tensors-{key}.safetensors"
-    if path.is_file():
-        return load_scene_tensors(path)
+    folders = [cache_dir] if cache_dir else [manifest.root / ".cache", cache_root() / "tensors"]
+    name = f"tensors-{key}.safetensors"
+    for folder in folders:
+        if (folder / name).is_file():
+            return load_scene_tensors(folder / name)
     tensors = build_scene_tensors(
         manifest, tokenizer, answers, attributes, image_size, n_mels, max_text_length, config
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    save_scene_tensors(tensors, path)
+    _save_in_first_writable(tensors, [folder / name for folder in folders])
     return tensors
+
+
+def _save_in_first_writable(tensors: SceneTensors, paths: list[Path]) -> None:
+    """Save to the first path whose folder can be written; warn (and keep going) if none can."""
+    problems = []
+    for path in paths:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_scene_tensors(tensors, path)
+            return
+        except OSError as error:
+            problems.append(f"{path.parent}: {error.strerror or error}")
+    warnings.warn(
+        "the tensor cache could not be written (" + "; ".join(problems) + "); the decoded "
+        "tensors will be rebuilt next time",
+        stacklevel=3,
+    )
 
 
 def to_float_images(images: torch.Tensor, transform: ImageTransform | None = None) -> torch.Tensor:

