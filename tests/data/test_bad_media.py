@@ -101,3 +101,21 @@ def test_ask_on_a_bad_image_or_nan_audio_is_one_line(
         == 2
     )
     assert "non-finite samples" in capsys.readouterr().err
+
+
+def test_manifest_validation_reads_float_audio_for_nan(tmp_path: Path) -> None:
+    nan_wav, good_wav = tmp_path / "nan.wav", tmp_path / "good.wav"
+    soundfile.write(
+        nan_wav, np.array([0.0, np.inf, np.nan], dtype=np.float32), 16_000, subtype="FLOAT"
+    )
+    soundfile.write(good_wav, np.zeros(160, dtype=np.float32), 16_000, subtype="FLOAT")
+    rows = [
+        {"id": "good", "split": "train", "audio": "good.wav", "text": "x"},
+        {"id": "nan", "split": "train", "audio": "nan.wav", "text": "y"},
+    ]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    loaded = load_manifest(manifest, on_error="skip")
+    assert [s.id for s in loaded.samples] == ["good"]
+    (issue,) = loaded.skipped
+    assert issue.line == 2 and "2 non-finite samples" in str(issue)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import soundfile
 from PIL import Image, UnidentifiedImageError
 
@@ -33,6 +34,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test", "holdout")
 MEDIA_FIELDS: tuple[str, ...] = ("image", "audio")
 OnError = Literal["raise", "skip"]
 FileCheck = Literal["decode", "exists", "none"]
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+"""Audio sample formats that can hold NaN or Inf (integer PCM cannot), read in full by
+``check_files="decode"``."""
 
 _TOP_LEVEL: dict[str, tuple[type, ...]] = {
     "id": (str,),
@@ -198,6 +202,11 @@ def _check_media(path: Path, kind: str) -> str | None:
             info = soundfile.info(str(path))
             if info.frames <= 0:
                 return f"audio file has no samples: {path}"
+            if info.subtype in FLOAT_SUBTYPES:  # only floating-point samples can be NaN / Inf
+                data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+                bad = int(data.size - np.isfinite(data).sum())
+                if bad:
+                    return f"audio file {path} holds {bad} non-finite samples (NaN or Inf)"
     except Image.DecompressionBombError:
         return f"image file {path} has too many pixels (a decompression bomb)"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as error:
