@@ -119,3 +119,19 @@ def test_manifest_validation_reads_float_audio_for_nan(tmp_path: Path) -> None:
     assert [s.id for s in loaded.samples] == ["good"]
     (issue,) = loaded.skipped
     assert issue.line == 2 and "2 non-finite samples" in str(issue)
+
+
+def test_a_huge_caption_is_refused_on_its_line(tmp_path: Path) -> None:
+    from trimodal.data.manifest import MAX_TEXT_CHARS
+
+    rows = [
+        {"id": "ok", "split": "test", "text": "a red circle"},
+        {"id": "huge", "split": "test", "text": "word " * 20_000},
+        {"id": "huge-caption", "split": "test", "captions": ["fine", "x" * (MAX_TEXT_CHARS + 1)]},
+    ]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    loaded = load_manifest(manifest, on_error="skip")
+    assert [s.id for s in loaded.samples] == ["ok"]
+    assert loaded.skipped_lines == [2, 3]
+    assert "100000 characters; at most 10000 are read" in str(loaded.skipped[0])

@@ -34,6 +34,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test", "holdout")
 MEDIA_FIELDS: tuple[str, ...] = ("image", "audio")
 OnError = Literal["raise", "skip"]
 FileCheck = Literal["decode", "exists", "none"]
+MAX_TEXT_CHARS = 10_000
+"""Longest string field a manifest row may hold (a 64 MB caption once took 12.9 GB to
+tokenize)."""
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 """Audio sample formats that can hold NaN or Inf (integer PCM cannot), read in full by
 ``check_files="decode"``."""
@@ -255,6 +258,13 @@ class _RowValidator:
                     f"expected {expected}, got {type(value).__name__} {value!r:.60}",
                 )
                 ok = False
+            elif isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+                self.fail(
+                    f"{prefix}{key}",
+                    f"{len(value)} characters; at most {MAX_TEXT_CHARS} are read "
+                    f"(a caption, question or path, not a document)",
+                )
+                ok = False
         return ok
 
     def question(self, index: int, data: Any) -> QuestionRecord | None:
@@ -303,6 +313,11 @@ class _RowValidator:
         for index, caption in enumerate(entries):
             if not isinstance(caption, str) or not caption.strip():
                 self.fail(f"captions[{index}]", f"expected a non-empty string, got {caption!r:.60}")
+            elif len(caption) > MAX_TEXT_CHARS:
+                self.fail(
+                    f"captions[{index}]",
+                    f"{len(caption)} characters; at most {MAX_TEXT_CHARS} are read",
+                )
         if not entries:
             self.fail("captions", "empty list (leave the field out instead)")
         return tuple(c for c in entries if isinstance(c, str))
