@@ -35,6 +35,12 @@ def register(verbs: Any) -> None:
         choices=["tiny.en", "base"],
         help="also transcribe with a pretrained Whisper (towers extra), as model whisper-NAME",
     )
+    serve.add_argument(
+        "--llm",
+        choices=["smollm2"],
+        help="also serve SmolLM2-135M-Instruct for chat as model id smollm2 (towers extra; "
+        "images reach it as ImageNet labels, audio as a Whisper transcript)",
+    )
     serve.set_defaults(run=run_serve)
 
     index = verbs.add_parser(
@@ -77,13 +83,29 @@ def run_serve(args: argparse.Namespace) -> int:
     model = Model.from_pretrained(args.checkpoint)
     name = args.name or Path(args.checkpoint).resolve().name
     engine = Engine(
-        model, name, max_batch=args.max_batch, wait_ms=args.batch_wait_ms, whisper=args.whisper
+        model,
+        name,
+        max_batch=args.max_batch,
+        wait_ms=args.batch_wait_ms,
+        whisper=args.whisper,
+        llm=load_llm(args.llm) if args.llm else None,
     )
     gallery = Gallery.load(args.index) if args.index else None
     app = create_app(engine, gallery, keys)
     print(f"serving {name} ({', '.join(engine.modalities)}) on http://{args.host}:{args.port}/")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def load_llm(name: str) -> Any:
+    """The pretrained LLM ``name`` as a chat backend, hearing and seeing through the towers."""
+    from trimodal.generation.smollm2 import load_smollm2
+    from trimodal.serve.backends import PretrainedLLM
+    from trimodal.towers.senses import RealSenses
+
+    llm = load_smollm2()
+    llm.perceive = RealSenses()
+    return PretrainedLLM(llm, name)
 
 
 def run_index(args: argparse.Namespace) -> int:

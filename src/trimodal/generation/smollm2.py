@@ -57,7 +57,7 @@ class SmolLM2:
         """The assistant's next reply to a text conversation (the last turn is the user's);
         ``sampling`` as for :func:`~trimodal.generation.sampling.generate` (``do_sample``,
         ``temperature``, ``top_k``, ``top_p``, ``generator``). Greedy by default."""
-        ids = self.prompt_ids([{"role": t.role, "content": self._words(t)} for t in turns])
+        ids = self.prompt_ids([{"role": t.role, "content": self.words(t)} for t in turns])
         eos = int(self.tokenizer.eos_token_id)
         room = self.model.config.max_positions - len(ids)
         if room < 1:
@@ -72,7 +72,7 @@ class SmolLM2:
         )
         return str(self.tokenizer.decode(produced[0], skip_special_tokens=True)).strip()
 
-    def _words(self, turn: Turn) -> str:
+    def words(self, turn: Turn) -> str:
         """A turn as the text the model reads (attachments through ``perceive``)."""
         if turn.image is None and turn.audio is None:
             return turn.text

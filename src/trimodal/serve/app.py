@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trimodal.serve import completions, embeddings, payload, transcriptions
+from trimodal.serve.backends import PretrainedLLM
 from trimodal.serve.engine import Engine
 from trimodal.serve.errors import APIError, bad_field, error_body
 from trimodal.serve.gallery import Gallery, model_fingerprint
@@ -281,6 +282,21 @@ def model_card(engine: Engine, gallery: Gallery | None) -> dict[str, Any]:
     }
 
 
+def llm_card(llm: PretrainedLLM) -> dict[str, Any]:
+    """The card of a pretrained LLM served beside the checkpoint."""
+    return {
+        "id": llm.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "HuggingFaceTB (SmolLM2-135M-Instruct, Apache-2.0)",
+        "trimodal": {
+            "modalities": ["text", *llm.modalities],
+            "answers_from": "decoder",
+            "answers_from_note": llm.note,
+        },
+    }
+
+
 def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -303,10 +319,14 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
             for name in engine.transcription_models
             if name != engine.name
         ]
+        if engine.llm is not None:
+            cards.append(llm_card(engine.llm))
         return {"object": "list", "data": cards}
 
     @app.get("/v1/models/{model_id}")
     async def one_model(model_id: str) -> dict[str, Any]:
+        if engine.llm is not None and model_id == engine.llm.name:
+            return llm_card(engine.llm)
         if model_id != engine.name:
             raise APIError(
                 404, f"model {model_id!r} is not served here", "model", code="model_not_found"
@@ -316,13 +336,14 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request) -> JSONResponse | StreamingResponse:
         body = await _json_body(request)
-        _check_model(body, engine)
-        parsed = await _off_loop(lambda: completions.parse_chat_request(body, engine))
+        name = payload.require(body, "model", "model")
+        backend, media, fingerprint = engine.chat_model(name if isinstance(name, str) else "")
+        parsed = await _off_loop(lambda: completions.parse_chat_request(body, engine, media))
         if parsed.stream:
-            events = await completions.stream(engine, parsed)
+            events = await completions.stream(engine, parsed, backend, name, fingerprint)
             return StreamingResponse(events, media_type="text/event-stream")
-        answer = await completions.reply(engine, parsed)
-        return JSONResponse(completions.completion_body(engine, parsed, answer))
+        answer = await completions.reply(engine, parsed, backend)
+        return JSONResponse(completions.completion_body(name, fingerprint, answer))
 
     @app.post("/v1/embeddings", response_model=None)
     async def embed(request: Request) -> JSONResponse:

@@ -22,8 +22,9 @@ import torch
 from PIL import Image
 
 from trimodal.generation.chat import Turn
-from trimodal.inference import ChatPrompt, Question
+from trimodal.inference import Question
 from trimodal.serve import payload
+from trimodal.serve.backends import ChatBackend, Prompt
 from trimodal.serve.engine import Engine
 from trimodal.serve.errors import APIError, bad_field
 from trimodal.serve.media import check_format, image_from_url, waveform_from_base64
@@ -50,15 +51,17 @@ class ChatRequest:
     include_usage: bool = False
 
 
-def parse_chat_request(body: dict[str, Any], engine: Engine) -> ChatRequest:
-    """Validate every field of a chat request (400s name the field); decodes media."""
+def parse_chat_request(body: dict[str, Any], engine: Engine, media: tuple[str, ...]) -> ChatRequest:
+    """Validate every field of a chat request (400s name the field); decodes media.
+
+    ``media``: the modalities the model that answers reads (``image``, ``audio``)."""
     messages = payload.array(
         payload.require(body, "messages", "messages"), "messages", MAX_MESSAGES
     )
     turns = [
         turn
         for index, message in enumerate(messages)
-        if (turn := _turn(message, f"messages[{index}]", engine)) is not None
+        if (turn := _turn(message, f"messages[{index}]", engine, media)) is not None
     ]
     if not turns or turns[-1].role != "user":
         raise bad_field("messages", "the last message must be the user's")
@@ -97,7 +100,7 @@ def _stops(value: Any) -> list[str]:
     return list(stops)
 
 
-def _turn(message: Any, path: str, engine: Engine) -> Turn | None:
+def _turn(message: Any, path: str, engine: Engine, media: tuple[str, ...]) -> Turn | None:
     """One message as a :class:`Turn` (None for system/developer messages)."""
     message = payload.obj(message, path)
     role = payload.require(message, "role", f"{path}.role")
@@ -114,7 +117,7 @@ def _turn(message: Any, path: str, engine: Engine) -> Turn | None:
     parts = payload.array(content, f"{path}.content", 16)
     if role == "assistant":
         return Turn(role, _text_only(parts, f"{path}.content"))
-    return _user_parts(parts, f"{path}.content", engine)
+    return _user_parts(parts, f"{path}.content", engine, media)
 
 
 def _user_turn(text: str, path: str) -> Turn:
@@ -136,7 +139,7 @@ def _text_only(content: Any, path: str) -> str:
     return " ".join(t.strip() for t in texts if t.strip())
 
 
-def _user_parts(parts: list[Any], path: str, engine: Engine) -> Turn:
+def _user_parts(parts: list[Any], path: str, engine: Engine, media: tuple[str, ...]) -> Turn:
     """A user message's parts -> one turn: its text, at most one image and one audio."""
     texts: list[str] = []
     image: Image.Image | None = None
@@ -148,14 +151,14 @@ def _user_parts(parts: list[Any], path: str, engine: Engine) -> Turn:
         if kind == "text":
             texts.append(payload.string(part, "text", f"{where}.text") or "")
         elif kind == "image_url":
-            _needs(engine, "image", f"{where}.type")
+            _needs(media, "image", f"{where}.type")
             if image is not None:
                 raise bad_field(where, "one image per message is read; send it in a new message")
             details = payload.obj(payload.require(part, "image_url", f"{where}.image_url"), where)
             url = payload.require(details, "url", f"{where}.image_url.url")
             image = image_from_url(url, f"{where}.image_url.url", engine.limits)
         elif kind == "input_audio":
-            _needs(engine, "audio", f"{where}.type")
+            _needs(media, "audio", f"{where}.type")
             if audio is not None:
                 raise bad_field(where, "one audio clip per message is read")
             details = payload.obj(
@@ -177,12 +180,10 @@ def _user_parts(parts: list[Any], path: str, engine: Engine) -> Turn:
     return Turn("user", text, image=image, audio=audio)
 
 
-def _needs(engine: Engine, modality: str, path: str) -> None:
-    if modality not in engine.modalities:
-        raise bad_field(
-            path,
-            f"this model reads {', '.join(engine.modalities)}; it has no {modality} encoder",
-        )
+def _needs(media: tuple[str, ...], modality: str, path: str) -> None:
+    if modality not in media:
+        reads = ", ".join(("text", *media))
+        raise bad_field(path, f"this model reads {reads}; it takes no {modality}")
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -228,18 +229,17 @@ class Reply:
     extras: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def reply(engine: Engine, request: ChatRequest) -> Reply:
-    """The whole reply (no streaming)."""
-    if engine.answers_from == "answer_head":
+async def reply(engine: Engine, request: ChatRequest, backend: ChatBackend | None) -> Reply:
+    """The whole reply (no streaming): from ``backend``, or the answer head when None."""
+    if backend is None:
         return await _head_reply(engine, request)
-    prompt, max_tokens = await _prompt(engine, request)
-    model = engine.model
+    prompt, max_tokens = await _prompt(engine, request, backend)
     rows = await engine.in_generation_thread(
-        lambda: model.reply_ids(prompt, request.n, max_tokens, **_sampling(request))
+        lambda: backend.reply_ids(prompt, request.n, max_tokens, None, **_sampling(request))
     )
     texts, reasons = [], []
     for ids in rows:
-        text, stopped = cut_at_stop(model.tokenizer.decode(ids).strip(), request.stop)
+        text, stopped = cut_at_stop(backend.decode(ids).strip(), request.stop)
         texts.append(text.strip() if stopped else text)
         reasons.append("length" if len(ids) >= max_tokens and not stopped else "stop")
     return Reply(texts, reasons, prompt.length, sum(len(ids) for ids in rows))
@@ -252,11 +252,10 @@ async def _head_reply(engine: Engine, request: ChatRequest) -> Reply:
     return Reply(texts, ["stop"] * len(texts), 0, len(texts), extras)
 
 
-async def _prompt(engine: Engine, request: ChatRequest) -> tuple[ChatPrompt, int]:
+async def _prompt(engine: Engine, request: ChatRequest, backend: ChatBackend) -> tuple[Prompt, int]:
     """The decoder's prompt and the reply length (400 when the conversation does not fit)."""
-    model = engine.model
-    prompt = await engine.in_generation_thread(lambda: model.chat_prompt(request.turns))
-    room = model.reply_room(prompt)
+    prompt = await engine.in_generation_thread(lambda: backend.prompt(request.turns))
+    room = backend.room(prompt)
     if room < 1:
         raise bad_field(
             "messages",
@@ -285,8 +284,8 @@ def _sampling(request: ChatRequest) -> dict[str, Any]:
     }
 
 
-def completion_body(engine: Engine, request: ChatRequest, answer: Reply) -> dict[str, Any]:
-    """The ``chat.completion`` object."""
+def completion_body(name: str, fingerprint: str, answer: Reply) -> dict[str, Any]:
+    """The ``chat.completion`` object of model ``name``."""
     choices = []
     for index, (text, reason) in enumerate(zip(answer.texts, answer.finish_reasons, strict=True)):
         choice: dict[str, Any] = {
@@ -302,8 +301,8 @@ def completion_body(engine: Engine, request: ChatRequest, answer: Reply) -> dict
         "id": completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": engine.name,
-        "system_fingerprint": f"trimodal-{engine.answers_from}",
+        "model": name,
+        "system_fingerprint": fingerprint,
         "choices": choices,
         "usage": _usage(answer.prompt_tokens, answer.completion_tokens),
     }
@@ -344,7 +343,9 @@ class _ChoiceStream:
         return text[: len(text) - holdback].rstrip() if holdback else text.rstrip()
 
 
-async def stream(engine: Engine, request: ChatRequest) -> AsyncIterator[str]:
+async def stream(
+    engine: Engine, request: ChatRequest, backend: ChatBackend | None, name: str, fingerprint: str
+) -> AsyncIterator[str]:
     """Server-sent events: ``chat.completion.chunk`` objects, then ``[DONE]``.
 
     Validation that needs the model (the prompt's length) happens before the first event, so
@@ -357,8 +358,8 @@ async def stream(engine: Engine, request: ChatRequest) -> AsyncIterator[str]:
             "id": ident,
             "object": "chat.completion.chunk",
             "created": created,
-            "model": engine.name,
-            "system_fingerprint": f"trimodal-{engine.answers_from}",
+            "model": name,
+            "system_fingerprint": fingerprint,
             "choices": choices,
         }
         if request.include_usage:
@@ -368,7 +369,7 @@ async def stream(engine: Engine, request: ChatRequest) -> AsyncIterator[str]:
     def delta(index: int, content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {"index": index, "delta": content, "logprobs": None, "finish_reason": finish}
 
-    if engine.answers_from == "answer_head":
+    if backend is None:
         answer = await _head_reply(engine, request)
         events = [
             chunk([delta(i, {"role": "assistant", "content": ""})])
@@ -380,8 +381,8 @@ async def stream(engine: Engine, request: ChatRequest) -> AsyncIterator[str]:
             events.append(chunk([], _usage(answer.prompt_tokens, answer.completion_tokens)))
         return _from_list([*events, "data: [DONE]\n\n"])
 
-    prompt, max_tokens = await _prompt(engine, request)
-    return _generated(engine, request, prompt, max_tokens, chunk, delta)
+    prompt, max_tokens = await _prompt(engine, request, backend)
+    return _generated(engine, backend, request, prompt, max_tokens, chunk, delta)
 
 
 async def _from_list(events: list[str]) -> AsyncIterator[str]:
@@ -391,13 +392,14 @@ async def _from_list(events: list[str]) -> AsyncIterator[str]:
 
 async def _generated(
     engine: Engine,
+    backend: ChatBackend,
     request: ChatRequest,
-    prompt: ChatPrompt,
+    prompt: Prompt,
     max_tokens: int,
     chunk: Any,
     delta: Any,
 ) -> AsyncIterator[str]:
-    model, loop = engine.model, asyncio.get_running_loop()
+    loop = asyncio.get_running_loop()
     tokens: asyncio.Queue[list[int] | BaseException | None] = asyncio.Queue()
     cancelled = False
 
@@ -409,7 +411,7 @@ async def _generated(
     def work() -> None:
         outcome: BaseException | None = None
         try:
-            model.reply_ids(prompt, request.n, max_tokens, on_token=on_token, **_sampling(request))
+            backend.reply_ids(prompt, request.n, max_tokens, on_token, **_sampling(request))
         except _Cancelled:
             pass
         except Exception as error:
@@ -418,7 +420,7 @@ async def _generated(
 
     choices = [_ChoiceStream(request.stop) for _ in range(request.n)]
     generation = asyncio.ensure_future(engine.in_generation_thread(work))
-    eos, produced = model.tokenizer.eos_id, 0
+    eos, produced = backend.eos_id, 0
     try:
         for index in range(request.n):
             yield chunk([delta(index, {"role": "assistant", "content": ""})])
@@ -434,14 +436,14 @@ async def _generated(
                     choice.finish = "stop"
                 else:
                     choice.ids.append(token)
-                for event in _advance(choice, model.tokenizer.decode, index, chunk, delta, False):
+                for event in _advance(choice, backend.decode, index, chunk, delta, False):
                     yield event
             if all(choice.finish for choice in choices):
                 cancelled = True
         for index, choice in enumerate(choices):
             if choice.finish is None:
                 choice.finish = "length"
-            for event in _advance(choice, model.tokenizer.decode, index, chunk, delta, True):
+            for event in _advance(choice, backend.decode, index, chunk, delta, True):
                 yield event
             yield chunk([delta(index, {}, choice.finish)])
         if request.include_usage:

@@ -21,7 +21,9 @@ from PIL import Image
 
 from trimodal.inference import Answers, Model, Question
 from trimodal.modalities import StoredModality, get_modality
+from trimodal.serve.backends import ChatBackend, CheckpointDecoder, PretrainedLLM
 from trimodal.serve.batcher import DynamicBatcher
+from trimodal.serve.errors import APIError
 from trimodal.serve.media import MediaLimits
 from trimodal.serve.metrics import ServeMetrics
 
@@ -56,6 +58,7 @@ class Engine:
         limits: what one request's media may be.
         max_batch, wait_ms: dynamic batching (see :class:`DynamicBatcher`).
         whisper: also serve this Whisper model (``tiny.en`` or ``base``) for transcription.
+        llm: also serve this pretrained LLM for chat (its own model id, e.g. ``smollm2``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Engine:
         wait_ms: float = 5.0,
         whisper: str | None = None,
         generation_threads: int = 4,
+        llm: PretrainedLLM | None = None,
     ):
         self.model = model
         self.name = name
@@ -92,6 +96,8 @@ class Engine:
         )
         self.whisper_name = whisper
         self._whisper: Any = None
+        self.llm = llm
+        self.decoder = CheckpointDecoder(model, name) if model.network.decoder is not None else None
 
     # -- what the model offers -----------------------------------------------------------
     @property
@@ -122,6 +128,23 @@ class Engine:
         return "audio" in self.modalities and (
             network.transcriber is not None or network.decoder is not None
         )
+
+    def chat_model(self, model_id: str) -> tuple[ChatBackend | None, tuple[str, ...], str]:
+        """For a chat's ``model`` field: the backend that generates (None: the answer head),
+        the media it reads, and the ``system_fingerprint``; 404 for an unknown id."""
+        if self.llm is not None and model_id == self.llm.name:
+            return self.llm, self.llm.modalities, f"trimodal-{self.llm.name}"
+        if model_id != self.name:
+            served = ", ".join([self.name, *([self.llm.name] if self.llm else [])])
+            raise APIError(
+                404,
+                f"model: {model_id!r} is not served here; this server serves {served}",
+                "model",
+                code="model_not_found",
+            )
+        media = tuple(m for m in ("image", "audio") if m in self.modalities)
+        backend = self.decoder
+        return backend, backend.modalities if backend else media, f"trimodal-{self.answers_from}"
 
     def stored_modality(self, name: str) -> StoredModality | None:
         """The checkpoint's modality ``name`` if files of its own hold it (``video``)."""

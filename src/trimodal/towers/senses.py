@@ -53,9 +53,11 @@ class RealSenses:
         return ", ".join(chosen[:-1]) + (" or " if len(chosen) > 1 else "") + chosen[-1]
 
     def hear(self, audio: Any) -> str:
-        """Whisper's transcript of the recording at ``audio``."""
+        """Whisper's transcript of the recording at ``audio`` (a path, or a 16 kHz waveform)."""
         from trimodal.towers.whisper import WhisperTower
 
         if "audio" not in self._towers:
             self._towers["audio"] = WhisperTower.load(self.whisper)
+        if isinstance(audio, torch.Tensor):  # a waveform at 16 kHz (what the server decodes)
+            audio = audio.numpy()
         return str(self._towers["audio"].transcribe(audio))
