@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import soundfile
 
 from tests.conftest import TINY_WORLD
@@ -175,3 +176,33 @@ def test_a_split_world_holds_that_splits_scenes_and_styles_keep_scenes_and_answe
     assert "split" not in WorldConfig().recorded()
     build_world(tmp_path, control, workers=1)
     assert build_world(tmp_path, control, workers=1).cached
+
+
+def test_a_failed_audio_write_names_the_file_and_the_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import soundfile
+
+    from trimodal.world import generate
+
+    def full_disk(*_: object, **__: object) -> None:
+        raise soundfile.LibsndfileError(2, "")  # SF_ERR_SYSTEM: what a full disk gives
+
+    monkeypatch.setattr(generate.soundfile, "write", full_disk)
+    with pytest.raises(
+        OSError, match=r"cannot write .*a\.wav: System error\.? \(\d+\.\d MB free there\)"
+    ):
+        generate.write_wav(tmp_path / "a.wav", np.zeros(16, dtype=np.float32))
+
+
+def test_world_into_an_unwritable_place_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trimodal.cli.main import main
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    assert main(["world", "--out", str(blocker / "world"), "--scenes", "4"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trimodal world: error:") and "file.txt" in err and "\n" not in err

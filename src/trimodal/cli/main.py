@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line: what the system said and about which file."""
+    if error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    return str(error) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen verb. Returns the process exit status."""
     parser = build_parser()
@@ -49,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError, UserError) as error:
         print(f"trimodal {args.verb}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine refused: disk full, read-only, permissions, ...
+        print(f"trimodal {args.verb}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -261,8 +261,21 @@ def _speak_to_file(
     if not config.speech.is_clean:
         heard = np.random.default_rng([*seed, 10])
         wave = hear(wave, config.speech, SAMPLE_RATE, heard, lambda: _babble(talkers, heard))
-    soundfile.write(path, wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    write_wav(path, wave)
     return len(wave) / SAMPLE_RATE
+
+
+def write_wav(path: Path, wave: np.ndarray) -> None:
+    """Write 16-bit PCM at the world's rate; a failed write (libsndfile says only "System
+    error", e.g. on a full disk) becomes an ``OSError`` naming the file and the free space."""
+    try:
+        soundfile.write(path, wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    except soundfile.LibsndfileError as error:
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free there"
+        except OSError:
+            free = "its folder is not readable"
+        raise OSError(f"cannot write {path}: {error.error_string} ({free})") from None
 
 
 def _babble(texts: tuple[str, ...], rng: np.random.Generator) -> list[np.ndarray]:
