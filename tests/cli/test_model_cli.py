@@ -129,6 +129,12 @@ def test_eval_writes_report_folder(
     assert set(metrics["splits"]) == {"train", "holdout"}
     assert metrics["robustness"]["scenes"] == 8
     assert len(metrics["examples"]) == 4  # 2 scenes x (typed, spoken)
+    # one writer per report folder: a second eval into it while one runs is refused
+    from trimodal.locks import FolderLock
+
+    with FolderLock(out, "evaluation"):
+        assert main(args) == 2
+    assert "is being written by another trimodal process" in capsys.readouterr().err
 
 
 def test_eval_json_and_bad_baseline(

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from trimodal.inference import Model
+from trimodal.locks import FolderLock
 from trimodal.modalities import stored_modalities
 from trimodal.train.loop import manifest_path_of
 
@@ -180,14 +181,14 @@ def run_eval(args: argparse.Namespace) -> int:
     manifest = Path(args.manifest) if args.manifest else manifest_path_of(args.world)
     predictor = Model.from_pretrained(args.checkpoint)
     quiet = args.json
-    with torch.no_grad():
+    out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval-{args.split}"
+    with FolderLock(out, "evaluation"), torch.no_grad():
         metrics = evaluate_checkpoint(
             predictor, manifest, settings, progress=None if quiet else lambda m: print(f"... {m}")
         )
         if args.shifts is not None:
             metrics["shifts"] = _shift_suite(args, predictor, None if quiet else print)
-    out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval-{args.split}"
-    report = write_report(metrics, out)
+        report = write_report(metrics, out)
     if quiet:
         print((out / "metrics.json").read_text())
     else:
