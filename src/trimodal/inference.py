@@ -82,7 +82,8 @@ class Model:
 
     # -- encoders ---------------------------------------------------------------------
     def _images(self, sources: Sequence[ImageSource]) -> EncoderOutput:
-        return self.network.encode("image", torch.stack([self.image_transform(s) for s in sources]))
+        pixels = [s if isinstance(s, torch.Tensor) else self.image_transform(s) for s in sources]
+        return self.network.encode("image", torch.stack(pixels))
 
     def _texts(self, texts: Sequence[str], questions: bool = False) -> EncoderOutput:
         encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]

@@ -26,8 +26,9 @@ TRANSCRIBE_PROMPT = "transcribe the audio."
 SPOKEN_PROMPT = "answer the spoken question."
 
 PathLike = str | os.PathLike[str]
-ImageSource = PathLike | Image.Image
-"""An image file, or an image already decoded (what a server received)."""
+ImageSource = PathLike | Image.Image | torch.Tensor
+"""An image file, an image already decoded (what a server received), or one already through
+the model's image transform (``[3, S, S]``, normalized)."""
 AudioSource = PathLike | torch.Tensor
 """An audio file, or a mono waveform ``[N]`` at the model's sample rate."""
 

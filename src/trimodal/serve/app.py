@@ -338,7 +338,10 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
         body = await _json_body(request)
         name = payload.require(body, "model", "model")
         backend, media, fingerprint = engine.chat_model(name if isinstance(name, str) else "")
-        parsed = await _off_loop(lambda: completions.parse_chat_request(body, engine, media))
+        prepare = None if isinstance(backend, PretrainedLLM) else engine.prepare_image
+        parsed = await _off_loop(
+            lambda: completions.parse_chat_request(body, engine, media, prepare)
+        )
         if parsed.stream:
             events = await completions.stream(engine, parsed, backend, name, fingerprint)
             return StreamingResponse(events, media_type="text/event-stream")

@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,17 +51,23 @@ class ChatRequest:
     include_usage: bool = False
 
 
-def parse_chat_request(body: dict[str, Any], engine: Engine, media: tuple[str, ...]) -> ChatRequest:
+def parse_chat_request(
+    body: dict[str, Any],
+    engine: Engine,
+    media: tuple[str, ...],
+    prepare_image: Callable[[Image.Image], Any] | None = None,
+) -> ChatRequest:
     """Validate every field of a chat request (400s name the field); decodes media.
 
-    ``media``: the modalities the model that answers reads (``image``, ``audio``)."""
+    ``media``: the modalities the model that answers reads (``image``, ``audio``);
+    ``prepare_image``: applied to each decoded image (the checkpoint's transform)."""
     messages = payload.array(
         payload.require(body, "messages", "messages"), "messages", MAX_MESSAGES
     )
     turns = [
         turn
         for index, message in enumerate(messages)
-        if (turn := _turn(message, f"messages[{index}]", engine, media)) is not None
+        if (turn := _turn(message, f"messages[{index}]", engine, media, prepare_image)) is not None
     ]
     if not turns or turns[-1].role != "user":
         raise bad_field("messages", "the last message must be the user's")
@@ -100,7 +106,13 @@ def _stops(value: Any) -> list[str]:
     return list(stops)
 
 
-def _turn(message: Any, path: str, engine: Engine, media: tuple[str, ...]) -> Turn | None:
+def _turn(
+    message: Any,
+    path: str,
+    engine: Engine,
+    media: tuple[str, ...],
+    prepare_image: Callable[[Image.Image], Any] | None,
+) -> Turn | None:
     """One message as a :class:`Turn` (None for system/developer messages)."""
     message = payload.obj(message, path)
     role = payload.require(message, "role", f"{path}.role")
@@ -117,7 +129,7 @@ def _turn(message: Any, path: str, engine: Engine, media: tuple[str, ...]) -> Tu
     parts = payload.array(content, f"{path}.content", 16)
     if role == "assistant":
         return Turn(role, _text_only(parts, f"{path}.content"))
-    return _user_parts(parts, f"{path}.content", engine, media)
+    return _user_parts(parts, f"{path}.content", engine, media, prepare_image)
 
 
 def _user_turn(text: str, path: str) -> Turn:
@@ -139,7 +151,13 @@ def _text_only(content: Any, path: str) -> str:
     return " ".join(t.strip() for t in texts if t.strip())
 
 
-def _user_parts(parts: list[Any], path: str, engine: Engine, media: tuple[str, ...]) -> Turn:
+def _user_parts(
+    parts: list[Any],
+    path: str,
+    engine: Engine,
+    media: tuple[str, ...],
+    prepare_image: Callable[[Image.Image], Any] | None,
+) -> Turn:
     """A user message's parts -> one turn: its text, at most one image and one audio."""
     texts: list[str] = []
     image: Image.Image | None = None
@@ -177,7 +195,8 @@ def _user_parts(parts: list[Any], path: str, engine: Engine, media: tuple[str, .
     text = " ".join(t.strip() for t in texts if t.strip())
     if not text and image is None and audio is None:
         raise bad_field(path, "holds no text, image or audio")
-    return Turn("user", text, image=image, audio=audio)
+    prepared = prepare_image(image) if image is not None and prepare_image else image
+    return Turn("user", text, image=prepared, audio=audio)
 
 
 def _needs(media: tuple[str, ...], modality: str, path: str) -> None:

@@ -66,7 +66,8 @@ def _item(value: Any, path: str, engine: Engine) -> EmbedItem:
         _needs(engine, "image", f"{path}.type")
         details = payload.obj(payload.require(part, "image_url", f"{path}.image_url"), path)
         url = payload.require(details, "url", f"{path}.image_url.url")
-        return EmbedItem("image", image_from_url(url, f"{path}.image_url.url", engine.limits))
+        image = image_from_url(url, f"{path}.image_url.url", engine.limits)
+        return EmbedItem("image", engine.prepare_image(image))
     if kind == "input_audio":
         _needs(engine, "audio", f"{path}.type")
         details = payload.obj(payload.require(part, "input_audio", f"{path}.input_audio"), path)

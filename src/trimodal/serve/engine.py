@@ -153,6 +153,11 @@ class Engine:
         modality = get_modality(name)
         return modality if isinstance(modality, StoredModality) else None
 
+    def prepare_image(self, image: Image.Image) -> torch.Tensor:
+        """An image through the model's transform ``[3, S, S]`` (in the request's own thread,
+        so the model thread only stacks)."""
+        return self.model.image_transform(image)
+
     # -- batched work ------------------------------------------------------------------------
     async def ask(self, question: Question, top: int = 1) -> Answers:
         """The answer head's ``top`` answers to one question (dynamically batched)."""
@@ -184,7 +189,7 @@ class Engine:
         if modality == "text":
             return model.embed_texts([v for v in values if isinstance(v, str)])
         if modality == "image":
-            return model.embed_images([v for v in values if isinstance(v, Image.Image)])
+            return model.embed_images([v for v in values if not isinstance(v, str)])
         if modality == "audio":
             return model.embed_audio([v for v in values if isinstance(v, torch.Tensor)])
         stored = self.stored_modality(modality)
