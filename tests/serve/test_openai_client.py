@@ -266,3 +266,35 @@ def test_health_and_metrics(head_server: LiveServer, scene: tuple[Path, str, Pat
     assert 'trimodal_requests_total{route="/v1/embeddings",status="200"}' in text
     assert 'trimodal_batch_size_count{queue="embeddings"}' in text
     assert "trimodal_request_latency_seconds_bucket" in text
+
+
+def test_audio_arrives_as_wav_flac_mp3_or_ogg(
+    head_server: LiveServer, scene: tuple[Path, str, Path]
+) -> None:
+    import base64
+    import io
+
+    import soundfile
+
+    waveform = load_audio(scene[2]).numpy()
+
+    def encoded(kind: str, subtype: str) -> str:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, waveform, 16_000, format=kind.upper(), subtype=subtype)
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    parts = [
+        {"type": "input_audio", "input_audio": {"data": encoded(kind, subtype), "format": kind}}
+        for kind, subtype in (
+            ("wav", "PCM_16"),
+            ("flac", "PCM_16"),
+            ("mp3", "MPEG_LAYER_III"),
+            ("ogg", "VORBIS"),
+        )
+    ]
+    reply = client(head_server).embeddings.create(
+        model="tiny", input=parts, encoding_format="float"
+    )
+    wav, flac, mp3, ogg = (np.array(d.embedding) for d in reply.data)
+    np.testing.assert_allclose(flac, wav, atol=1e-6)  # lossless: the same samples
+    assert float(mp3 @ wav) > 0.9 and float(ogg @ wav) > 0.9  # lossy: close in the shared space
