@@ -56,9 +56,9 @@ def open_image(
         width = height = 0
     except (OSError, SyntaxError, EOFError, ValueError) as error:  # UnidentifiedImageError too
         raise ValueError(f"cannot decode {label}: {error}") from None
-    size = f"{width}x{height} pixels" if width else "too many pixels"
+    size = f"is {width}x{height} pixels" if width else "has too many pixels"
     raise ValueError(
-        f"{label} is {size}, over the limit of {max_pixels} pixels (a decompression bomb or an "
+        f"{label} {size}, over the limit of {max_pixels} pixels (a decompression bomb or an "
         f"image to shrink first)"
     )
 
