@@ -373,3 +373,12 @@ def test_load_audio_names_a_missing_or_undecodable_file(tmp_path: Path) -> None:
     junk.write_bytes(b"not a wav")
     with pytest.raises(ValueError, match=r"cannot decode audio file .*junk\.wav: Format not"):
         load_audio(junk)
+
+
+def test_audio_declaring_an_absurd_sample_rate_is_refused(tmp_path: Path) -> None:
+    import soundfile
+
+    path = tmp_path / "bomb.wav"
+    soundfile.write(path, np.zeros(100, dtype=np.float32), 4_000_000)  # a resampling-filter bomb
+    with pytest.raises(ValueError, match=r"declares 4000000 Hz; sample rates from 1000 to 192000"):
+        load_audio(path)

@@ -122,3 +122,12 @@ def test_corruptions_at_level_zero_change_nothing_and_grow_with_level() -> None:
     assert 0 < noisy[0] < noisy[1]
     stalled = frame_drop(clips, 1.0, generator)  # every frame replaced by the one before it
     assert all(torch.equal(stalled[0, k], clips[0, 0]) for k in range(8))
+
+
+def test_decoding_stops_at_the_pixel_limit(tmp_path: Path) -> None:
+    frames = _frames()
+    write_clip(tmp_path / "a.mp4", frames)
+    count, height, width = frames.shape[:3]
+    assert len(read_frames(tmp_path / "a.mp4", max_pixels=count * height * width)) == count
+    with pytest.raises(ValueError, match=r"more than \d+ decoded pixels"):
+        read_frames(tmp_path / "a.mp4", max_pixels=(count - 1) * height * width)

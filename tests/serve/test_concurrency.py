@@ -64,6 +64,7 @@ def test_whisper_transcribes_real_speech_through_the_api(head_model: Model) -> N
     with LiveServer(create_app(engine)) as server:
         api = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
         assert "whisper-tiny.en" in [m.id for m in api.models.list().data]
+        assert api.models.retrieve("whisper-tiny.en").id == "whisper-tiny.en"
         with (SPEECH / "cards" / "003.wav").open("rb") as clip:
             heard = api.audio.transcriptions.create(model="whisper-tiny.en", file=clip)
     assert normalize_transcript(heard.text).startswith("seven of")

@@ -30,6 +30,9 @@ def test_keys_guard_the_api_but_not_the_page(head_model: Model, tmp_path) -> Non
             assert api.models.list().data[0].id == "tiny"
         assert httpx.get(f"{server.url}/health").status_code == 200
         assert httpx.get(f"{server.url}/").status_code == 200
+        odd = httpx.get(f"{server.url}/v1/models", headers={"Authorization": b"Bearer \xe9\xff"})
+        assert odd.status_code == 401  # bytes that are no key: refused, not a 500
+        assert httpx.get(f"{server.url}/v1/unknown-route").status_code == 401  # closed by default
         big = httpx.post(
             f"{server.url}/v1/embeddings",
             json={"model": "tiny", "input": "x" * 5000},
@@ -57,3 +60,20 @@ def test_a_key_file_must_hold_a_key(tmp_path) -> None:
         read_api_keys(str(empty))
     with pytest.raises(FileNotFoundError, match="API key file not found"):
         read_api_keys(str(tmp_path / "missing.txt"))
+
+
+def test_open_paths_are_judged_as_the_router_sees_them() -> None:
+    from trimodal.serve.app import _is_open
+
+    assert _is_open({}, "/health") and _is_open({}, "/")
+    assert not _is_open({}, "/v1/models") and not _is_open({}, "/anything")
+    mounted = {"root_path": "/api"}
+    assert _is_open(mounted, "/api/health")
+    assert not _is_open(mounted, "/api/v1/models")  # a root_path no longer skips the key
+
+
+def test_a_key_file_with_non_ascii_keys_is_refused(tmp_path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("clé\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="key 1 is not printable ASCII"):
+        read_api_keys(str(keys))

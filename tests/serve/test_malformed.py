@@ -48,6 +48,7 @@ def bad_media_cases(image_url: str) -> list[tuple[str, dict[str, Any], str | Non
     nan_wav = wav_base64(np.full(1600, np.nan, dtype=np.float32), subtype="FLOAT")
     long_wav = wav_base64(np.zeros(16_000 * 45, dtype=np.float32))
     empty_wav = wav_base64(np.zeros(0, dtype=np.float32))
+    rate_bomb = wav_base64(np.zeros(100, dtype=np.float32), rate=4_000_000)
     url = "messages[0].content[0].image_url.url"
     audio = "messages[0].content[0].input_audio.data"
 
@@ -74,6 +75,7 @@ def bad_media_cases(image_url: str) -> list[tuple[str, dict[str, Any], str | Non
         ("wav of NaN", clip(nan_wav), audio),
         ("45 s wav", clip(long_wav), audio),
         ("empty wav", clip(empty_wav), audio),
+        ("4 MHz sample rate", clip(rate_bomb), audio),
         ("audio not base64", clip("%%%"), audio),
         ("audio bytes not audio", clip(b64(b"RIFF....WAVEjunk")), audio),
         ("png as audio", clip(b64(png_bytes((8, 8)))), audio),
@@ -171,7 +173,27 @@ def structural_cases(image_url: str) -> list[tuple[str, str, Any, str | None]]:
         ("n string", chat_route, {**good, "n": "2"}, "n"),
         ("temperature 5", chat_route, {**good, "temperature": 5}, "temperature"),
         ("temperature string", chat_route, {**good, "temperature": "hot"}, "temperature"),
-        ("top_p 0", chat_route, {**good, "top_p": 0}, "top_p"),
+        ("top_p negative", chat_route, {**good, "top_p": -0.1}, "top_p"),
+        ("n x max_tokens", chat_route, {**good, "n": 8, "max_tokens": 1000}, "max_tokens"),
+        ("model a number", chat_route, {**good, "model": 3}, "model"),
+        (
+            "nine images",
+            chat_route,
+            {
+                **good,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": image_url}},
+                            {"type": "text", "text": "q"},
+                        ],
+                    }
+                ]
+                * 9,
+            },
+            "messages",
+        ),
         ("max_tokens 0", chat_route, {**good, "max_tokens": 0}, "max_tokens"),
         ("max_tokens float", chat_route, {**good, "max_tokens": 1.5}, "max_tokens"),
         ("stream string", chat_route, {**good, "stream": "yes"}, "stream"),

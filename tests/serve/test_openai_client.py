@@ -124,6 +124,7 @@ def test_streamed_chat_equals_the_whole_reply(
     assert streamed == expected
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
     finishes = [
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]
@@ -298,3 +299,26 @@ def test_audio_arrives_as_wav_flac_mp3_or_ogg(
     wav, flac, mp3, ogg = (np.array(d.embedding) for d in reply.data)
     np.testing.assert_allclose(flac, wav, atol=1e-6)  # lossless: the same samples
     assert float(mp3 @ wav) > 0.9 and float(ogg @ wav) > 0.9  # lossy: close in the shared space
+
+
+def test_a_tiny_temperature_decodes_greedily(
+    decoder_server: LiveServer, scene: tuple[Path, str, Path]
+) -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": data_url(scene[0])}}],
+        }
+    ]
+    api = client(decoder_server)
+    greedy = api.chat.completions.create(
+        model="tiny-generate", messages=messages, temperature=0, max_tokens=6
+    )
+    tiny = api.chat.completions.create(
+        model="tiny-generate", messages=messages, temperature=1e-40, max_tokens=6
+    )
+    no_mass = api.chat.completions.create(
+        model="tiny-generate", messages=messages, top_p=0, max_tokens=6
+    )
+    assert tiny.choices[0].message.content == greedy.choices[0].message.content
+    assert no_mass.choices[0].message.content == greedy.choices[0].message.content

@@ -62,6 +62,9 @@ def read_api_keys(path: str) -> list[str]:
     keys = [key for key in keys if key and not key.startswith("#")]
     if not keys:
         raise ValueError(f"API key file {file} holds no key (one per line)")
+    for number, key in enumerate(keys, start=1):
+        if not key.isascii() or any(c.isspace() for c in key):
+            raise ValueError(f"API key file {file}: key {number} is not printable ASCII")
     return keys
 
 

@@ -23,6 +23,10 @@ IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.25, 0.25, 0.25)
 
 
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 192_000
+"""Sample rates audio may declare: a header claiming 100 MHz would make the resampling filter
+hundreds of millions of taps long."""
+
 MAX_IMAGE_PIXELS = 4096 * 4096
 """Largest image (width x height) any reader decodes: beyond it a file is refused from its
 header, before its pixels are decoded (a PNG of a few kB can claim gigapixels)."""
@@ -147,20 +151,26 @@ def decode_audio(
         waveform ``[N]``.
 
     Raises:
-        ValueError: not audio soundfile can decode, no samples, NaN or infinite samples (one
-            such clip would make a trained model NaN), or longer than ``max_seconds`` (checked
-            from the header, before any sample is read).
+        ValueError: not audio soundfile can decode, a sample rate outside 1-192 kHz, no
+            samples, NaN or infinite samples (one such clip would make a trained model NaN), or
+            longer than ``max_seconds`` (checked from the header, before any sample is read).
     """
     try:
+        info = soundfile.info(source)
+        if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+            raise ValueError(
+                f"{name} declares {info.samplerate} Hz; sample rates from {MIN_SAMPLE_RATE} to "
+                f"{MAX_SAMPLE_RATE} Hz are read"
+            )
+        if not isinstance(source, str):
+            source.seek(0)
         if max_seconds is not None:
-            duration = soundfile.info(source).duration
+            duration = info.duration
             if duration > max_seconds:
                 raise ValueError(
                     f"{name} lasts {duration:.1f} s; at most {max_seconds:.2f} s is read "
                     f"(the audio tower's positions): cut it into shorter clips"
                 )
-            if not isinstance(source, str):
-                source.seek(0)
         data, source_rate = soundfile.read(source, dtype="float32", always_2d=True)  # [N, C]
     except soundfile.LibsndfileError as error:  # a RuntimeError
         raise ValueError(f"cannot decode {name}: {error.error_string}") from None

@@ -44,12 +44,31 @@ def write_clip(path: Path, frames: np.ndarray, fps: int = FRAMES_PER_SECOND) -> 
             container.mux(packet)
 
 
-def read_frames(path: Path) -> list[np.ndarray]:
-    """Every frame of the first video stream of ``path`` as RGB ``[H, W, 3]`` uint8."""
+MAX_VIDEO_PIXELS = 256 * 1024 * 1024
+"""Most decoded pixels (frames x width x height) read from one video: 768 MB of RGB, e.g.
+4,000 frames of 256 x 256 or a minute of 30 fps 480p; past it a clip is refused."""
+
+
+def read_frames(path: Path, max_pixels: int = MAX_VIDEO_PIXELS) -> list[np.ndarray]:
+    """Every frame of the first video stream of ``path`` as RGB ``[H, W, 3]`` uint8.
+
+    Raises:
+        ValueError: no video stream, or more than ``max_pixels`` decoded pixels (counted while
+            decoding, so a small file that expands to hundreds of GB stops early).
+    """
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise ValueError(f"{path}: no video stream")
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        frames, pixels = [], 0
+        for frame in container.decode(video=0):
+            pixels += frame.width * frame.height
+            if pixels > max_pixels:
+                raise ValueError(
+                    f"{path}: more than {max_pixels} decoded pixels (frames x width x height); "
+                    f"cut or shrink the clip"
+                )
+            frames.append(frame.to_ndarray(format="rgb24"))
+        return frames
 
 
 def sample_indices(available: int, wanted: int) -> list[int]:

@@ -101,7 +101,7 @@ class _Guard:
             return
         started, status = time.perf_counter(), 500
         path = str(scope.get("path", ""))
-        route = path if path in ROUTES else _route_of(path)
+        route = _route_label(path)
 
         async def counted_send(message: Message) -> None:
             nonlocal status
@@ -120,12 +120,12 @@ class _Guard:
         await self.app(scope, _replay(body, receive), counted_send)
 
     def _refusal(self, scope: Scope, path: str) -> APIError | None:
-        if not self.keys or not path.startswith("/v1/"):
+        if not self.keys or _is_open(scope, path):
             return None
         headers = dict(scope.get("headers", []))
-        given = headers.get(b"authorization", b"").decode("latin-1")
-        token = given[7:].strip() if given.lower().startswith("bearer ") else ""
-        if token and any(hmac.compare_digest(token, key) for key in self.keys):
+        given = headers.get(b"authorization", b"")
+        token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
+        if token and any(hmac.compare_digest(token, key.encode()) for key in self.keys):
             return None
         message = (
             "missing API key: send Authorization: Bearer KEY"
@@ -161,6 +161,18 @@ class _Guard:
         return b"".join(chunks), None
 
 
+OPEN_PATHS = ("/", "/health", "/metrics", "/static/app.js", "/static/style.css")
+"""What needs no API key: the page and its files, health and metrics. Everything else does."""
+
+
+def _is_open(scope: Scope, path: str) -> bool:
+    """Whether ``path`` (less the app's ``root_path``, as the router sees it) is open."""
+    root = str(scope.get("root_path", "") or "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path in OPEN_PATHS
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the app the body read already, then passes on the client's
     later messages (its disconnect, which ends a stream)."""
@@ -191,6 +203,11 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": raw})
 
 
+def _route_label(path: str) -> str:
+    """A bounded metrics label for a path (unknown paths share one label)."""
+    return path if path in ROUTES else _route_of(path)
+
+
 def _route_of(path: str) -> str:
     if path.startswith("/v1/models/"):
         return "/v1/models/{id}"
@@ -204,10 +221,7 @@ def _route_of(path: str) -> str:
 # -- errors ---------------------------------------------------------------------------------
 def _add_error_handlers(app: FastAPI, engine: Engine) -> None:
     def refuse(request: Request, error: APIError) -> JSONResponse:
-        engine.metrics.observe_error(
-            _route_of(request.url.path) if request.url.path not in ROUTES else request.url.path,
-            error.kind,
-        )
+        engine.metrics.observe_error(_route_label(request.url.path), error.kind)
         return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(APIError)
@@ -236,7 +250,7 @@ def _add_error_handlers(app: FastAPI, engine: Engine) -> None:
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> JSONResponse:
         LOG.exception("unhandled error on %s", request.url.path)
-        engine.metrics.observe_error(request.url.path, "server_error")
+        engine.metrics.observe_error(_route_label(request.url.path), "server_error")
         return JSONResponse(
             error_body("the server failed on this request", "server_error"), status_code=500
         )
@@ -249,6 +263,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 def _check_model(body: dict[str, Any], engine: Engine) -> None:
     name = payload.require(body, "model", "model")
+    if not isinstance(name, str):
+        raise bad_field("model", f"must be a string, got {payload.describe(name)}")
     if name != engine.name:
         raise APIError(
             404,
@@ -282,6 +298,16 @@ def model_card(engine: Engine, gallery: Gallery | None) -> dict[str, Any]:
     }
 
 
+def whisper_card(model_id: str) -> dict[str, Any]:
+    """The card of a Whisper model served for transcription."""
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": 0,
+        "owned_by": "openai (Whisper, via faster-whisper)",
+    }
+
+
 def llm_card(llm: PretrainedLLM) -> dict[str, Any]:
     """The card of a pretrained LLM served beside the checkpoint."""
     return {
@@ -309,16 +335,7 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         cards = [model_card(engine, gallery)]
-        cards += [
-            {
-                "id": name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "openai (Whisper, via faster-whisper)",
-            }
-            for name in engine.transcription_models
-            if name != engine.name
-        ]
+        cards += [whisper_card(n) for n in engine.transcription_models if n != engine.name]
         if engine.llm is not None:
             cards.append(llm_card(engine.llm))
         return {"object": "list", "data": cards}
@@ -327,6 +344,8 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
     async def one_model(model_id: str) -> dict[str, Any]:
         if engine.llm is not None and model_id == engine.llm.name:
             return llm_card(engine.llm)
+        if model_id in engine.transcription_models and model_id != engine.name:
+            return whisper_card(model_id)
         if model_id != engine.name:
             raise APIError(
                 404, f"model {model_id!r} is not served here", "model", code="model_not_found"
@@ -337,7 +356,9 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
     async def chat(request: Request) -> JSONResponse | StreamingResponse:
         body = await _json_body(request)
         name = payload.require(body, "model", "model")
-        backend, media, fingerprint = engine.chat_model(name if isinstance(name, str) else "")
+        if not isinstance(name, str):
+            raise bad_field("model", f"must be a string, got {payload.describe(name)}")
+        backend, media, fingerprint = engine.chat_model(name)
         prepare = None if isinstance(backend, PretrainedLLM) else engine.prepare_image
         parsed = await _off_loop(
             lambda: completions.parse_chat_request(body, engine, media, prepare)

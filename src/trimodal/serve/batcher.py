@@ -94,7 +94,7 @@ class DynamicBatcher(Generic[Item, Result]):
                     break
                 try:
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     break
             live = [(item, future) for item, future, _ in batch if not future.done()]
             last_requests = len({request for _, _, request in batch})

@@ -4,8 +4,8 @@ A checkpoint with a decoder generates the reply from the conversation (its image
 become the decoder's prefix). One without a decoder answers with its answer head: the last
 user message is a typed or spoken question about the conversation's latest image, and the
 ``n`` choices are the head's ``n`` most probable answers (sampling options do not apply).
-``system`` and ``developer`` messages are accepted and not read: trimodal's models have no
-instruction channel.
+``system`` and ``developer`` messages are accepted and not read, by every model served here
+(trimodal's own have no instruction channel; SmolLM2's template has one, which is not used).
 """
 
 from __future__ import annotations
@@ -34,6 +34,15 @@ AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg")
 MAX_MESSAGES = 64
 MAX_CHOICES = 8
 MAX_STOPS = 4
+MAX_REPLY_TOKENS = 1024
+"""Most tokens one choice may ask for (``max_tokens``)."""
+MAX_TOTAL_TOKENS = 4096
+"""Most tokens all ``n`` choices together may ask for (``n * max_tokens``)."""
+MAX_IMAGES = 8
+"""Most images one conversation may carry."""
+GREEDY_BELOW = 1e-2
+"""Temperatures (and ``top_p``) below this decode greedily: dividing logits by a tinier number
+overflows them."""
 
 
 @dataclass
@@ -71,9 +80,14 @@ def parse_chat_request(
     ]
     if not turns or turns[-1].role != "user":
         raise bad_field("messages", "the last message must be the user's")
-    max_tokens = payload.integer(body, "max_completion_tokens", "max_completion_tokens", low=1)
+    max_tokens = payload.integer(
+        body, "max_completion_tokens", "max_completion_tokens", low=1, high=MAX_REPLY_TOKENS
+    )
     if max_tokens is None:
-        max_tokens = payload.integer(body, "max_tokens", "max_tokens", low=1)
+        max_tokens = payload.integer(body, "max_tokens", "max_tokens", low=1, high=MAX_REPLY_TOKENS)
+    images = sum(turn.image is not None for turn in turns)
+    if images > MAX_IMAGES:
+        raise bad_field("messages", f"holds {images} images; at most {MAX_IMAGES} are read")
     stream_options = body.get("stream_options")
     include_usage = False
     if stream_options is not None:
@@ -82,17 +96,24 @@ def parse_chat_request(
             "include_usage",
             "stream_options.include_usage",
         )
-    return ChatRequest(
+    request = ChatRequest(
         turns=turns,
         max_tokens=max_tokens,
         temperature=payload.number(body, "temperature", "temperature", 1.0, 0.0, 2.0),
-        top_p=payload.number(body, "top_p", "top_p", 1.0, 1e-6, 1.0),
+        top_p=payload.number(body, "top_p", "top_p", 1.0, 0.0, 1.0),
         stop=_stops(body.get("stop")),
         seed=payload.integer(body, "seed", "seed", low=-(2**63), high=2**63 - 1),
         n=payload.integer(body, "n", "n", default=1, low=1, high=MAX_CHOICES) or 1,
         stream=payload.boolean(body, "stream", "stream"),
         include_usage=include_usage,
     )
+    if request.n * (request.max_tokens or 64) > MAX_TOTAL_TOKENS:
+        raise bad_field(
+            "max_tokens",
+            f"n x max_tokens = {request.n * (request.max_tokens or 64)}; at most "
+            f"{MAX_TOTAL_TOKENS} tokens are generated for one request",
+        )
+    return request
 
 
 def _stops(value: Any) -> list[str]:
@@ -293,7 +314,7 @@ def _sampling(request: ChatRequest) -> dict[str, Any]:
     generator = None
     if request.seed is not None:
         generator = torch.Generator().manual_seed(request.seed % 2**63)
-    if request.temperature == 0.0:
+    if request.temperature < GREEDY_BELOW or request.top_p < GREEDY_BELOW:
         return {"do_sample": False}
     return {
         "do_sample": True,
@@ -450,10 +471,10 @@ async def _generated(
             for index, (choice, token) in enumerate(zip(choices, step, strict=True)):
                 if choice.finish is not None:
                     continue
-                produced += 1
                 if token == eos:
                     choice.finish = "stop"
                 else:
+                    produced += 1  # as the whole reply counts: <eos> is not a reply token
                     choice.ids.append(token)
                 for event in _advance(choice, backend.decode, index, chunk, delta, False):
                     yield event
