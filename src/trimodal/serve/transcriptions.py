@@ -8,6 +8,7 @@ checkpoint's id, or ``whisper-<name>`` when the server was started with ``--whis
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -62,7 +63,9 @@ async def transcribe(engine: Engine, data: bytes, model_id: str) -> tuple[str, f
             "model",
             code="model_not_found",
         )
-    waveform = decode_waveform(data, "file", engine.sample_rate, engine.limits)
+    waveform = await asyncio.to_thread(
+        decode_waveform, data, "file", engine.sample_rate, engine.limits
+    )
     text = await engine.in_model_thread(lambda: engine.transcribe_now(model_id, waveform))
     return text, waveform.numel() / engine.sample_rate
 
