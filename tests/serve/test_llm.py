@@ -89,3 +89,28 @@ def test_a_photo_reaches_the_llm_as_its_labels(server: LiveServer, llm: SmolLM2)
     )
     assert reply.choices[0].message.content == llm.chat([turn], max_new_tokens=16)
     assert "cat" in llm.words(turn).lower()  # what the model was told it sees
+
+
+def test_a_system_message_reaches_the_llm(server: LiveServer, llm: SmolLM2) -> None:
+    import torch
+
+    from trimodal.generation.sampling import generate
+
+    system, question = "You answer in one word.", "What color is the sky on a clear day?"
+    api = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    reply = api.chat.completions.create(
+        model="smollm2",
+        temperature=0,
+        max_tokens=8,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
+    )
+    ids = llm.prompt_ids(
+        [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    )
+    eos = int(llm.tokenizer.eos_token_id)
+    produced = generate(
+        llm.model, torch.tensor([ids]), max_new_tokens=8, stop_tokens=(eos,), pad_id=eos
+    )
+    expected = llm.tokenizer.decode(produced[0], skip_special_tokens=True).strip()
+    assert reply.choices[0].message.content == expected
+    assert reply.usage.prompt_tokens == len(ids)

@@ -37,7 +37,7 @@ class ChatBackend(Protocol):
     @property
     def modalities(self) -> tuple[str, ...]: ...
 
-    def prompt(self, turns: Sequence[Turn]) -> Prompt: ...
+    def prompt(self, turns: Sequence[Turn], system: str = "") -> Prompt: ...
 
     def room(self, prompt: Prompt) -> int: ...
 
@@ -64,7 +64,8 @@ class CheckpointDecoder:
         """The media it reads: those of its encoders the decoder takes as a prefix."""
         return tuple(m for m in ("image", "audio") if m in self.model.network.encoders)
 
-    def prompt(self, turns: Sequence[Turn]) -> Prompt:
+    def prompt(self, turns: Sequence[Turn], system: str = "") -> Prompt:
+        """The conversation's prompt (``system`` is not read: no instruction channel)."""
         return self.model.chat_prompt(turns)
 
     def room(self, prompt: Prompt) -> int:
@@ -111,8 +112,10 @@ class PretrainedLLM:
     def modalities(self) -> tuple[str, ...]:
         return ("image", "audio") if self.llm.perceive is not None else ()
 
-    def prompt(self, turns: Sequence[Turn]) -> Prompt:
-        messages = [{"role": t.role, "content": self.llm.words(t)} for t in turns]
+    def prompt(self, turns: Sequence[Turn], system: str = "") -> Prompt:
+        """The chat template's ids, with ``system`` as its system message when given."""
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [{"role": t.role, "content": self.llm.words(t)} for t in turns]
         return TextPrompt(self.llm.prompt_ids(messages))
 
     def room(self, prompt: Prompt) -> int:

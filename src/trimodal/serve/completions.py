@@ -4,8 +4,8 @@ A checkpoint with a decoder generates the reply from the conversation (its image
 become the decoder's prefix). One without a decoder answers with its answer head: the last
 user message is a typed or spoken question about the conversation's latest image, and the
 ``n`` choices are the head's ``n`` most probable answers (sampling options do not apply).
-``system`` and ``developer`` messages are accepted and not read, by every model served here
-(trimodal's own have no instruction channel; SmolLM2's template has one, which is not used).
+``system`` and ``developer`` messages are read by a pretrained LLM (SmolLM2's chat template
+has a system role) and not by trimodal's own models, which have no instruction channel.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class ChatRequest:
     n: int = 1
     stream: bool = False
     include_usage: bool = False
+    system: str = ""
+    """The text of the ``system`` and ``developer`` messages, in order (read by models with an
+    instruction channel: SmolLM2; not by trimodal's own)."""
 
 
 def parse_chat_request(
@@ -78,6 +81,12 @@ def parse_chat_request(
         for index, message in enumerate(messages)
         if (turn := _turn(message, f"messages[{index}]", engine, media, prepare_image)) is not None
     ]
+    system = "\n".join(
+        text
+        for message in messages
+        if message.get("role") in ("system", "developer")
+        and (text := _text_only(message.get("content"), "messages"))
+    )
     if not turns or turns[-1].role != "user":
         raise bad_field("messages", "the last message must be the user's")
     max_tokens = payload.integer(
@@ -106,6 +115,7 @@ def parse_chat_request(
         n=payload.integer(body, "n", "n", default=1, low=1, high=MAX_CHOICES) or 1,
         stream=payload.boolean(body, "stream", "stream"),
         include_usage=include_usage,
+        system=system,
     )
     if request.n * (request.max_tokens or 64) > MAX_TOTAL_TOKENS:
         raise bad_field(
@@ -294,7 +304,9 @@ async def _head_reply(engine: Engine, request: ChatRequest) -> Reply:
 
 async def _prompt(engine: Engine, request: ChatRequest, backend: ChatBackend) -> tuple[Prompt, int]:
     """The decoder's prompt and the reply length (400 when the conversation does not fit)."""
-    prompt = await engine.in_generation_thread(lambda: backend.prompt(request.turns))
+    prompt = await engine.in_generation_thread(
+        lambda: backend.prompt(request.turns, request.system)
+    )
     room = backend.room(prompt)
     if room < 1:
         raise bad_field(
