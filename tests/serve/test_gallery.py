@@ -23,25 +23,13 @@ def test_index_verb_writes_every_modality(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "gallery"
-    status = main(
-        [
-            "index",
-            "--checkpoint",
-            str(tiny_run),
-            "--manifest",
-            str(tiny_world[0] / "manifest.jsonl"),
-            "--out",
-            str(out),
-            "--split",
-            "test",
-        ]
-    )
+    manifest = tiny_world[0] / "manifest.jsonl"
+    index = ["index", "--checkpoint", str(tiny_run), "--manifest", str(manifest), "--out", str(out)]
+    status = main([*index, "--split", "test"])
     assert status == 0
     printed = capsys.readouterr().out
     info = json.loads((out / "gallery.json").read_text())
-    tests = [
-        json.loads(line) for line in (tiny_world[0] / "manifest.jsonl").read_text().splitlines()
-    ]
+    tests = [json.loads(line) for line in manifest.read_text().splitlines()]
     count = sum(1 for row in tests if row["split"] == "test")
     assert {m: d["count"] for m, d in info["modalities"].items()} == {
         "text": count,
@@ -52,20 +40,7 @@ def test_index_verb_writes_every_modality(
     gallery = Gallery.load(out)
     assert [item["split"] for item in gallery.items["image"]] == ["test"] * count
     # rebuilding replaces the folder atomically, leaving no staging folders behind
-    assert (
-        main(
-            [
-                "index",
-                "--checkpoint",
-                str(tiny_run),
-                "--manifest",
-                str(tiny_world[0] / "manifest.jsonl"),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(index) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery"]
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import soundfile
 from PIL import Image, UnidentifiedImageError
 
-from trimodal.data.transforms import MAX_IMAGE_PIXELS
+from trimodal.data.transforms import MAX_IMAGE_PIXELS, too_many_pixels
 from trimodal.modalities import StoredModality, stored_modalities
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "holdout")
@@ -193,13 +193,10 @@ def _check_media(path: Path, kind: str) -> str | None:
         return f"file not found: {path}"
     try:
         if kind == "image":
-            with Image.open(path) as image:
+            with Image.open(path) as image:  # header and integrity, no pixel decoding
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    return (
-                        f"image file {path} is {width}x{height} pixels, over the limit of "
-                        f"{MAX_IMAGE_PIXELS} pixels"
-                    )
+                    return too_many_pixels(f"image file {path}", width, height, MAX_IMAGE_PIXELS)
                 image.verify()
         else:
             info = soundfile.info(str(path))
@@ -211,7 +208,7 @@ def _check_media(path: Path, kind: str) -> str | None:
                 if bad:
                     return f"audio file {path} holds {bad} non-finite samples (NaN or Inf)"
     except Image.DecompressionBombError:
-        return f"image file {path} has too many pixels (a decompression bomb)"
+        return too_many_pixels(f"image file {path}", 0, 0, MAX_IMAGE_PIXELS)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as error:
         # soundfile raises LibsndfileError (a RuntimeError); Pillow raises the others.
         return f"cannot decode {kind} file {path}: {error}"

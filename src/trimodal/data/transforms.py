@@ -60,8 +60,13 @@ def open_image(
         width = height = 0
     except (OSError, SyntaxError, EOFError, ValueError) as error:  # UnidentifiedImageError too
         raise ValueError(f"cannot decode {label}: {error}") from None
+    raise ValueError(too_many_pixels(label, width, height, max_pixels))
+
+
+def too_many_pixels(label: str, width: int, height: int, max_pixels: int) -> str:
+    """The refusal of an image over ``max_pixels`` (``width`` 0: Pillow refused to open it)."""
     size = f"is {width}x{height} pixels" if width else "has too many pixels"
-    raise ValueError(
+    return (
         f"{label} {size}, over the limit of {max_pixels} pixels (a decompression bomb or an "
         f"image to shrink first)"
     )

@@ -93,7 +93,8 @@ class _Guard:
     def __init__(
         self, app: ASGIApp, engine: Engine, api_keys: tuple[str, ...], max_body_bytes: int
     ):
-        self.app, self.engine, self.keys, self.limit = app, engine, api_keys, max_body_bytes
+        self.app, self.engine, self.limit = app, engine, max_body_bytes
+        self.keys = tuple(key.encode() for key in api_keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,22 +111,22 @@ class _Guard:
                 self.engine.metrics.observe_request(route, status, time.perf_counter() - started)
             await send(message)
 
-        refusal = self._refusal(scope, path)
+        headers = dict(scope.get("headers", []))
+        refusal = self._refusal(scope, path, headers)
         if refusal is None:
-            body, refusal = await self._read_body(scope, receive)
+            body, refusal = await self._read_body(headers, receive)
         if refusal is not None:
             self.engine.metrics.observe_error(route, refusal.kind)
             await _send_json(counted_send, refusal.status, refusal.body())
             return
         await self.app(scope, _replay(body, receive), counted_send)
 
-    def _refusal(self, scope: Scope, path: str) -> APIError | None:
+    def _refusal(self, scope: Scope, path: str, headers: dict[bytes, bytes]) -> APIError | None:
         if not self.keys or _is_open(scope, path):
             return None
-        headers = dict(scope.get("headers", []))
         given = headers.get(b"authorization", b"")
         token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
-        if token and any(hmac.compare_digest(token, key.encode()) for key in self.keys):
+        if token and any(hmac.compare_digest(token, key) for key in self.keys):
             return None
         message = (
             "missing API key: send Authorization: Bearer KEY"
@@ -134,7 +135,9 @@ class _Guard:
         )
         return APIError(401, message, None, "authentication_error", "invalid_api_key")
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, APIError | None]:
+    async def _read_body(
+        self, headers: dict[bytes, bytes], receive: Receive
+    ) -> tuple[bytes, APIError | None]:
         """The whole body (at most the limit), or a 413."""
         too_large = APIError(
             413,
@@ -142,7 +145,6 @@ class _Guard:
             "body",
             code="request_too_large",
         )
-        headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return b"", too_large
@@ -261,10 +263,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return payload.parse_json_object(await request.body())
 
 
-def _check_model(body: dict[str, Any], engine: Engine) -> None:
+def _model_id(body: dict[str, Any]) -> str:
+    """The request's ``model`` field: required, a string."""
     name = payload.require(body, "model", "model")
     if not isinstance(name, str):
         raise bad_field("model", f"must be a string, got {payload.describe(name)}")
+    return name
+
+
+def _check_model(body: dict[str, Any], engine: Engine) -> None:
+    """404 unless the request names the checkpoint (the model of every route but chat)."""
+    name = _model_id(body)
     if name != engine.name:
         raise APIError(
             404,
@@ -355,9 +364,7 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request) -> JSONResponse | StreamingResponse:
         body = await _json_body(request)
-        name = payload.require(body, "model", "model")
-        if not isinstance(name, str):
-            raise bad_field("model", f"must be a string, got {payload.describe(name)}")
+        name = _model_id(body)
         backend, media, fingerprint = engine.chat_model(name)
         prepare = None if isinstance(backend, PretrainedLLM) else engine.prepare_image
         parsed = await _off_loop(

@@ -27,10 +27,9 @@ from trimodal.serve import payload
 from trimodal.serve.backends import ChatBackend, Prompt
 from trimodal.serve.engine import Engine
 from trimodal.serve.errors import APIError, bad_field
-from trimodal.serve.media import check_format, image_from_url, waveform_from_base64
+from trimodal.serve.media import audio_part, image_part, require_modality
 
 ROLES = ("system", "developer", "user", "assistant")
-AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg")
 MAX_MESSAGES = 64
 MAX_CHOICES = 8
 MAX_STOPS = 4
@@ -76,17 +75,14 @@ def parse_chat_request(
     messages = payload.array(
         payload.require(body, "messages", "messages"), "messages", MAX_MESSAGES
     )
-    turns = [
-        turn
-        for index, message in enumerate(messages)
-        if (turn := _turn(message, f"messages[{index}]", engine, media, prepare_image)) is not None
-    ]
-    system = "\n".join(
-        text
-        for message in messages
-        if message.get("role") in ("system", "developer")
-        and (text := _text_only(message.get("content"), "messages"))
-    )
+    turns: list[Turn] = []
+    instructions: list[str] = []
+    for index, message in enumerate(messages):
+        read = _turn(message, f"messages[{index}]", engine, media, prepare_image)
+        if isinstance(read, Turn):
+            turns.append(read)
+        elif read:
+            instructions.append(read)
     if not turns or turns[-1].role != "user":
         raise bad_field("messages", "the last message must be the user's")
     max_tokens = payload.integer(
@@ -115,7 +111,7 @@ def parse_chat_request(
         n=payload.integer(body, "n", "n", default=1, low=1, high=MAX_CHOICES) or 1,
         stream=payload.boolean(body, "stream", "stream"),
         include_usage=include_usage,
-        system=system,
+        system="\n".join(instructions),
     )
     if request.n * (request.max_tokens or 64) > MAX_TOTAL_TOKENS:
         raise bad_field(
@@ -143,16 +139,15 @@ def _turn(
     engine: Engine,
     media: tuple[str, ...],
     prepare_image: Callable[[Image.Image], Any] | None,
-) -> Turn | None:
-    """One message as a :class:`Turn` (None for system/developer messages)."""
+) -> Turn | str:
+    """One message as a :class:`Turn`, or the text of a system/developer message."""
     message = payload.obj(message, path)
     role = payload.require(message, "role", f"{path}.role")
     if role not in ROLES:
         raise bad_field(f"{path}.role", f"must be one of {', '.join(ROLES)}, got {role!r}")
     content = message.get("content")
     if role in ("system", "developer"):
-        _text_only(content, f"{path}.content")
-        return None
+        return _text_only(content, f"{path}.content")
     if content is None:
         raise bad_field(f"{path}.content", "is required")
     if isinstance(content, str):
@@ -200,24 +195,15 @@ def _user_parts(
         if kind == "text":
             texts.append(payload.string(part, "text", f"{where}.text") or "")
         elif kind == "image_url":
-            _needs(media, "image", f"{where}.type")
+            require_modality(("text", *media), "image", f"{where}.type")
             if image is not None:
                 raise bad_field(where, "one image per message is read; send it in a new message")
-            details = payload.obj(payload.require(part, "image_url", f"{where}.image_url"), where)
-            url = payload.require(details, "url", f"{where}.image_url.url")
-            image = image_from_url(url, f"{where}.image_url.url", engine.limits)
+            image = image_part(part, where, engine.limits)
         elif kind == "input_audio":
-            _needs(media, "audio", f"{where}.type")
+            require_modality(("text", *media), "audio", f"{where}.type")
             if audio is not None:
                 raise bad_field(where, "one audio clip per message is read")
-            details = payload.obj(
-                payload.require(part, "input_audio", f"{where}.input_audio"), where
-            )
-            check_format(details.get("format"), f"{where}.input_audio.format", AUDIO_FORMATS)
-            data = payload.require(details, "data", f"{where}.input_audio.data")
-            audio = waveform_from_base64(
-                data, f"{where}.input_audio.data", engine.sample_rate, engine.limits
-            )
+            audio = audio_part(part, where, engine.sample_rate, engine.limits)
         else:
             raise bad_field(
                 f"{where}.type",
@@ -228,12 +214,6 @@ def _user_parts(
         raise bad_field(path, "holds no text, image or audio")
     prepared = prepare_image(image) if image is not None and prepare_image else image
     return Turn("user", text, image=prepared, audio=audio)
-
-
-def _needs(media: tuple[str, ...], modality: str, path: str) -> None:
-    if modality not in media:
-        reads = ", ".join(("text", *media))
-        raise bad_field(path, f"this model reads {reads}; it takes no {modality}")
 
 
 # -- replies ---------------------------------------------------------------------------------

@@ -23,16 +23,16 @@ from trimodal.serve import payload
 from trimodal.serve.engine import EmbedItem, Engine
 from trimodal.serve.errors import bad_field
 from trimodal.serve.media import (
+    audio_part,
     check_format,
     decode_base64,
-    image_from_url,
+    image_part,
+    require_modality,
     uploaded_file,
-    waveform_from_base64,
 )
 
 MAX_INPUTS = 256
 MAX_TEXT_CHARS = 8192
-AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg")
 
 
 def parse_inputs(body: dict[str, Any], engine: Engine, name: str = "input") -> list[EmbedItem]:
@@ -63,20 +63,11 @@ def _item(value: Any, path: str, engine: Engine) -> EmbedItem:
         text = payload.string(part, "text", f"{path}.text")
         return EmbedItem("text", _text(text or "", f"{path}.text", engine))
     if kind == "image_url":
-        _needs(engine, "image", f"{path}.type")
-        details = payload.obj(payload.require(part, "image_url", f"{path}.image_url"), path)
-        url = payload.require(details, "url", f"{path}.image_url.url")
-        image = image_from_url(url, f"{path}.image_url.url", engine.limits)
-        return EmbedItem("image", engine.prepare_image(image))
+        require_modality(engine.modalities, "image", f"{path}.type")
+        return EmbedItem("image", engine.prepare_image(image_part(part, path, engine.limits)))
     if kind == "input_audio":
-        _needs(engine, "audio", f"{path}.type")
-        details = payload.obj(payload.require(part, "input_audio", f"{path}.input_audio"), path)
-        check_format(details.get("format"), f"{path}.input_audio.format", AUDIO_FORMATS)
-        data = payload.require(details, "data", f"{path}.input_audio.data")
-        where = f"{path}.input_audio.data"
-        return EmbedItem(
-            "audio", waveform_from_base64(data, where, engine.sample_rate, engine.limits)
-        )
+        require_modality(engine.modalities, "audio", f"{path}.type")
+        return EmbedItem("audio", audio_part(part, path, engine.sample_rate, engine.limits))
     name = kind[len("input_") :] if isinstance(kind, str) and kind.startswith("input_") else ""
     stored = engine.stored_modality(name)
     if stored is None:
@@ -114,13 +105,6 @@ def _text(text: str, path: str, engine: Engine) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise bad_field(path, f"has {len(text)} characters; at most {MAX_TEXT_CHARS} are read")
     return text
-
-
-def _needs(engine: Engine, modality: str, path: str) -> None:
-    if modality not in engine.modalities:
-        raise bad_field(
-            path, f"this model reads {', '.join(engine.modalities)}; it has no {modality} encoder"
-        )
 
 
 def embeddings_body(

@@ -14,13 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 
 from trimodal.data.transforms import MAX_IMAGE_PIXELS, decode_audio, open_image
+from trimodal.serve import payload
 from trimodal.serve.errors import bad_field
 
+AUDIO_FORMATS = ("wav", "mp3", "flac", "ogg")
+"""``input_audio.format`` values (what libsndfile reads)."""
 DATA_URL = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,"
 )
@@ -116,3 +120,27 @@ def uploaded_file(data: bytes, suffix: str) -> Iterator[Path]:
         target = Path(folder) / f"upload.{suffix}"
         target.write_bytes(data)
         yield target
+
+
+# -- content parts (chat messages and embedding inputs share them) ----------------------------
+def require_modality(reads: tuple[str, ...], modality: str, path: str) -> None:
+    """A 400 at ``path`` unless the model that answers reads ``modality``."""
+    if modality not in reads:
+        raise bad_field(path, f"this model reads {', '.join(reads)}; it takes no {modality}")
+
+
+def image_part(part: dict[str, Any], path: str, limits: MediaLimits) -> Image.Image:
+    """``{"type": "image_url", "image_url": {"url": "data:..."}}`` at ``path`` -> RGB image."""
+    details = payload.obj(payload.require(part, "image_url", f"{path}.image_url"), path)
+    url = payload.require(details, "url", f"{path}.image_url.url")
+    return image_from_url(url, f"{path}.image_url.url", limits)
+
+
+def audio_part(
+    part: dict[str, Any], path: str, sample_rate: int, limits: MediaLimits
+) -> torch.Tensor:
+    """``{"type": "input_audio", "input_audio": {"data", "format"}}`` at ``path`` -> waveform."""
+    details = payload.obj(payload.require(part, "input_audio", f"{path}.input_audio"), path)
+    check_format(details.get("format"), f"{path}.input_audio.format", AUDIO_FORMATS)
+    data = payload.require(details, "data", f"{path}.input_audio.data")
+    return waveform_from_base64(data, f"{path}.input_audio.data", sample_rate, limits)
