@@ -393,6 +393,17 @@ class TrainConfig:
 
     seed: int = 0
     threads: int = 0
+    device: str = "auto"
+    """``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; under
+    torchrun on GPUs each rank takes ``cuda:LOCAL_RANK``."""
+    precision: str = "auto"
+    """``auto``, ``fp32``, ``bf16`` or ``fp16`` autocast (weights and optimizer stay fp32);
+    ``auto`` takes bf16 only where it measures fast (see :mod:`trimodal.hardware`)."""
+    compile: bool = False
+    """``torch.compile`` the model's tensor-heavy parts (:meth:`TriModalModel.compile_parts`;
+    the first steps of each shape pay the compile time)."""
+    sharding: str = "ddp"
+    """Under torchrun: ``ddp`` (DistributedDataParallel) or ``fsdp`` (FSDP2 ``fully_shard``)."""
     stages: list[str] = field(
         default_factory=lambda: ["vision", "align", "multitask", "reason", "generate", "bind"]
     )

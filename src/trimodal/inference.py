@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio, max_audio_seconds
 from trimodal.generation.chat import AudioSource, ImageSource, Turn, render_ids, text_turns
 from trimodal.generation.conditioning import generate_replies
+from trimodal.hardware import Precision, resolve_device, resolve_precision
 from trimodal.modalities import get_modality
 from trimodal.modalities.base import StoredModality
 from trimodal.models.trimodal import TriModalModel
@@ -31,6 +33,8 @@ from trimodal.modules.decoder import DecoderLM
 from trimodal.modules.encoders.base import EncoderOutput
 from trimodal.modules.layers import TokenSequence
 
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
 PathLike = str | os.PathLike[str]
 Answers = list[tuple[str, float]]
 """Answers with their probabilities, best first."""
@@ -64,21 +68,52 @@ class Question:
             raise ValueError("a question needs exactly one of text= or audio=")
 
 
-class Model:
-    """A trained tri-modal model with its tokenizer and preprocessing."""
+def _inference(method: Callable[Params, Result]) -> Callable[Params, Result]:
+    """Run a :class:`Model` method without gradients, in the model's precision."""
 
-    def __init__(self, network: TriModalModel, tokenizer: TextTokenizer):
+    @functools.wraps(method)
+    def wrapped(*args: Params.args, **kwargs: Params.kwargs) -> Result:
+        model = args[0]
+        assert isinstance(model, Model)
+        with torch.no_grad(), model.precision.autocast():
+            return method(*args, **kwargs)
+
+    return wrapped
+
+
+class Model:
+    """A trained tri-modal model with its tokenizer and preprocessing.
+
+    It runs on the network's device in ``precision`` (:func:`~trimodal.hardware.resolve_precision`;
+    fp32 unless asked). Inputs are prepared on the CPU and moved once; answers, transcripts and
+    embeddings come back on the CPU, as float32.
+    """
+
+    def __init__(
+        self, network: TriModalModel, tokenizer: TextTokenizer, precision: Precision | None = None
+    ):
         self.network = network.eval()
         self.tokenizer = tokenizer
         self.image_transform = ImageTransform(size=network.config.data.image_size)
         self.log_mel = LogMel(n_mels=network.config.data.n_mels)
+        self.precision = precision or resolve_precision("fp32", network.device)
 
     @classmethod
-    def from_pretrained(cls, directory: PathLike) -> Model:
-        """Load a run folder (its latest checkpoint) or a checkpoint folder."""
-        network = TriModalModel.from_pretrained(directory)
+    def from_pretrained(
+        cls, directory: PathLike, device: str = "cpu", precision: str = "fp32"
+    ) -> Model:
+        """Load a run folder (its latest checkpoint) or a checkpoint folder onto ``device``
+        (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) to run in ``precision`` (``auto``,
+        ``fp32``, ``bf16``, ``fp16``)."""
+        chosen = resolve_device(device)
+        network = TriModalModel.from_pretrained(directory, chosen)
         assert network.tokenizer is not None
-        return cls(network, network.tokenizer)
+        return cls(network, network.tokenizer, resolve_precision(precision, chosen))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs."""
+        return self.network.device
 
     # -- encoders ---------------------------------------------------------------------
     def _images(self, sources: Sequence[ImageSource]) -> EncoderOutput:
@@ -88,7 +123,8 @@ class Model:
     def _texts(self, texts: Sequence[str], questions: bool = False) -> EncoderOutput:
         encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]
         ids, mask = pad_sequences(
-            [torch.tensor(e, dtype=torch.long) for e in encoded], self.tokenizer.pad_id
+            [torch.tensor(e, dtype=torch.long, device="cpu") for e in encoded],
+            self.tokenizer.pad_id,
         )
         if questions:
             return self.network.encode_question(ids, mask)
@@ -132,29 +168,29 @@ class Model:
             )
         return stored
 
-    @torch.no_grad()
+    @_inference
     def embed_media(self, modality: str, paths: Sequence[PathLike]) -> torch.Tensor:
         """L2-normalized embeddings ``[N, E]`` of files of a stored modality (``video``)."""
-        return F.normalize(self._stored(modality, paths).pooled, dim=-1)
+        return _host(F.normalize(self._stored(modality, paths).pooled.float(), dim=-1))
 
-    @torch.no_grad()
+    @_inference
     def embed_images(self, sources: Sequence[ImageSource]) -> torch.Tensor:
         """L2-normalized image embeddings ``[N, E]``."""
-        return F.normalize(self._images(sources).pooled, dim=-1)
+        return _host(F.normalize(self._images(sources).pooled.float(), dim=-1))
 
-    @torch.no_grad()
+    @_inference
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """L2-normalized text embeddings ``[N, E]``."""
-        return F.normalize(self._texts(texts).pooled, dim=-1)
+        return _host(F.normalize(self._texts(texts).pooled.float(), dim=-1))
 
-    @torch.no_grad()
+    @_inference
     def embed_audio(self, sources: Sequence[AudioSource]) -> torch.Tensor:
         """L2-normalized audio embeddings ``[N, E]`` (files of any sample rate or channel
         count, or waveforms at the model's rate)."""
-        return F.normalize(self._audio(sources).pooled, dim=-1)
+        return _host(F.normalize(self._audio(sources).pooled.float(), dim=-1))
 
     # -- tasks ------------------------------------------------------------------------
-    @torch.no_grad()
+    @_inference
     def ask(
         self,
         image: PathLike | None = None,
@@ -185,7 +221,7 @@ class Model:
             inputs["audio"] = self._audio([audio]).sequence()
         return self._top_answers(inputs, top)[0]
 
-    @torch.no_grad()
+    @_inference
     def ask_batch(self, questions: Sequence[Question], top: int = 1) -> list[Answers]:
         """Answer many questions about images in one forward per kind (typed, spoken).
 
@@ -214,7 +250,7 @@ class Model:
 
     def _top_answers(self, inputs: dict[str, TokenSequence], top: int) -> list[Answers]:
         """The ``top`` answers of each row of a batch of fusion inputs, best first."""
-        probabilities = self.network.answer_logits(inputs).softmax(-1)  # [B, n_answers]
+        probabilities = self.network.answer_logits(inputs).float().softmax(-1)  # [B, n_answers]
         values, indices = probabilities.topk(min(top, probabilities.shape[-1]), dim=-1)
         answers = self.network.vocabulary.answers
         return [
@@ -222,7 +258,7 @@ class Model:
             for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True)
         ]
 
-    @torch.no_grad()
+    @_inference
     def transcribe_question(self, audio: AudioSource) -> str:
         """What the transcriber hears in a spoken question: the transcript :meth:`ask` answers
         when the model has a transcriber (``model.transcriber_depth``)."""
@@ -235,7 +271,7 @@ class Model:
         return self.tokenizer.decode(ids[0][mask[0]].tolist()).strip()
 
     # -- generation -------------------------------------------------------------------
-    @torch.no_grad()
+    @_inference
     def chat(self, turns: Sequence[Turn], max_new_tokens: int = 40, **sampling: Any) -> str:
         """The assistant's next reply to a conversation (the last turn is the user's).
 
@@ -245,7 +281,7 @@ class Model:
         (reply,) = self.reply_ids(self.chat_prompt(turns), 1, max_new_tokens, **sampling)
         return self.tokenizer.decode(reply).strip()
 
-    @torch.no_grad()
+    @_inference
     def chat_prompt(self, turns: Sequence[Turn]) -> ChatPrompt:
         """Encode a conversation's media into the decoder prefix and render its text ids."""
         self._require_decoder()
@@ -264,7 +300,7 @@ class Model:
         prompt's)."""
         return self._require_decoder().config.max_positions - prompt.length
 
-    @torch.no_grad()
+    @_inference
     def reply_ids(
         self,
         prompt: ChatPrompt,
@@ -308,3 +344,8 @@ class Model:
     def transcribe(self, audio: AudioSource, **options: Any) -> str:
         """Write down what a recording says."""
         return self.chat([Turn("user", audio=audio)], **options)
+
+
+def _host(values: torch.Tensor) -> torch.Tensor:
+    """Results leave the device: ``values`` on the CPU (no copy when already there)."""
+    return values.cpu()

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from trimodal.cli.hardware import add_hardware_arguments, hardware_options
 from trimodal.generation.chat import Turn
 from trimodal.generation.smollm2 import SmolLM2, load_smollm2
 from trimodal.inference import Model
@@ -28,6 +29,7 @@ def add_sampling_arguments(
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    add_hardware_arguments(parser)
 
 
 def register(verbs: Any) -> None:
@@ -75,7 +77,11 @@ def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_caption(args: argparse.Namespace) -> int:
     """Print the caption."""
-    print(Model.from_pretrained(args.checkpoint).caption(args.image, **sampling_options(args)))
+    print(
+        Model.from_pretrained(args.checkpoint, **hardware_options(args)).caption(
+            args.image, **sampling_options(args)
+        )
+    )
     return 0
 
 
@@ -89,7 +95,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
         print(WhisperTower.load(name).transcribe(args.audio))
         return 0
-    print(Model.from_pretrained(args.checkpoint).transcribe(args.audio, **sampling_options(args)))
+    print(
+        Model.from_pretrained(args.checkpoint, **hardware_options(args)).transcribe(
+            args.audio, **sampling_options(args)
+        )
+    )
     return 0
 
 
@@ -114,7 +124,7 @@ def _chat_model(args: argparse.Namespace) -> Model | SmolLM2:
         chat = load_smollm2()
         chat.perceive = RealSenses()
         return chat
-    return Model.from_pretrained(args.checkpoint)
+    return Model.from_pretrained(args.checkpoint, **hardware_options(args))
 
 
 def run_chat(

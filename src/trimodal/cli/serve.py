@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from trimodal.cli.hardware import add_hardware_arguments, hardware_options
+
 
 def register(verbs: Any) -> None:
     """Add the ``serve`` and ``index`` verbs."""
@@ -22,6 +24,7 @@ def register(verbs: Any) -> None:
     )
     serve.add_argument("--name", help="the model id clients send (default: the run folder's name)")
     serve.add_argument("--max-batch", type=int, default=32, help="most requests in one batch")
+    add_hardware_arguments(serve)
     serve.add_argument(
         "--batch-wait-ms", type=float, default=5.0, help="how long a request waits for company"
     )
@@ -50,6 +53,7 @@ def register(verbs: Any) -> None:
     index.add_argument("--manifest", required=True, help="manifest whose items become the gallery")
     index.add_argument("--out", required=True, help="gallery folder (replaced atomically)")
     index.add_argument("--split", action="append", help="only these splits (repeatable)")
+    add_hardware_arguments(index)
     index.set_defaults(run=run_index)
 
 
@@ -83,7 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    model = Model.from_pretrained(args.checkpoint)
+    model = Model.from_pretrained(args.checkpoint, **hardware_options(args))
     name = args.name or Path(args.checkpoint).resolve().name
     engine = Engine(
         model,
@@ -116,7 +120,7 @@ def run_index(args: argparse.Namespace) -> int:
     from trimodal.inference import Model
     from trimodal.serve.gallery import build_gallery
 
-    model = Model.from_pretrained(args.checkpoint)
+    model = Model.from_pretrained(args.checkpoint, **hardware_options(args))
     info = build_gallery(model, args.manifest, args.out, args.split, progress=print)
     for modality, details in info["modalities"].items():
         print(f"{modality}: {details['count']} items ({details['index']} search)")

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from trimodal.cli.hardware import add_hardware_arguments
 from trimodal.config import load_config
 from trimodal.train.loop import train
 
@@ -17,6 +18,7 @@ def register(verbs: Any) -> None:
     parser.add_argument("--world", required=True, help="world folder or manifest file")
     parser.add_argument("--out", required=True, help="run folder")
     add_override_argument(parser)
+    add_hardware_arguments(parser, default=None)
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run folder's last checkpoint"
     )
@@ -41,7 +43,12 @@ def add_override_argument(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and print the run summary as JSON."""
-    config = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.device is not None:
+        overrides.append(f"train.device={args.device}")
+    if args.precision is not None:
+        overrides.append(f"train.precision={args.precision}")
+    config = load_config(args.config, overrides)
     summary = train(
         config,
         args.world,

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from trimodal.cli.hardware import add_hardware_arguments, hardware_options
 from trimodal.inference import Model
 from trimodal.locks import FolderLock
 from trimodal.modalities import stored_modalities
@@ -29,6 +30,7 @@ def register(verbs: Any) -> None:
     question.add_argument("--text", help="the question, typed")
     question.add_argument("--audio", help="the question, spoken (any audio file)")
     ask.add_argument("--top", type=int, default=1, help="print the top-k answers")
+    add_hardware_arguments(ask)
     ask.add_argument(
         "--whisper",
         choices=["tiny.en", "base"],
@@ -48,6 +50,7 @@ def register(verbs: Any) -> None:
     embed.add_argument(
         "--save", help="write the embeddings to this .safetensors file instead of printing"
     )
+    add_hardware_arguments(embed)
     embed.set_defaults(run=run_embed)
 
     evaluate = verbs.add_parser(
@@ -106,6 +109,7 @@ def register(verbs: Any) -> None:
         "<checkpoint>/shift-worlds)",
     )
     evaluate.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+    add_hardware_arguments(evaluate)
     evaluate.set_defaults(run=run_eval)
 
 
@@ -116,7 +120,7 @@ def run_ask(args: argparse.Namespace) -> int:
     if args.image is None and not media:
         names = ", ".join(f"--{m.name}" for m in stored_modalities())
         raise ValueError(f"ask needs --image or a file to ask about ({names})")
-    predictor = Model.from_pretrained(args.checkpoint)
+    predictor = Model.from_pretrained(args.checkpoint, **hardware_options(args))
     whisper = getattr(args, "whisper", None)
     if whisper is not None:
         if args.audio is None:
@@ -137,7 +141,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
 def run_embed(args: argparse.Namespace) -> int:
     """Print (or save) L2-normalized embeddings, one row per input."""
-    predictor = Model.from_pretrained(args.checkpoint)
+    predictor = Model.from_pretrained(args.checkpoint, **hardware_options(args))
     if args.image:
         inputs, embeddings = args.image, predictor.embed_images(args.image)
     elif args.audio:
@@ -179,7 +183,7 @@ def run_eval(args: argparse.Namespace) -> int:
         vqa_rules=args.vqa_rules,
     )
     manifest = Path(args.manifest) if args.manifest else manifest_path_of(args.world)
-    predictor = Model.from_pretrained(args.checkpoint)
+    predictor = Model.from_pretrained(args.checkpoint, **hardware_options(args))
     quiet = args.json
     out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval-{args.split}"
     with FolderLock(out, "evaluation"), torch.no_grad():

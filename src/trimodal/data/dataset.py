@@ -145,10 +145,11 @@ class ManifestDataset(Dataset[dict[str, Any]]):
 
 
 def pad_sequences(values: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[L_i]`` ids -> ``([B, L_max], mask [B, L_max])``."""
+    """``[L_i]`` ids -> ``([B, L_max], mask [B, L_max])``, on the values' device."""
     length = max(v.shape[0] for v in values)
-    padded = torch.full((len(values), length), pad_id, dtype=values[0].dtype)
-    mask = torch.zeros(len(values), length, dtype=torch.bool)
+    device = values[0].device
+    padded = torch.full((len(values), length), pad_id, dtype=values[0].dtype, device=device)
+    mask = torch.zeros(len(values), length, dtype=torch.bool, device=device)
     for row, value in enumerate(values):
         padded[row, : value.shape[0]] = value
         mask[row, : value.shape[0]] = True
@@ -159,7 +160,7 @@ def pad_spectrograms(values: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
     """``[n_mels, T_i]`` -> ``([B, n_mels, T_max], mask [B, T_max])``; padding is zeros."""
     frames = max(v.shape[-1] for v in values)
     padded = values[0].new_zeros(len(values), values[0].shape[0], frames)
-    mask = torch.zeros(len(values), frames, dtype=torch.bool)
+    mask = torch.zeros(len(values), frames, dtype=torch.bool, device=padded.device)
     for row, value in enumerate(values):
         padded[row, :, : value.shape[-1]] = value
         mask[row, : value.shape[-1]] = True

@@ -9,6 +9,7 @@ then plain index gathers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -108,6 +109,10 @@ class MediaStore:
         """The rows ``rows`` (in that order) as a new store."""
         return MediaStore(self.data[rows], self.present[rows])
 
+    def to(self, device: torch.device) -> MediaStore:
+        """The same store on ``device``."""
+        return MediaStore(self.data.to(device), self.present.to(device))
+
     @staticmethod
     def decode(
         modality: StoredModality, paths: Sequence[Path | None], config: Config
@@ -139,17 +144,24 @@ class RaggedAudio:
     def batch(
         self, rows: torch.Tensor, max_frames: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded features ``[B, n_mels, F]`` (float32) and frame mask ``[B, F]`` for ``rows``."""
+        """Padded features ``[B, n_mels, F]`` (float32) and frame mask ``[B, F]`` for ``rows``,
+        on the store's device (one gather; the padded length is the batch's one host read)."""
+        rows = rows.to(self.offsets.device)
         lengths = self.lengths()[rows]
         if max_frames is not None:
             lengths = lengths.clamp(max=max_frames)
         longest = int(lengths.max()) if len(rows) else 0
-        out = torch.zeros(len(rows), longest, self.frames.shape[1])
-        for i, (row, length) in enumerate(zip(rows.tolist(), lengths.tolist(), strict=True)):
-            start = int(self.offsets[row])
-            out[i, :length] = self.frames[start : start + length].float()
-        mask = torch.arange(longest)[None, :] < lengths[:, None]
+        frame = torch.arange(longest, device=self.frames.device)
+        mask = frame[None, :] < lengths[:, None]
+        if not len(self.frames):
+            return torch.zeros(len(rows), self.frames.shape[1], longest, device=frame.device), mask
+        index = (self.offsets[rows][:, None] + frame[None, :]).clamp(max=len(self.frames) - 1)
+        out = self.frames[index].float() * mask[..., None]
         return out.transpose(1, 2), mask
+
+    def to(self, device: torch.device) -> RaggedAudio:
+        """The same clips on ``device``."""
+        return RaggedAudio(self.frames.to(device), self.offsets.to(device))
 
     def subset(self, rows: torch.Tensor) -> RaggedAudio:
         """The clips of ``rows`` (in that order) as a new ragged array."""
@@ -245,6 +257,17 @@ class SceneTensors:
             object_motions=self.object_motions[rows],
             media={name: store.subset(rows) for name, store in self.media.items()},
         )
+
+    def to(self, device: torch.device) -> SceneTensors:
+        """The same store with every tensor on ``device`` (training moves it once, so a step
+        gathers its batch where the model runs)."""
+        moved: dict[str, Any] = {
+            name: value.to(device)
+            for name, value in vars(self).items()
+            if isinstance(value, torch.Tensor | RaggedAudio)
+        }
+        moved["media"] = {name: store.to(device) for name, store in self.media.items()}
+        return dataclasses.replace(self, **moved)
 
     def rows_in(self, *splits: str) -> torch.Tensor:
         """Indices of samples in ``splits``."""

@@ -99,8 +99,8 @@ class ImageTransform:
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """``[..., 3, H, W]`` in [0, 1] -> ``(pixels - mean) / std``."""
-        mean = torch.tensor(self.mean, dtype=pixels.dtype).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=pixels.dtype).view(3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(3, 1, 1)
         return (pixels - mean) / std
 
     def __call__(

@@ -143,20 +143,25 @@ def join_prefixes(parts: Sequence[TokenSequence]) -> TokenSequence:
 
 
 def teacher_forcing_batch(
-    rows: Sequence[Sequence[int]], targets: Sequence[Sequence[bool]], pad_id: int
+    rows: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[bool]],
+    pad_id: int,
+    device: torch.device | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ``ids [B, T]``, ``mask [B, T]`` and ``labels [B, T]`` (IGNORE off-target)."""
+    """Right-padded ``ids [B, T]``, ``mask [B, T]`` and ``labels [B, T]`` (IGNORE off-target),
+    built on the host and moved to ``device`` (default: the CPU) in one copy each."""
     length = max(len(r) for r in rows)
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
-    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long, device="cpu")
+    labels = torch.full((len(rows), length), IGNORE, dtype=torch.long, device="cpu")
+    mask = torch.zeros(len(rows), length, dtype=torch.bool, device="cpu")
     for i, (row, target) in enumerate(zip(rows, targets, strict=True)):
-        values = torch.tensor(row, dtype=torch.long)
+        values = torch.tensor(row, dtype=torch.long, device="cpu")
         ids[i, : len(row)] = values
         mask[i, : len(row)] = True
-        chosen = torch.tensor(target, dtype=torch.bool)
+        chosen = torch.tensor(target, dtype=torch.bool, device="cpu")
         labels[i, : len(row)] = values.masked_fill(~chosen, IGNORE)
-    return ids, mask, labels
+    target_device = device or torch.device("cpu")
+    return tuple(t.to(target_device, non_blocking=True) for t in (ids, mask, labels))  # type: ignore[return-value]
 
 
 def lm_loss(
@@ -185,7 +190,7 @@ def text_states(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoder's final states at the text positions ``[B, T, Dd]`` (right-padded rows) and
     the labels ``[B, T]`` (each target id, ``IGNORE`` elsewhere); arguments as :func:`lm_loss`."""
-    ids, mask, labels = teacher_forcing_batch(rows, targets, pad_id)
+    ids, mask, labels = teacher_forcing_batch(rows, targets, pad_id, prefix.tokens.device)
     inputs = condition(decoder, prefix, mask)
     hidden = decoder.features(
         ids,
@@ -223,11 +228,13 @@ def generate_replies(
     masked and not counted, so each row decodes as if alone.
     """
     length = max(len(r) for r in rows)
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    device = decoder.lm_head.weight.device
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long, device="cpu")
+    mask = torch.zeros(len(rows), length, dtype=torch.bool, device="cpu")
     for i, row in enumerate(rows):
-        ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
+        ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long, device="cpu")
         mask[i, length - len(row) :] = True
+    ids, mask = ids.to(device), mask.to(device)
     inputs = condition(decoder, prefix, mask)
     room = decoder.config.max_positions - int(inputs.attention_mask.sum(1).max())
     produced = generate(

@@ -47,7 +47,10 @@ def choose_tokens(
     """Next token per row from ``logits [B, V]``: argmax, or a filtered sample. ``-> [B]``."""
     if not do_sample:
         return logits.argmax(dim=-1)
-    probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)
+    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(dim=-1)
+    if generator is not None and generator.device != probs.device:
+        # A seed given as a CPU generator draws on the CPU: the same tokens on every device.
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 

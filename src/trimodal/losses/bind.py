@@ -54,9 +54,10 @@ def bind_targets(
             follower = encoders[modality](part)
             features.append(pooler(follower.tokens, follower.mask))
             anchors.append(F.normalize(encoders[anchor](part).pooled, dim=-1))
-    position = torch.full((len(tensors.images),), -1, dtype=torch.long)
-    position[rows] = torch.arange(len(rows))
-    groups = content_groups([tensors.content_keys[i] for i in rows.tolist()])
+    device = model.device
+    position = torch.full((len(tensors.images),), -1, dtype=torch.long, device=device)
+    position[rows.to(device)] = torch.arange(len(rows), device=device)
+    groups = content_groups([tensors.content_keys[i] for i in rows.tolist()]).to(device)
     return BindTargets(modality, torch.cat(features), torch.cat(anchors), groups, position)
 
 
@@ -76,5 +77,5 @@ def bind_loss(step: StepInputs, targets: BindTargets) -> torch.Tensor:
     scale = step.model.temperature().exp().clamp(max=MAX_SCALE).detach()
     logits = scale * embedded @ targets.anchors.T  # (B, R)
     duplicate = targets.groups[at][:, None] == targets.groups[None, :]
-    duplicate[torch.arange(len(at)), at] = False
+    duplicate[torch.arange(len(at), device=at.device), at] = False
     return F.cross_entropy(logits.masked_fill(duplicate, float("-inf")), at)

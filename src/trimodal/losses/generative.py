@@ -23,7 +23,8 @@ def _pick_questions(step: StepInputs, count: int) -> torch.Tensor:
     """``[B, count]`` question slots per row, random among answered ones (-1: none left)."""
     answers = step.tensors.answers[step.rows]
     valid = answers >= 0
-    scores = torch.rand(answers.shape, generator=step.generator).masked_fill(~valid, -1.0)
+    draws = torch.rand(answers.shape, generator=step.generator, device="cpu")  # same everywhere
+    scores = draws.to(answers.device).masked_fill(~valid, -1.0)
     picked = scores.topk(min(count, answers.shape[1]), dim=1)
     return picked.indices.masked_fill(picked.values < 0, -1)
 
@@ -64,7 +65,7 @@ def _caption_grounding_loss(
     ``<eos>``), ``picked`` the pool index of each caption (-1: stored, no targets)."""
     head, pool = step.model.caption_grounding, step.captions
     assert head is not None and pool is not None
-    cells = torch.full((*states.shape[:2], 2), IGNORE, dtype=torch.long)  # (B, T, 2)
+    cells = torch.full((*states.shape[:2], 2), IGNORE, dtype=torch.long, device=states.device)
     for i, (row, index) in enumerate(zip(rows, picked, strict=True)):
         if index >= 0:
             targets = pool.caption_cells(index)  # (C, 2)
@@ -86,7 +87,7 @@ def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
     if model.decoder is None or tokenizer is None:
         raise ValueError("stage 'generate' needs model.decoder.depth > 0")
     caption, picked = _captions(step, drawn=task in ("caption", "dialogue"))
-    keep = torch.tensor([len(c) > 0 for c in caption])
+    keep = torch.tensor([len(c) > 0 for c in caption], device=rows.device)
     conversations: list[list[tuple[str, str | list[int]]]] = []
     if task == "caption":
         prefix = model.decoder_prefix(("image", step.image().sequence()))
@@ -123,7 +124,7 @@ def generation_loss(step: StepInputs, task: str) -> torch.Tensor:
             [("user", SPOKEN_PROMPT), ("assistant", _answer_ids(step, int(rows[i]), int(index[i])))]
             for i in known.tolist()
         ]
-        keep = torch.ones(len(known), dtype=torch.bool)
+        keep = torch.ones(len(known), dtype=torch.bool, device=known.device)
     else:
         raise ValueError(
             f"train.generate.tasks: unknown task {task!r}; choose from {GENERATION_TASKS}"

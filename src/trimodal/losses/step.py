@@ -58,14 +58,17 @@ class StepInputs:
 
     def _augmented_batch(self, raw: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, 3, S, S]`` -> normalized float images after the per-image augmentation
-        (shift, jitter) and the batch's pixel corruption, whichever are on."""
+        (shift, jitter) and the batch's pixel corruption, whichever are on. Augmentation runs
+        on the CPU with the step's CPU generator on every device (the same draws everywhere);
+        the encoder moves the result to the model's device."""
         transform = self.augment or ImageTransform(size=raw.shape[-1])
-        pixels = raw.float() / 255.0
-        if self.augment is not None:
-            pixels = torch.stack([self.augment._augment(x, self.generator) for x in pixels])
-        if self.corrupt is not None:
-            pixels = self.corrupt(pixels, self.generator)
-        return transform.normalize(pixels)
+        with torch.device("cpu"):
+            pixels = raw.cpu().float() / 255.0
+            if self.augment is not None:
+                pixels = torch.stack([self.augment._augment(x, self.generator) for x in pixels])
+            if self.corrupt is not None:
+                pixels = self.corrupt(pixels, self.generator)
+            return transform.normalize(pixels)
 
     def text(self) -> EncoderOutput:
         """Caption encoder output for ``rows``."""
@@ -116,8 +119,12 @@ class StepInputs:
     def _heard(
         self, features: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-mel ``[B, M, F]`` and mask ``[B, F]`` after the audio augmentation, if any."""
-        return (features, mask) if self.hear is None else self.hear(features, mask, self.generator)
+        """Log-mel ``[B, M, F]`` and mask ``[B, F]`` after the audio augmentation, if any (on
+        the CPU, as the image augmentation)."""
+        if self.hear is None:
+            return features, mask
+        with torch.device("cpu"):
+            return self.hear(features.cpu(), mask.cpu(), self.generator)
 
 
 @dataclass
@@ -141,18 +148,18 @@ class FrozenOutputs:
     def select(self, rows: torch.Tensor) -> EncoderOutput:
         """The outputs of ``rows [B]``, padded to their longest row: tokens ``[B, T, D]`` (zero
         after a row's end), mask ``[B, T]``, pooled ``[B, E]``. Every row must be encoded."""
-        at = self.position[rows]
+        at = self.position[rows.to(self.position.device)]
         if bool((at < 0).any()):
             missing = rows[at < 0].tolist()[:5]
             raise ValueError(f"rows {missing} were not encoded by encode_frozen")
         starts, lengths = self.offsets[at], self.offsets[at + 1] - self.offsets[at]
         longest = int(lengths.max()) if len(rows) else 0
-        steps = torch.arange(longest)
+        steps = torch.arange(longest, device=at.device)
         inside = steps < lengths[:, None]  # (B, T)
         source = (starts[:, None] + steps)[inside]
         tokens = self.tokens.new_zeros(len(rows), longest, self.tokens.shape[-1])
         tokens[inside] = self.tokens[source]
-        mask = torch.zeros(len(rows), longest, dtype=torch.bool)
+        mask = torch.zeros(len(rows), longest, dtype=torch.bool, device=at.device)
         mask[inside] = self.mask[source]
         return EncoderOutput(tokens, mask, self.pooled[at])
 
@@ -171,7 +178,7 @@ def evaluating(model: TriModalModel) -> Iterator[None]:
 
 def _used_length(mask: torch.Tensor) -> torch.Tensor:
     """Per row of ``mask [B, T]``, one past its last True position (0 for an empty row)."""
-    steps = torch.arange(1, mask.shape[1] + 1)
+    steps = torch.arange(1, mask.shape[1] + 1, device=mask.device)
     return (
         (mask * steps).amax(dim=1) if mask.shape[1] else mask.new_zeros(len(mask), dtype=torch.long)
     )
@@ -193,14 +200,15 @@ def encode_frozen(
         for start in range(0, len(rows), chunk):
             part = encode(rows[start : start + chunk])
             used = _used_length(part.mask)
-            inside = torch.arange(part.mask.shape[1]) < used[:, None]
+            inside = torch.arange(part.mask.shape[1], device=used.device) < used[:, None]
             tokens.append(part.tokens[inside])
             masks.append(part.mask[inside])
             lengths.append(used)
             pooled.append(part.pooled)
     offsets = F.pad(torch.cat(lengths).cumsum(0), (1, 0))
-    position = torch.full((total_rows,), -1, dtype=torch.long)
-    position[rows] = torch.arange(len(rows))
+    device = offsets.device
+    position = torch.full((total_rows,), -1, dtype=torch.long, device=device)
+    position[rows.to(device)] = torch.arange(len(rows), device=device)
     return FrozenOutputs(torch.cat(tokens), torch.cat(masks), offsets, torch.cat(pooled), position)
 
 
@@ -223,7 +231,10 @@ def freeze_perception(
     generator = torch.Generator().manual_seed(seed)
 
     def heard(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return (features, mask) if hear is None else hear(features, mask, generator)
+        if hear is None:
+            return features, mask
+        with torch.device("cpu"):  # augmentation runs on the CPU (see StepInputs._heard)
+            return hear(features.cpu(), mask.cpu(), generator)
 
     if hear is not None:
         encoders["audio"] = lambda r: model.encode("audio", *heard(*tensors.caption_audio.batch(r)))
@@ -251,4 +262,6 @@ def present_rows(step: StepInputs, modality: str) -> torch.Tensor:
     """Batch positions ``[B_m]`` of the step's rows that have ``modality``: a sample may lack
     any of them, and a missing one's encoding (of a blank image, an empty clip or caption)
     would otherwise enter the contrastive loss as if it were a real example."""
-    return torch.arange(len(step.rows))[step.tensors.has(modality)[step.rows]]
+    return torch.arange(len(step.rows), device=step.rows.device)[
+        step.tensors.has(modality)[step.rows]
+    ]

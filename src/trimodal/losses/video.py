@@ -23,7 +23,7 @@ def step_fractions(frames: int, tubelet: int) -> torch.Tensor:
     Frames are sampled evenly over the clip, first and last kept (frame ``k`` of ``frames`` sits
     at ``k / (frames - 1)``); a tubelet sits at the mean of its frames.
     """
-    along = torch.arange(frames, dtype=torch.float32) / max(1, frames - 1)
+    along = torch.arange(frames, dtype=torch.float32, device="cpu") / max(1, frames - 1)
     return along.reshape(frames // tubelet, tubelet).mean(1)
 
 

@@ -29,10 +29,11 @@ def typed_vqa_loss(
     tensors, rows = step.tensors, step.rows
     answers = tensors.answers[rows]  # (B, Q)
     valid = answers >= 0
-    scores = torch.rand(answers.shape, generator=step.generator).masked_fill(~valid, -1.0)
+    draws = torch.rand(answers.shape, generator=step.generator, device="cpu")  # same everywhere
+    scores = draws.to(answers.device).masked_fill(~valid, -1.0)
     count = min(questions_per_scene, answers.shape[1])
     chosen = scores.topk(count, dim=1).indices  # (B, k)
-    scene = torch.arange(len(rows)).unsqueeze(1).expand_as(chosen).reshape(-1)
+    scene = torch.arange(len(rows), device=rows.device).unsqueeze(1).expand_as(chosen).reshape(-1)
     question = chosen.reshape(-1)
     keep = valid[scene, question]
     scene, question = scene[keep], question[keep]

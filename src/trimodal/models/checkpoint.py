@@ -63,7 +63,7 @@ def write_model_files(
     """Write config, weights (tied ones left out), tokenizer, vocabulary and metrics into an
     existing folder."""
     (directory / "config.json").write_text(json.dumps(to_dict(config), indent=2))
-    weights = {k: v.detach().contiguous() for k, v in state.items() if k not in TIED}
+    weights = {k: v.detach().cpu().contiguous() for k, v in state.items() if k not in TIED}
     save_file(weights, str(directory / "model.safetensors"))
     tokenizer.save(directory / "tokenizer.json")
     labels = {"answers": vocabulary.answers, "attributes": vocabulary.attributes}

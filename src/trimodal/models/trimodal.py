@@ -152,11 +152,40 @@ class TriModalModel(nn.Module):
 
         ``"image"``: normalized images ``[B, 3, S, S]``; ``"text"``: ids ``[B, L]`` and mask
         (``causal=`` overrides ``model.text.causal``); ``"audio"``: log-mel ``[B, n_mels, F]``
-        and frame mask ``[B, F]``. What each takes is its :class:`Modality`'s to say.
+        and frame mask ``[B, F]``. What each takes is its :class:`Modality`'s to say. Tensor
+        inputs move to the model's device here (a no-op where they already are).
         """
+        device = self.device
+        moved = [x.to(device, non_blocking=True) if torch.is_tensor(x) else x for x in inputs]
         return get_modality(modality).encode(
-            self.encoders[modality], self.config, *inputs, **options
+            self.encoders[modality], self.config, *moved, **options
         )
+
+    def compile_parts(self) -> list[str]:
+        """``torch.compile`` (in place; a part recompiles once with dynamic shapes when its
+        input sizes vary) every tensor-heavy part: the encoders,
+        fusion, backbone, transcriber, projector and decoder. The Python around them (question
+        pools, tokenization, task choice) stays eager; weight names do not change. Returns the
+        compiled parts' names."""
+        parts: dict[str, nn.Module | None] = {
+            **{f"encoders.{name}": encoder for name, encoder in self.encoders.items()},
+            "fusion": self.fusion,
+            "backbone": self.backbone,
+            "transcriber": self.transcriber,
+            "projector": self.projector,
+            "decoder": self.decoder,
+        }
+        compiled = []
+        for name, part in parts.items():
+            if part is not None:
+                part.compile()
+                compiled.append(name)
+        return compiled
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (the temperature is always on the model)."""
+        return self.temperature.logit_scale.device
 
     @property
     def tokenizer(self) -> TextTokenizer | None:
@@ -359,15 +388,15 @@ class TriModalModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | os.PathLike[str], map_location: str = "cpu"
+        cls, directory: str | os.PathLike[str], device: str | torch.device = "cpu"
     ) -> TriModalModel:
         """Load a checkpoint written by :meth:`save_pretrained`, or a training run folder's
-        latest checkpoint (``model.tokenizer`` is set)."""
-        files = read_checkpoint(directory, map_location)
+        latest checkpoint (``model.tokenizer`` is set), onto ``device``."""
+        files = read_checkpoint(directory, "cpu")
         model = cls(files.config, files.tokenizer.vocab_size, files.vocabulary)
         load_weights(model, files)
         model.tokenizer = files.tokenizer
-        return model.eval()
+        return model.to(device).eval()
 
 
 def _legacy_encoder_names(

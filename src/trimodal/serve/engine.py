@@ -196,8 +196,9 @@ class Engine:
         if stored is None:
             raise ValueError(f"this checkpoint has no {modality} encoder")
         rows = torch.stack([v for v in values if isinstance(v, torch.Tensor)])
-        encoded = model.network.encode(modality, *stored.inputs(rows, model.network.config))
-        return F.normalize(encoded.pooled, dim=-1)
+        with model.precision.autocast():
+            encoded = model.network.encode(modality, *stored.inputs(rows, model.network.config))
+        return F.normalize(encoded.pooled.float(), dim=-1).cpu()
 
     def decode_stored(self, modality: str, path: Path) -> torch.Tensor:
         """A stored modality's file (the server's own temporary copy) -> its decoded row."""

@@ -45,7 +45,7 @@ def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], di
     for param_id, entries in state["state"].items():
         for key, value in entries.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{param_id}.{key}"] = value.detach().contiguous()
+                tensors[f"optimizer.{param_id}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars["state"].setdefault(str(param_id), {})[key] = value
     return tensors, scalars
@@ -76,7 +76,9 @@ def save_training_checkpoint(
         model.write_files(staging, tokenizer, metrics)
         tensors = dict(optimizer_tensors)
         tensors["rng.torch"] = state.rng
-        tensors |= {f"weighting.{k}": v.detach().contiguous() for k, v in state.weighting.items()}
+        tensors |= {
+            f"weighting.{k}": v.detach().cpu().contiguous() for k, v in state.weighting.items()
+        }
         sampler_scalars = None
         if state.sampler is not None:
             tensors["sampler.generator"] = state.sampler["generator"]

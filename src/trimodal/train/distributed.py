@@ -15,6 +15,8 @@ class DistributedContext:
 
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
+    """This process's index on its node (torchrun's ``LOCAL_RANK``): its GPU."""
 
     @property
     def enabled(self) -> bool:
@@ -27,14 +29,29 @@ class DistributedContext:
         return self.rank == 0
 
 
-def init_distributed() -> DistributedContext:
-    """Join the process group if torchrun started us (gloo on CPU, NCCL on GPU)."""
+def init_distributed(device: torch.device | None = None) -> DistributedContext:
+    """Join the process group if torchrun started us: NCCL when training on CUDA ``device``,
+    gloo otherwise (CPU, or a CPU run on a machine that has GPUs)."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistributedContext()
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
-    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+    return DistributedContext(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
+
+
+def rank_device(device: torch.device, context: DistributedContext) -> torch.device:
+    """The device this rank trains on: under torchrun each rank takes ``cuda:LOCAL_RANK``
+    (and makes it current, as NCCL needs); other devices are shared as they are."""
+    if device.type != "cuda" or not context.enabled:
+        return device
+    chosen = torch.device("cuda", context.local_rank)
+    torch.cuda.set_device(chosen)
+    return chosen
 
 
 def barrier(context: DistributedContext) -> None:
@@ -47,6 +64,6 @@ def all_reduce_mean(value: torch.Tensor, context: DistributedContext) -> torch.T
     """Mean of a tensor over ranks (returns ``value`` unchanged when not distributed)."""
     if not context.enabled:
         return value
-    reduced = value.detach().clone()
+    reduced = value.detach().clone()  # on the value's device: NCCL reduces CUDA tensors
     dist.all_reduce(reduced)
     return reduced / context.world_size

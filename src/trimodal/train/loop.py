@@ -16,6 +16,7 @@ Run folder::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from trimodal.config import Config, StageConfig, to_dict
 from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
+from trimodal.hardware import resolve_device, resolve_precision
 from trimodal.io import atomic_write_text
 from trimodal.locks import FolderLock
 from trimodal.losses.multitask import DynamicWeightAverage, LossDrivenTaskSampler
@@ -49,6 +51,7 @@ from trimodal.train.distributed import (
     all_reduce_mean,
     barrier,
     init_distributed,
+    rank_device,
 )
 from trimodal.train.errors import NonFiniteLossError
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
@@ -233,17 +236,24 @@ class Trainer:
         run_dir: Path,
         context: DistributedContext,
         progress: bool,
+        device: torch.device | None = None,
     ):
-        self.config, self.data, self.run_dir, self.context, self.progress = (
+        self.config, self.run_dir, self.context, self.progress = (
             config,
-            data,
             run_dir,
             context,
             progress,
         )
+        self.device = device or torch.device("cpu")
+        self.precision = resolve_precision(config.train.precision, self.device)
         stages = build_stages(config)  # every stage's options are checked before any step
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
         self.model.tokenizer = data.tokenizer
+        self.model.to(self.device)
+        if config.train.compile:
+            self.model.compile_parts()  # compiled on first use: the first steps pay for it
+        # The decoded store moves to the device once; every step gathers its batch there.
+        self.data = dataclasses.replace(data, tensors=data.tensors.to(self.device))
         self.log = MetricsLog(run_dir, context.is_main)
         self.plans = [
             StagePlan(
@@ -274,7 +284,7 @@ class Trainer:
     def _restore_model(self) -> None:
         self._check_decoder_layout(self.run_dir / "checkpoint")
         restored = TriModalModel.from_pretrained(self.run_dir / "checkpoint")
-        self.model.load_state_dict(restored.state_dict())
+        self.model.load_state_dict(restored.state_dict())  # copies onto the model's device
         self.model.train()
 
     def _check_decoder_layout(self, checkpoint: Path) -> None:
@@ -345,9 +355,8 @@ class Trainer:
             if sampler is not None and state.sampler is not None and state.step > 0:
                 sampler.load_state_dict(state.sampler)
             start = state.step
-        runner: nn.Module = step_module
-        if self.context.enabled:
-            runner = DistributedDataParallel(step_module, find_unused_parameters=True)
+        runner = self._runner(step_module)
+        scaler = self.precision.grad_scaler()
         self.model.train()
         bar = tqdm(
             total=plan.steps,
@@ -359,7 +368,7 @@ class Trainer:
         )
         started = time.perf_counter()
         for step in range(start, plan.steps):
-            record = self._train_step(plan, step, runner, optimizer, scheduler, sampler)
+            record = self._train_step(plan, step, runner, optimizer, scheduler, sampler, scaler)
             self.global_step += 1
             elapsed = time.perf_counter() - started
             record["samples_per_s"] = (
@@ -388,6 +397,16 @@ class Trainer:
         # max_steps reached exactly at the end of this stage: stop before the next one
         return not (max_steps > 0 and self.global_step >= max_steps)
 
+    def _runner(self, step_module: TrainStep) -> nn.Module:
+        """The step as it runs: wrapped for DDP under torchrun."""
+        runner: nn.Module = step_module
+        if self.context.enabled:
+            devices = [self.device.index] if self.device.type == "cuda" else None
+            runner = DistributedDataParallel(
+                runner, device_ids=devices, find_unused_parameters=True
+            )
+        return runner
+
     def _window(self, plan: StagePlan) -> int:
         """Steps per DWA window: one epoch, or a quarter of the stage when that is shorter."""
         per_epoch = max(1, len(self.data.train_rows) // plan.config.batch_size)
@@ -401,6 +420,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         sampler: LossDrivenTaskSampler | None,
+        scaler: torch.amp.GradScaler,
     ) -> dict[str, Any]:
         seed = self.config.train.seed
         rows = batch_rows(
@@ -411,26 +431,29 @@ class Trainer:
             plan.index,
             self.context.rank,
             self.context.world_size,
-        )
+        ).to(self.device, non_blocking=True)
         generator = torch.Generator().manual_seed(seed * 7919 + plan.index * 104_729 + step)
         active = plan.stage.active_tasks(sampler)
-        loss, parts, weights = runner(self.data.tensors, rows, plan.stage, active, generator)
+        with self.precision.autocast():
+            loss, parts, weights = runner(self.data.tensors, rows, plan.stage, active, generator)
         total = float(all_reduce_mean(loss.detach(), self.context))
         if not math.isfinite(total):  # every rank sees the same mean, so all stop together
             raise NonFiniteLossError(
                 plan.name, step, self.global_step, parts, [self.data.tensors.ids[r] for r in rows]
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16)
         torch.nn.utils.clip_grad_norm_([p for p in runner.parameters() if p.requires_grad], 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         if sampler is not None:
             # Every rank must draw the same tasks next step: feed the samplers rank-averaged losses.
             observed = {task: parts[task] for task in active if task in parts}
             sampler.update(
                 {
-                    k: float(all_reduce_mean(torch.tensor(v), self.context))
+                    k: float(all_reduce_mean(torch.tensor(v, device=self.device), self.context))
                     for k, v in observed.items()
                 }
             )
@@ -505,7 +528,9 @@ def train(
         resume: continue from ``run_dir/checkpoint`` (optimizer, scheduler, RNG, data order).
         max_steps: stop (with a checkpoint) after this many global steps; 0 runs the plan.
     """
-    context = init_distributed()
+    device = resolve_device(config.train.device)
+    context = init_distributed(device)
+    device = rank_device(device, context)
     torch.manual_seed(config.train.seed)
     out = Path(run_dir)
     with torch_threads(config.train.threads):
@@ -528,6 +553,9 @@ def train(
             if context.is_main:
                 atomic_write_text(out / "config.json", json.dumps(to_dict(config), indent=2))
             started = time.perf_counter()
-            summary = Trainer(config, data, out, context, progress).run(resume, max_steps)
+            trainer = Trainer(config, data, out, context, progress, device)
+            summary = trainer.run(resume, max_steps)
             summary["train_seconds"] = time.perf_counter() - started
+            summary["device"] = str(trainer.device)
+            summary["precision"] = f"{trainer.precision.name} ({trainer.precision.reason})"
             return summary

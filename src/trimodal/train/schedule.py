@@ -21,7 +21,7 @@ def epoch_order(count: int, seed: int, stage: int, epoch: int) -> torch.Tensor:
     A pure function of its arguments, so a resumed run sees exactly the same batches.
     """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + stage * 10_007 + epoch)
-    return torch.randperm(count, generator=generator)
+    return torch.randperm(count, generator=generator, device="cpu")
 
 
 def batch_rows(

@@ -1,0 +1,174 @@
+"""Where a model runs and in what precision: ``--device`` and ``--precision`` made concrete.
+
+:func:`resolve_device` turns ``auto|cpu|cuda[:N]|mps`` into a :class:`torch.device` (refusing,
+in one sentence, a device this machine lacks); :func:`resolve_precision` turns
+``auto|fp32|bf16|fp16`` into the dtype autocast computes in (``None``: plain fp32). ``auto``
+picks bf16 only where it is fast: CUDA devices that support it, and CPUs whose instruction set
+has a bf16 matrix path (AVX512-BF16 or AMX) *and* on which a short measured check finds bf16
+matmuls faster than fp32 — on an AVX2 CPU bf16 is emulated and many times slower, so ``auto``
+stays in fp32 there. Weights and optimizer state stay fp32 in every mode (autocast casts per
+operation); fp16 adds a gradient scaler on GPUs.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+BF16_SPEEDUP_NEEDED = 1.3
+"""``auto`` takes bf16 on a CPU only if its measured matmul is at least this much faster."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Raises:
+        ValueError: an unknown name, or a device this machine (or this torch build) lacks.
+    """
+    text = name.strip().lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "mps":
+        if not _mps_available():
+            raise ValueError("--device mps: this machine (or this torch build) has no MPS device")
+        return torch.device("mps")
+    if text == "cuda" or text.startswith("cuda:"):
+        return _cuda_device(name, text)
+    raise ValueError(f"--device {name!r}: expected one of {', '.join(DEVICES)}")
+
+
+def _cuda_device(name: str, text: str) -> torch.device:
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {name}: this torch sees no CUDA GPU (torch.cuda.is_available() is "
+            "False); use --device cpu or auto"
+        )
+    index_text = text.partition(":")[2] or str(torch.cuda.current_device())
+    if not index_text.isdigit():
+        raise ValueError(f"--device {name!r}: the GPU index must be a number (cuda:0)")
+    index, count = int(index_text), torch.cuda.device_count()
+    if index >= count:
+        raise ValueError(f"--device {name}: this machine has {count} GPU(s), cuda:0-{count - 1}")
+    return torch.device("cuda", index)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What autocast computes in on ``device``: ``dtype`` None is plain fp32."""
+
+    name: str
+    device: torch.device
+    dtype: torch.dtype | None
+    reason: str
+    """Why this precision (for ``auto``: what the check found), for logs and run summaries."""
+
+    def autocast(self) -> AbstractContextManager[object]:
+        """Autocast to :attr:`dtype` on the device's type (a no-op for fp32)."""
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler, enabled only for fp16 on a GPU (bf16 and fp32 need none)."""
+        enabled = self.dtype == torch.float16 and self.device.type == "cuda"
+        return torch.amp.GradScaler(self.device.type, enabled=enabled)
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    """``auto``, ``fp32``, ``bf16`` or ``fp16`` on ``device``; see the module docstring.
+
+    Raises:
+        ValueError: an unknown name, or bf16 on a CUDA GPU that lacks it.
+    """
+    text = name.strip().lower()
+    if text not in PRECISIONS:
+        raise ValueError(f"precision {name!r}: expected one of {', '.join(PRECISIONS)}")
+    if text == "auto":
+        return _auto_precision(device)
+    if text == "fp32":
+        return Precision("fp32", device, None, "asked for")
+    if text == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision bf16: {device} does not support bf16; use fp16 or fp32")
+    return Precision(text, device, _DTYPES[text], "asked for")
+
+
+def _auto_precision(device: torch.device) -> Precision:
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return Precision("bf16", device, torch.bfloat16, "auto: the GPU supports bf16")
+        return Precision("fp16", device, torch.float16, "auto: GPU without bf16, fp16 + scaler")
+    if device.type == "cpu":
+        fast, reason = cpu_bf16_is_fast()
+        if fast:
+            return Precision("bf16", device, torch.bfloat16, f"auto: {reason}")
+        return Precision("fp32", device, None, f"auto: {reason}")
+    return Precision("fp32", device, None, f"auto: fp32 on {device.type}")
+
+
+def cpu_bf16_instructions() -> list[str]:
+    """The CPU's bf16 matrix instruction sets torch can use (``AVX512-BF16``, ``AMX``)."""
+    found = []
+    if torch.cpu._is_avx512_bf16_supported():
+        found.append("AVX512-BF16")
+    if torch.cpu._is_amx_tile_supported():
+        found.append("AMX")
+    return found
+
+
+@functools.cache
+def cpu_bf16_is_fast() -> tuple[bool, str]:
+    """Whether bf16 pays on this CPU: a bf16 instruction set, then a measured matmul check
+    (about 0.1 s, once per process). Returns the verdict and a sentence saying why."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    instructions = cpu_bf16_instructions()
+    if not instructions:
+        return False, f"this CPU ({capability}) has no AVX512-BF16 or AMX, bf16 would be emulated"
+    speedup = measured_bf16_speedup()
+    fast = speedup >= BF16_SPEEDUP_NEEDED
+    verdict = "bf16" if fast else "fp32"
+    return fast, (
+        f"{'+'.join(instructions)}, measured bf16 matmul {speedup:.2f}x fp32 -> {verdict}"
+    )
+
+
+def measured_bf16_speedup(size: int = 512, repeats: int = 5) -> float:
+    """fp32 time over bf16 time of a ``size``-square matmul, interleaved, best of ``repeats``."""
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    fp32, bf16 = [], []
+    for _ in range(repeats):
+        fp32.append(_seconds(lambda: a @ b))
+        bf16.append(_seconds(lambda: a16 @ b16))
+    return min(fp32) / max(min(bf16), 1e-9)
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (timing; a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,185 @@
+"""Device and precision choice (:mod:`trimodal.hardware`), and the proof on a CPU-only machine
+that a training step creates no tensor off the model's device.
+
+The proof: run real training steps with torch's *default* device set to ``meta`` while the
+model and data live on the CPU. A tensor created without ``device=`` lands on ``meta`` and the
+first operation that mixes it with the model's tensors fails — exactly the tensors that would
+stay on the CPU when the model is on a GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from trimodal.config import Config, load_config
+from trimodal.data.manifest import load_manifest
+from trimodal.generation.chat import Turn
+from trimodal.hardware import (
+    cpu_bf16_instructions,
+    cpu_bf16_is_fast,
+    resolve_device,
+    resolve_precision,
+)
+from trimodal.inference import Model, Question
+from trimodal.train import loop
+from trimodal.train.distributed import DistributedContext
+from trimodal.train.loop import Trainer, prepare_data
+from trimodal.world.generate import WorldSummary
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+def test_devices_resolve_and_missing_ones_are_refused_in_a_sentence() -> None:
+    assert resolve_device("cpu") == CPU
+    assert resolve_device(" CPU ") == CPU
+    expected_auto = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.backends.mps.is_available():
+        assert resolve_device("auto").type == expected_auto
+    with pytest.raises(ValueError, match="expected one of auto, cpu, cuda, cuda:N, mps"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda:1")
+    else:
+        with pytest.raises(ValueError, match="GPU"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(ValueError, match="no MPS device"):
+            resolve_device("mps")
+
+
+def test_precisions_resolve_to_autocast_dtypes() -> None:
+    assert resolve_precision("fp32", CPU).dtype is None
+    assert resolve_precision("bf16", CPU).dtype == torch.bfloat16
+    assert resolve_precision("fp16", CPU).dtype == torch.float16
+    with pytest.raises(ValueError, match="expected one of auto, fp32, bf16, fp16"):
+        resolve_precision("int4", CPU)
+    # A gradient scaler only for fp16 on a GPU.
+    assert not resolve_precision("fp16", CPU).grad_scaler().is_enabled()
+    with resolve_precision("bf16", CPU).autocast():
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
+    with resolve_precision("fp32", CPU).autocast():
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.float32
+
+
+def test_auto_precision_on_the_cpu_follows_its_instructions_and_a_measurement() -> None:
+    chosen = resolve_precision("auto", CPU)
+    fast, reason = cpu_bf16_is_fast()
+    assert chosen.name == ("bf16" if fast else "fp32")
+    assert reason in chosen.reason
+    if not cpu_bf16_instructions():  # AVX2: bf16 is emulated, auto never takes it
+        assert chosen.dtype is None and "no AVX512-BF16 or AMX" in reason
+    else:
+        assert "measured bf16 matmul" in reason
+
+
+def _every_stage_config() -> Config:
+    overrides = [
+        "train.vision.epochs=0.2",
+        "train.align.epochs=0.2",
+        "train.multitask.epochs=0.2",
+        "train.reason.epochs=0.2",
+        "train.generate.epochs=0.2",
+        "train.bind.epochs=0.2",
+        "train.reason.tasks=[vqa_typed,contrastive,transcribe]",
+        "model.decoder.depth=1",
+        "model.decoder.dim=32",
+        "model.decoder.heads=2",
+        "model.decoder.max_positions=320",
+        "model.transcriber_depth=1",
+        "model.grounding_bins=4",
+        "data.augment=true",
+        "data.augment_noise=0.1",
+        "data.augment_typos=0.1",
+        "data.audio_augment.probability=0.5",
+    ]
+    return load_config(ROOT / "configs" / "tiny.yaml", overrides)
+
+
+def _on_meta(function: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with torch.device("meta"):  # any tensor made without device= lands here and fails
+            return function(*args, **kwargs)
+
+    return wrapped
+
+
+@pytest.fixture(scope="module")
+def every_stage_run(
+    tiny_world: tuple[Path, WorldSummary], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any], Trainer]:
+    """All six stages (decoder, transcriber, augmentation on), every step and every stage's
+    frozen-tower pass run with torch's default device set to ``meta``."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Trainer, "_train_step", _on_meta(Trainer._train_step))
+    patch.setattr(loop, "freeze_perception", _on_meta(loop.freeze_perception))
+    try:
+        config = _every_stage_config()
+        data = prepare_data(config, tiny_world[0])
+        run = tmp_path_factory.mktemp("every-stage") / "run"
+        trainer = Trainer(config, data, run, DistributedContext(), False, CPU)
+        summary = trainer.run(resume=False)
+    finally:
+        patch.undo()
+    return run, summary, trainer
+
+
+def test_training_steps_create_no_tensor_off_the_model_device(
+    every_stage_run: tuple[Path, dict[str, Any], Trainer],
+) -> None:
+    _, summary, trainer = every_stage_run
+    assert set(summary["stages"]) >= {"vision", "align", "multitask", "reason", "generate", "bind"}
+    assert all(steps > 0 for steps in summary["stages"].values())
+    assert all(p.device == CPU for p in trainer.model.parameters())
+
+
+def test_inference_creates_no_tensor_off_the_model_device(
+    every_stage_run: tuple[Path, dict[str, Any], Trainer], tiny_world: tuple[Path, WorldSummary]
+) -> None:
+    """ask, ask_batch, embed, transcribe_question, caption, chat, transcribe: each on the meta
+    default device, its results on the CPU and equal to the same calls made normally."""
+    run, _, _ = every_stage_run
+    model = Model.from_pretrained(run)
+    manifest = load_manifest(tiny_world[0] / "manifest.jsonl")
+    sample = next(s for s in manifest.samples if s.image and s.audio)
+    image, audio = sample.image, sample.audio
+    assert image is not None and audio is not None
+
+    def calls() -> list[object]:
+        greedy = {"max_new_tokens": 6}
+        return [
+            model.ask(image, text="what color is the circle?", top=2),
+            model.ask(image, audio=audio),
+            model.ask_batch(
+                [Question(image, text="how many shapes?"), Question(image, audio=audio)]
+            ),
+            model.embed_images([image]),
+            model.embed_texts(["a red circle", "two shapes"]),
+            model.embed_audio([audio]),
+            model.transcribe_question(audio),
+            model.caption(image, **greedy),
+            model.transcribe(audio, **greedy),
+            model.chat([Turn("user", "what is here?", image=image)], **greedy),
+            model.chat(
+                [Turn("user", "say something")],
+                do_sample=True,
+                generator=torch.Generator().manual_seed(3),
+                **greedy,
+            ),
+        ]
+
+    expected = calls()
+    with torch.device("meta"):
+        observed = calls()
+    for want, got in zip(expected, observed, strict=True):
+        if isinstance(want, torch.Tensor):
+            assert isinstance(got, torch.Tensor) and got.device == CPU
+            torch.testing.assert_close(got, want)
+        else:
+            assert got == want
