@@ -40,7 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from trimodal.config import Config, load_config
-from trimodal.hardware import Precision, resolve_precision
+from trimodal.hardware import Precision, resolve_device, resolve_precision, synchronize
 from trimodal.losses.contrastive import info_nce
 from trimodal.models.checkpoint import Vocabulary
 from trimodal.models.trimodal import TriModalModel
@@ -81,23 +81,30 @@ def clip_model(config: Config, vocab: int) -> torch.nn.Module:
     return CLIPModel._from_config(clip_config, attn_implementation="sdpa")
 
 
+DEVICE = torch.device("cpu")
+
+
 def timed_steps(step: Callable[[], None], count: int) -> float:
-    """Seconds per step over ``count`` steps."""
+    """Seconds per step over ``count`` steps (device work finished)."""
+    synchronize(DEVICE)
     start = time.perf_counter()
     for _ in range(count):
         step()
+    synchronize(DEVICE)
     return (time.perf_counter() - start) / count
 
 
 def matmul_peak(threads: int, size: int = 1024, repeats: int = 20) -> float:
-    """Measured fp32 matmul FLOP/s on this machine's threads."""
+    """Measured fp32 matmul FLOP/s on this machine's threads (or the GPU)."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, device=DEVICE), torch.randn(size, size, device=DEVICE)
     for _ in range(3):
         a @ b
+    synchronize(DEVICE)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(DEVICE)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
@@ -126,7 +133,8 @@ def gemm_peak(step: Callable[[], None], repeats: int = 5) -> tuple[float, int]:
         step()
     total_flops, total_seconds = 0.0, 0.0
     for _name, a_shape, b_shape, dtype in recorder.calls:
-        a, b = torch.randn(a_shape).to(dtype), torch.randn(b_shape).to(dtype)
+        a = torch.randn(a_shape, device=DEVICE).to(dtype)
+        b = torch.randn(b_shape, device=DEVICE).to(dtype)
         a @ b  # warm
         best = min(_seconds(lambda: a @ b) for _ in range(repeats))  # noqa: B023
         batch = a_shape[0] if len(a_shape) == 3 else 1
@@ -136,8 +144,10 @@ def gemm_peak(step: Callable[[], None], repeats: int = 5) -> tuple[float, int]:
 
 
 def _seconds(work: Callable[[], object]) -> float:
+    synchronize(DEVICE)
     start = time.perf_counter()
     work()
+    synchronize(DEVICE)
     return time.perf_counter() - start
 
 
@@ -151,7 +161,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="auto", help="ours: auto, fp32, bf16")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model's parts")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda[:N], ... (both models)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = resolve_device(args.device)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     config = load_config(
@@ -167,10 +180,10 @@ def main() -> None:
         ],
     )
     vocab, batch = 600, args.batch
-    ours, clip = our_model(config, vocab), clip_model(config, vocab)
-    precision = resolve_precision(args.precision, torch.device("cpu"))
+    ours, clip = our_model(config, vocab).to(DEVICE), clip_model(config, vocab).to(DEVICE)
+    precision = resolve_precision(args.precision, DEVICE)
     print(
-        f"machine: CPU capability {torch.backends.cpu.get_cpu_capability()}; ours in "
+        f"device {DEVICE}; CPU capability {torch.backends.cpu.get_cpu_capability()}; ours in "
         f"{precision.name} ({precision.reason}){', compiled' if args.compile else ', eager'}; "
         "CLIPModel fp32 eager"
     )
@@ -191,7 +204,7 @@ def main() -> None:
     for lengths in ("full", "varied"):
         race(args, ours, clip, vocab, lengths, precision)
     if precision.dtype is not None:
-        fp32 = resolve_precision("fp32", torch.device("cpu"))
+        fp32 = resolve_precision("fp32", DEVICE)
         print("same precision (ours fp32):")
         race(args, ours, clip, vocab, "full", fp32)
 
@@ -207,13 +220,13 @@ def race(
     """Time both models' steps on one batch of images and captions; print the comparison."""
     batch, size = args.batch, ours.config.data.image_size
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(batch, 3, size, size, generator=generator)
+    images = torch.randn(batch, 3, size, size, generator=generator).to(DEVICE)
     ids = torch.randint(4, vocab, (batch, args.text_length), generator=generator)
     low = args.text_length // 4 if lengths == "varied" else args.text_length
     length = torch.randint(low, args.text_length + 1, (batch,), generator=generator)
     length[0] = args.text_length  # the batch is as wide as --text-length
     mask = torch.arange(args.text_length)[None, :] < length[:, None]
-    ids = ids.masked_fill(~mask, 0)
+    ids, mask = ids.masked_fill(~mask, 0).to(DEVICE), mask.to(DEVICE)
     ours_optimizer = torch.optim.AdamW(ours.parameters(), lr=1e-4)
 
     def our_step() -> None:

@@ -43,3 +43,15 @@ def tiny_run(
     run = tmp_path_factory.mktemp("run") / "tiny"
     train(load_config(ROOT / "configs" / "tiny.yaml"), tiny_world[0], run, progress=False)
     return run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip, saying why, where torch sees no CUDA GPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run benchmarks/gpu_check.sh on one)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -9,13 +9,17 @@ stay on the CPU when the model is on a GPU.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from trimodal.cli.main import main
 from trimodal.config import Config, load_config
 from trimodal.data.manifest import load_manifest
 from trimodal.generation.chat import Turn
@@ -28,7 +32,7 @@ from trimodal.hardware import (
 from trimodal.inference import Model, Question
 from trimodal.train import loop
 from trimodal.train.distributed import DistributedContext
-from trimodal.train.loop import Trainer, prepare_data
+from trimodal.train.loop import Trainer, prepare_data, train
 from trimodal.world.generate import WorldSummary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +187,52 @@ def test_inference_creates_no_tensor_off_the_model_device(
             torch.testing.assert_close(got, want)
         else:
             assert got == want
+
+
+def _first_losses(world: Path, out: Path, precision: str) -> tuple[list[float], dict[str, Any]]:
+    config = load_config(
+        ROOT / "configs" / "tiny.yaml", [f"train.precision={precision}", "train.multitask.epochs=0"]
+    )
+    summary = train(config, world, out, progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    return [r["loss"]["total"] for r in records], summary
+
+
+def test_bf16_training_keeps_fp32_weights_and_follows_fp32(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    """bf16 autocast (asked for, so it runs even where auto would not take it): the weights
+    and optimizer moments stay fp32, and the first steps' losses track the fp32 run's."""
+    fp32, _ = _first_losses(tiny_world[0], tmp_path / "fp32", "fp32")
+    bf16, summary = _first_losses(tiny_world[0], tmp_path / "bf16", "bf16")
+    assert summary["precision"].startswith("bf16") and summary["device"] == "cpu"
+    assert len(bf16) == len(fp32) and all(math.isfinite(loss) for loss in bf16)
+    assert abs(bf16[0] - fp32[0]) < 0.02 * fp32[0]  # same weights, same batch, rounding only
+    assert bf16[-1] < bf16[0]  # it learns
+    weights = load_file(str(tmp_path / "bf16" / "checkpoint" / "model.safetensors"))
+    assert {value.dtype for value in weights.values()} == {torch.float32}
+
+
+def test_bf16_inference_answers_as_fp32_does(tiny_run: Path, tiny_world: tuple[Path, Any]) -> None:
+    manifest = load_manifest(tiny_world[0] / "manifest.jsonl")
+    images = [s.image for s in manifest.split("test") if s.image is not None][:8]
+    fp32 = Model.from_pretrained(tiny_run, device="cpu", precision="fp32")
+    bf16 = Model.from_pretrained(tiny_run, device="cpu", precision="bf16")
+    assert bf16.precision.dtype == torch.bfloat16
+    want, got = fp32.embed_images(images), bf16.embed_images(images)
+    assert got.dtype == torch.float32 and got.device == CPU
+    assert torch.nn.functional.cosine_similarity(want, got).min() > 0.99
+
+
+def test_cli_refuses_a_device_this_machine_lacks_in_one_line(
+    tiny_run: Path, tiny_world: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    manifest = load_manifest(tiny_world[0] / "manifest.jsonl")
+    image = next(s.image for s in manifest.samples if s.image is not None)
+    ask = ["ask", "--checkpoint", str(tiny_run), "--image", str(image), "--text", "what?"]
+    assert main([*ask, "--device", "cuda"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "no CUDA GPU" in error and "Traceback" not in error and len(error.splitlines()) == 1
+    assert main([*ask, "--device", "cpu", "--precision", "bf16"]) == 0

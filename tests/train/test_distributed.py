@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,51 @@ def test_two_process_ddp_run_trains_and_checkpoints(
     assert all(torch.isfinite(value).all() for value in weights.values())
     records = (run / "metrics.jsonl").read_text().splitlines()
     assert records, "rank 0 logs metrics"
+
+
+def _torchrun(processes: int, arguments: list[str], port: int) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={processes}",
+        f"--master_port={port}",
+        "-m",
+        "trimodal.cli.main",
+        *arguments,
+    ]
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=environment, cwd=ROOT
+    )
+
+
+def test_a_checkpoint_of_two_ranks_resumes_on_one_and_back(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    """N ranks -> M: rank 0 saves whole weights and optimizer state, so a run stopped under
+    two processes resumes in one, and one stopped alone resumes under two."""
+    world, _ = tiny_world
+    run = tmp_path / "moved"
+    train = ["train", "--config", str(ROOT / "configs" / "tiny.yaml"), "--world", str(world)]
+    first = _torchrun(2, [*train, "--out", str(run), "--quiet", "--max-steps", "3"], 29531)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads((run / "checkpoint" / "metrics.json").read_text())["global_step"] == 3
+    alone = [*train, "--out", str(run), "--quiet", "--resume", "--max-steps", "6"]
+    second = subprocess.run(
+        [sys.executable, "-m", "trimodal.cli.main", *alone],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads((run / "checkpoint" / "metrics.json").read_text())["global_step"] == 6
+    third = _torchrun(2, [*train, "--out", str(run), "--quiet", "--resume"], 29533)
+    assert third.returncode == 0, third.stderr[-3000:]
+    summary = json.loads(third.stdout[third.stdout.index("{") :])
+    assert summary["global_step"] == sum(summary["stages"].values())
+    weights = load_file(str(run / "checkpoint" / "model.safetensors"))
+    assert all(torch.isfinite(value).all() for value in weights.values())
+    steps = [json.loads(line)["global_step"] for line in (run / "metrics.jsonl").open()]
+    assert steps == list(range(summary["global_step"]))  # every step logged once (log_every 1)

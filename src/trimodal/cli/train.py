@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from trimodal.cli.hardware import add_hardware_arguments
@@ -57,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         progress=not args.quiet,
     )
-    print(json.dumps(summary, indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary (rank 0's)
+        print(json.dumps(summary, indent=2))
     return 0
