@@ -334,3 +334,29 @@ def test_stop_tokens_stop_rows_independently() -> None:
     # Every row stops at its first token: generation ends after one step.
     first_tokens = tuple(int(token) for token in free[:, 0])
     assert generate(model, ids, max_new_tokens=8, stop_tokens=first_tokens).shape == (3, 1)
+
+
+def test_split_vector_matmul_equals_the_plain_product_in_both_layouts() -> None:
+    from trimodal.modules.decoder import split_vector_matmul
+
+    generator = torch.Generator().manual_seed(0)
+    row = torch.randn(1, 48, generator=generator)
+    kernel = torch.randn(48, 96, generator=generator)  # [in, out]
+    weight = torch.randn(96, 48, generator=generator)  # nn.Linear's [out, in]
+    previous = torch.get_num_threads()
+    try:
+        for threads in (2, 3, 4):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                torch.testing.assert_close(split_vector_matmul(row, kernel), row @ kernel)
+                torch.testing.assert_close(
+                    split_vector_matmul(row, weight, transposed=True), row @ weight.T
+                )
+                assert split_vector_matmul(torch.randn(2, 48), kernel) is None  # not one row
+                assert split_vector_matmul(row, torch.randn(48, 97)) is None  # columns don't split
+            assert split_vector_matmul(row, kernel) is None  # autograd keeps the plain product
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            assert split_vector_matmul(row, kernel) is None
+    finally:
+        torch.set_num_threads(previous)

@@ -266,8 +266,46 @@ class DecoderLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [..., in]`` -> ``x @ kernel (+ bias)`` ``[..., out]``."""
         flat = x.reshape(-1, x.shape[-1])
-        out = flat @ self.kernel if self.bias is None else torch.addmm(self.bias, flat, self.kernel)
+        out = split_vector_matmul(flat, self.kernel)
+        if out is not None:
+            out = out if self.bias is None else out + self.bias
+        elif self.bias is None:
+            out = flat @ self.kernel
+        else:
+            out = torch.addmm(self.bias, flat, self.kernel)
         return out.view(*x.shape[:-1], self.kernel.shape[1])
+
+
+def split_vector_matmul(
+    row: torch.Tensor, kernel: torch.Tensor, transposed: bool = False
+) -> torch.Tensor | None:
+    """One row times a weight, its output columns split across the CPU's threads; None when
+    that does not apply (more rows, a GPU, one thread, autograd, columns that do not split).
+
+    A decoding step at batch 1 is a vector-matrix product per weight, bound by how fast the
+    weight streams from memory; the BLAS runs a single ``[1, in] @ [in, out]`` on one thread
+    and reaches about half the machine's read bandwidth. Cut into one ``bmm`` batch per
+    thread (a view of the same weight, column block ``t`` for thread ``t``) it streams on all
+    of them. Every output is still one whole dot product, so the values are the same up to
+    the BLAS kernel's own summation order.
+
+    Args:
+        row: ``[1, in]``.
+        kernel: ``[in, out]``, or ``[out, in]`` with ``transposed`` (``nn.Linear``'s layout).
+    """
+    threads = torch.get_num_threads()
+    if row.shape[0] != 1 or row.device.type != "cpu" or threads < 2 or torch.is_grad_enabled():
+        return None
+    columns = kernel.shape[0] if transposed else kernel.shape[1]
+    if columns % threads or not kernel.is_contiguous():
+        return None
+    width = columns // threads
+    if transposed:  # [out, in] -> per thread [in, width]
+        blocks = kernel.view(threads, width, kernel.shape[1]).transpose(1, 2)
+    else:  # [in, out] -> per thread [in, width]
+        blocks = kernel.view(kernel.shape[0], threads, width).transpose(0, 1)
+    parts = torch.bmm(row.expand(threads, 1, row.shape[1]), blocks)  # [threads, 1, width]
+    return parts.view(1, columns)
 
 
 def _linear_weight_to_kernel(
@@ -482,7 +520,16 @@ class DecoderLM(nn.Module):
         x = self.features(ids, prefix, attention_mask, cache, memory, memory_mask)  # (B, P+T, D)
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(x), cache
+        return self._vocabulary_logits(x), cache
+
+    def _vocabulary_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``lm_head(x)`` ``[B, T, V]``; one row on a CPU goes through
+        :func:`split_vector_matmul` (the vocabulary matmul is the step's largest read)."""
+        weight = self.lm_head.weight
+        split = split_vector_matmul(x.reshape(-1, x.shape[-1]), weight, transposed=True)
+        if split is None:
+            return self.lm_head(x)
+        return split.view(*x.shape[:-1], weight.shape[0])
 
     def features(
         self,
