@@ -9,6 +9,7 @@ The folder is replaced atomically, so a crash leaves the previous checkpoint int
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trimodal.data.tokenizer import TextTokenizer
-from trimodal.models.checkpoint import write_directory_atomically
+from trimodal.models.checkpoint import write_directory_atomically, write_model_files
 from trimodal.models.trimodal import TriModalModel
 
 STATE_JSON = "trainer_state.json"
@@ -68,12 +69,19 @@ def save_training_checkpoint(
     tokenizer: TextTokenizer,
     state: TrainingState,
     metrics: dict[str, Any],
+    model_state: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write model files and training state into ``directory`` atomically."""
+    """Write model files and training state into ``directory`` atomically; ``model_state``
+    (the whole weights gathered from FSDP shards) replaces ``model.state_dict()``."""
     optimizer_tensors, optimizer_scalars = _split_optimizer(state.optimizer)
 
     def write(staging: Path) -> None:
-        model.write_files(staging, tokenizer, metrics)
+        if model_state is None:
+            model.write_files(staging, tokenizer, metrics)
+        else:
+            write_model_files(
+                staging, model.config, model.vocabulary, model_state, tokenizer, metrics
+            )
         tensors = dict(optimizer_tensors)
         tensors["rng.torch"] = state.rng
         tensors |= {

@@ -55,6 +55,13 @@ from trimodal.train.distributed import (
 )
 from trimodal.train.errors import NonFiniteLossError
 from trimodal.train.schedule import batch_rows, steps_for, warmup_cosine
+from trimodal.train.sharding import (
+    check_sharding,
+    gathered_states,
+    load_optimizer,
+    shard,
+    whole_model_state,
+)
 from trimodal.train.stages import Stage, build_stages
 from trimodal.train.step import TrainStep
 from trimodal.world.caption_pool import CaptionPool, build_caption_pool
@@ -245,6 +252,8 @@ class Trainer:
             progress,
         )
         self.device = device or torch.device("cpu")
+        check_sharding(config.train.sharding)
+        self.sharded = config.train.sharding == "fsdp" and context.enabled
         self.precision = resolve_precision(config.train.precision, self.device)
         stages = build_stages(config)  # every stage's options are checked before any step
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
@@ -340,6 +349,7 @@ class Trainer:
         plan.stage.prepare(step_module, self.model, self.data.tensors, self.data.train_rows)
         if weighting is not None and state is not None and state.step > 0:
             weighting.load_state_dict(state.weighting)
+        runner = self._runner(step_module)  # FSDP shards in place: before the optimizer
         optimizer = _optimizer(step_module, plan.config)
         warmup = min(plan.config.warmup_steps, max(1, plan.steps // 5))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -349,13 +359,12 @@ class Trainer:
         start = 0
         if state is not None:
             if state.step > 0:  # at a stage boundary the new stage starts a fresh optimizer
-                optimizer.load_state_dict(state.optimizer)
+                self._load_optimizer(step_module, optimizer, state.optimizer)
                 scheduler.load_state_dict(state.scheduler)
             torch.set_rng_state(state.rng)
             if sampler is not None and state.sampler is not None and state.step > 0:
                 sampler.load_state_dict(state.sampler)
             start = state.step
-        runner = self._runner(step_module)
         scaler = self.precision.grad_scaler()
         self.model.train()
         bar = tqdm(
@@ -389,16 +398,23 @@ class Trainer:
                 self.history.append({"stage": plan.name, "steps": plan.steps, "seconds": elapsed})
             if done or limit or (every > 0 and self.global_step % every == 0):
                 next_state = (plan.index + 1, 0) if done else (plan.index, step + 1)
-                self._checkpoint(next_state, optimizer, scheduler, weighting, sampler, done)
+                self._checkpoint(
+                    next_state, step_module, optimizer, scheduler, weighting, sampler, done
+                )
             if limit and not done:
                 bar.close()
                 return False
         bar.close()
+        if self.sharded:
+            self._unshard_model(step_module)
         # max_steps reached exactly at the end of this stage: stop before the next one
         return not (max_steps > 0 and self.global_step >= max_steps)
 
     def _runner(self, step_module: TrainStep) -> nn.Module:
-        """The step as it runs: wrapped for DDP under torchrun."""
+        """The step as it runs: sharded in place (``train.sharding: fsdp``) or wrapped for
+        DDP under torchrun."""
+        if self.sharded:
+            return shard(step_module)
         runner: nn.Module = step_module
         if self.context.enabled:
             devices = [self.device.index] if self.device.type == "cuda" else None
@@ -406,6 +422,22 @@ class Trainer:
                 runner, device_ids=devices, find_unused_parameters=True
             )
         return runner
+
+    def _load_optimizer(
+        self, step_module: TrainStep, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    ) -> None:
+        if self.sharded:
+            load_optimizer(step_module, optimizer, state)
+        else:
+            optimizer.load_state_dict(state)
+
+    def _unshard_model(self, step_module: TrainStep) -> None:
+        """After a sharded stage: the whole weights on every rank, in a fresh model."""
+        whole = whole_model_state(step_module)
+        model = TriModalModel(self.config, self.data.tokenizer.vocab_size, self.data.vocabulary)
+        model.load_state_dict(whole)
+        model.tokenizer = self.data.tokenizer
+        self.model = model.to(self.device)
 
     def _window(self, plan: StagePlan) -> int:
         """Steps per DWA window: one epoch, or a quarter of the stage when that is shorter."""
@@ -470,22 +502,27 @@ class Trainer:
     def _checkpoint(
         self,
         position: tuple[int, int],
+        step_module: TrainStep,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         weighting: nn.Module | None,
         sampler: LossDrivenTaskSampler | None,
         stage_done: bool,
     ) -> None:
+        model_state: dict[str, torch.Tensor] | None = None
+        if self.sharded:  # every rank takes part in gathering the shards to rank 0
+            model_state, weighting_state, optimizer_state = gathered_states(step_module, optimizer)
+        elif self.context.is_main:
+            optimizer_state = optimizer.state_dict()
+            weighting_state = dict(weighting.state_dict()) if weighting is not None else {}
         if self.context.is_main:
             state = TrainingState(
                 stage=position[0],
                 step=position[1],
                 global_step=self.global_step,
-                optimizer=optimizer.state_dict(),
+                optimizer=optimizer_state,
                 scheduler=scheduler.state_dict(),
-                weighting=dict(weighting.state_dict())
-                if weighting is not None and not stage_done
-                else {},
+                weighting=weighting_state if not stage_done else {},
                 sampler=sampler.state_dict() if sampler is not None and not stage_done else None,
                 rng=torch.get_rng_state(),
                 history=self.history,
@@ -500,6 +537,7 @@ class Trainer:
                 self.data.tokenizer,
                 state,
                 {"global_step": self.global_step},
+                model_state,
             )
         barrier(self.context)
 
