@@ -352,7 +352,12 @@ def test_split_vector_matmul_equals_the_plain_product_in_both_layouts() -> None:
                 torch.testing.assert_close(
                     split_vector_matmul(row, weight, transposed=True), row @ weight.T
                 )
-                assert split_vector_matmul(torch.randn(2, 48), kernel) is None  # not one row
+                several = torch.randn(5, 48, generator=generator)
+                torch.testing.assert_close(split_vector_matmul(several, kernel), several @ kernel)
+                torch.testing.assert_close(
+                    split_vector_matmul(several, weight, transposed=True), several @ weight.T
+                )
+                assert split_vector_matmul(torch.randn(65, 48), kernel) is None  # a prefill
                 assert split_vector_matmul(row, torch.randn(48, 97)) is None  # columns don't split
             assert split_vector_matmul(row, kernel) is None  # autograd keeps the plain product
         torch.set_num_threads(1)

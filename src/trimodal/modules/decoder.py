@@ -276,25 +276,40 @@ class DecoderLinear(nn.Module):
         return out.view(*x.shape[:-1], self.kernel.shape[1])
 
 
-def split_vector_matmul(
-    row: torch.Tensor, kernel: torch.Tensor, transposed: bool = False
-) -> torch.Tensor | None:
-    """One row times a weight, its output columns split across the CPU's threads; None when
-    that does not apply (more rows, a GPU, one thread, autograd, columns that do not split).
+SPLIT_MAX_ROWS = 64
+"""Decoding steps of at most this many rows take :func:`split_vector_matmul`'s path."""
 
-    A decoding step at batch 1 is a vector-matrix product per weight, bound by how fast the
-    weight streams from memory; the BLAS runs a single ``[1, in] @ [in, out]`` on one thread
-    and reaches about half the machine's read bandwidth. Cut into one ``bmm`` batch per
-    thread (a view of the same weight, column block ``t`` for thread ``t``) it streams on all
-    of them. Every output is still one whole dot product, so the values are the same up to
-    the BLAS kernel's own summation order.
+
+def split_vector_matmul(
+    rows: torch.Tensor, kernel: torch.Tensor, transposed: bool = False
+) -> torch.Tensor | None:
+    """A few rows times a weight, the output columns split across the CPU's threads; None
+    when that does not apply (more than :data:`SPLIT_MAX_ROWS` rows, a GPU, one thread,
+    autograd, columns that do not split evenly).
+
+    A decoding step multiplies a handful of rows (the batch) by every weight, bound by how
+    fast the weight streams from memory; for so few rows the BLAS keeps the product on one
+    thread (measured: about half the machine's read bandwidth at one row). Cut into one ``bmm``
+    batch per thread (a view of the same weight, column block ``t`` for thread ``t``) it
+    streams on all of them: 1.3-1.9x per product from 1 to 16 rows on 2 threads here
+    (docs/performance.md). Every output is still one whole dot product, so the values are
+    the same up to the BLAS kernel's own summation order.
 
     Args:
-        row: ``[1, in]``.
+        rows: ``[R, in]``.
         kernel: ``[in, out]``, or ``[out, in]`` with ``transposed`` (``nn.Linear``'s layout).
+
+    Returns:
+        ``[R, out]``.
     """
     threads = torch.get_num_threads()
-    if row.shape[0] != 1 or row.device.type != "cpu" or threads < 2 or torch.is_grad_enabled():
+    count = rows.shape[0]
+    if (
+        not 0 < count <= SPLIT_MAX_ROWS
+        or rows.device.type != "cpu"
+        or threads < 2
+        or torch.is_grad_enabled()
+    ):
         return None
     columns = kernel.shape[0] if transposed else kernel.shape[1]
     if columns % threads or not kernel.is_contiguous():
@@ -304,8 +319,8 @@ def split_vector_matmul(
         blocks = kernel.view(threads, width, kernel.shape[1]).transpose(1, 2)
     else:  # [in, out] -> per thread [in, width]
         blocks = kernel.view(kernel.shape[0], threads, width).transpose(0, 1)
-    parts = torch.bmm(row.expand(threads, 1, row.shape[1]), blocks)  # [threads, 1, width]
-    return parts.view(1, columns)
+    parts = torch.bmm(rows.expand(threads, count, rows.shape[1]), blocks)  # [threads, R, width]
+    return parts.view(1, columns) if count == 1 else parts.transpose(0, 1).reshape(count, columns)
 
 
 def _linear_weight_to_kernel(
