@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from trimodal.cli.main import main
 from trimodal.config import load_config
@@ -177,3 +177,27 @@ def test_a_non_finite_loss_stops_the_run_naming_stage_step_task_and_samples(
     assert "=nan" in message and "batch samples: " in message
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 1]  # the poisoned step was never logged
+
+
+def test_a_run_saved_with_a_scalar_temperature_resumes(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    """Checkpoints written when ``temperature.logit_scale`` was 0-d (and so were its AdamW
+    moments) resume now that it is ``[1]``: weights and moments are reshaped on load."""
+    config = load_config(TINY)
+    run = tmp_path / "old"
+    train(config, tiny_world[0], run, max_steps=3, progress=False)
+    checkpoint = run / "checkpoint"
+    weights = load_file(str(checkpoint / "model.safetensors"))
+    weights["temperature.logit_scale"] = weights["temperature.logit_scale"].reshape(())
+    save_file(weights, str(checkpoint / "model.safetensors"))
+    state = load_file(str(checkpoint / "trainer_state.safetensors"))
+    old = {
+        key: value.reshape(())
+        for key, value in state.items()
+        if key.startswith("optimizer.") and value.shape == (1,) and not key.endswith(".step")
+    }
+    assert {key.rsplit(".", 1)[1] for key in old} == {"exp_avg", "exp_avg_sq"}
+    save_file(state | old, str(checkpoint / "trainer_state.safetensors"))
+    summary = train(config, tiny_world[0], run, resume=True, progress=False)
+    assert summary["global_step"] == sum(summary["stages"].values())

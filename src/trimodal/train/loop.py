@@ -167,6 +167,21 @@ def _optimizer(step_module: TrainStep, stage: StageConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=stage.lr, betas=(0.9, 0.98), eps=1e-6)
 
 
+def _fit_moments_to_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Reshape loaded optimizer moments to their parameter's shape where only the shape
+    changed (the temperature was a 0-d parameter before it became ``[1]``)."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            for key, value in optimizer.state.get(parameter, {}).items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and key != "step"
+                    and value.shape != parameter.shape
+                    and value.numel() == parameter.numel()
+                ):
+                    optimizer.state[parameter][key] = value.reshape(parameter.shape)
+
+
 class MetricsLog:
     """JSON Lines + TensorBoard scalars (rank 0 only)."""
 
@@ -430,6 +445,7 @@ class Trainer:
             load_optimizer(step_module, optimizer, state)
         else:
             optimizer.load_state_dict(state)
+            _fit_moments_to_parameters(optimizer)
 
     def _unshard_model(self, step_module: TrainStep) -> None:
         """After a sharded stage: the whole weights on every rank, in a fresh model."""
