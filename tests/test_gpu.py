@@ -86,3 +86,24 @@ def test_inference_on_the_gpu_agrees_with_the_cpu(
         for m in (on_cpu, on_gpu)
     ]
     assert sampled[0] == sampled[1]  # a CPU generator draws the same tokens on every device
+
+
+def test_the_harness_on_the_gpu_matches_the_cpu(
+    tiny_world: tuple[Path, Any], tmp_path: Path
+) -> None:
+    from trimodal.eval.harness import HarnessSettings, evaluate_checkpoint
+
+    config = load_config(ROOT / "configs" / "tiny.yaml", GENERATING)
+    train(config, tiny_world[0], tmp_path / "run", progress=False)
+    settings = HarnessSettings(robustness_scenes=12, examples=1)
+    manifest = tiny_world[0] / "manifest.jsonl"
+    results = []
+    for device in ("cpu", "cuda"):
+        with torch.no_grad():
+            model = Model.from_pretrained(tmp_path / "run", device=device)
+            results.append(evaluate_checkpoint(model, manifest, settings)["splits"]["test"])
+    on_cpu, on_gpu = results
+    assert on_gpu["vqa"]["typed"]["accuracy"] == pytest.approx(
+        on_cpu["vqa"]["typed"]["accuracy"], abs=0.03
+    )
+    assert on_gpu.keys() == on_cpu.keys()

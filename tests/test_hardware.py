@@ -22,6 +22,8 @@ from safetensors.torch import load_file
 from trimodal.cli.main import main
 from trimodal.config import Config, load_config
 from trimodal.data.manifest import load_manifest
+from trimodal.eval.harness import HarnessSettings, evaluate_checkpoint
+from trimodal.eval.report import write_report
 from trimodal.generation.chat import Turn
 from trimodal.hardware import (
     cpu_bf16_instructions,
@@ -102,6 +104,8 @@ def _every_stage_config() -> Config:
         "data.augment_noise=0.1",
         "data.augment_typos=0.1",
         "data.audio_augment.probability=0.5",
+        "train.multitask.question_pool=true",
+        "train.generate.caption_variants=true",
     ]
     return load_config(ROOT / "configs" / "tiny.yaml", overrides)
 
@@ -236,3 +240,30 @@ def test_cli_refuses_a_device_this_machine_lacks_in_one_line(
     error = capsys.readouterr().err.strip()
     assert "no CUDA GPU" in error and "Traceback" not in error and len(error.splitlines()) == 1
     assert main([*ask, "--device", "cpu", "--precision", "bf16"]) == 0
+
+
+def test_the_evaluation_harness_creates_no_tensor_off_the_model_device(
+    every_stage_run: tuple[Path, dict[str, Any], Trainer],
+    tiny_world: tuple[Path, WorldSummary],
+    tmp_path: Path,
+) -> None:
+    """The harness (retrieval, VQA, objects, zero-shot, generation, robustness curves with
+    FGSM, Grad-CAM examples) and its report on the meta default device: the evaluated store
+    moves to the model's device, so what it makes must be made there too; its metrics equal
+    a normal run's."""
+    run, _, _ = every_stage_run
+    model = Model.from_pretrained(run)
+    settings = HarnessSettings(robustness_scenes=12, examples=1)
+    manifest = tiny_world[0] / "manifest.jsonl"
+    with torch.no_grad():
+        expected = evaluate_checkpoint(model, manifest, settings)
+        with torch.device("meta"):
+            observed = evaluate_checkpoint(model, manifest, settings)
+            write_report(observed, tmp_path / "report")
+    for metrics in (expected, observed):
+        metrics.pop("seconds", None)
+        metrics.get("timings", {}).clear()
+    assert json.dumps(observed["splits"], sort_keys=True) == json.dumps(
+        expected["splits"], sort_keys=True
+    )
+    assert (tmp_path / "report" / "metrics.json").is_file()

@@ -93,27 +93,33 @@ class Precision:
         return torch.amp.GradScaler(self.device.type, enabled=enabled)
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
+def resolve_precision(name: str, device: torch.device, training: bool = False) -> Precision:
     """``auto``, ``fp32``, ``bf16`` or ``fp16`` on ``device``; see the module docstring.
 
     Raises:
-        ValueError: an unknown name, or bf16 on a CUDA GPU that lacks it.
+        ValueError: an unknown name, bf16 on a CUDA GPU without native bf16, or fp16
+            training off CUDA (only there does a gradient scaler keep fp16 gradients alive).
     """
     text = name.strip().lower()
     if text not in PRECISIONS:
         raise ValueError(f"precision {name!r}: expected one of {', '.join(PRECISIONS)}")
+    if text == "fp16" and training and device.type != "cuda":
+        raise ValueError(
+            f"precision fp16: training in fp16 needs a CUDA GPU's gradient scaler; on "
+            f"{device.type} use bf16 or fp32"
+        )
     if text == "auto":
         return _auto_precision(device)
     if text == "fp32":
         return Precision("fp32", device, None, "asked for")
-    if text == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if text == "bf16" and device.type == "cuda" and not _native_bf16():
         raise ValueError(f"precision bf16: {device} does not support bf16; use fp16 or fp32")
     return Precision(text, device, _DTYPES[text], "asked for")
 
 
 def _auto_precision(device: torch.device) -> Precision:
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        if _native_bf16():
             return Precision("bf16", device, torch.bfloat16, "auto: the GPU supports bf16")
         return Precision("fp16", device, torch.float16, "auto: GPU without bf16, fp16 + scaler")
     if device.type == "cpu":
@@ -122,6 +128,12 @@ def _auto_precision(device: torch.device) -> Precision:
             return Precision("bf16", device, torch.bfloat16, f"auto: {reason}")
         return Precision("fp32", device, None, f"auto: {reason}")
     return Precision("fp32", device, None, f"auto: fp32 on {device.type}")
+
+
+def _native_bf16() -> bool:
+    """The current GPU computes in bf16 natively (Ampere on); emulated bf16 (V100, T4) is not
+    counted, so ``auto`` takes fp16 with a scaler there."""
+    return bool(torch.cuda.is_bf16_supported(including_emulation=False))
 
 
 def cpu_bf16_instructions() -> list[str]:

@@ -37,7 +37,7 @@ def gaussian_noise(images: torch.Tensor, sigma: float, generator: torch.Generato
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:
     """Normalized 1-D Gaussian kernel ``[2r + 1]`` with radius ``r = ceil(3 * sigma)``, float64."""
     radius = math.ceil(3.0 * sigma)
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device="cpu")
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
     return kernel / kernel.sum()
 
@@ -48,7 +48,7 @@ def mirror_indices(size: int, radius: int) -> torch.Tensor:
     Mirror padding reflects about the edge sample without repeating it (``d c b | a b c d | c b a``),
     i.e. torch's ``"reflect"`` padding. Unlike ``F.pad`` it keeps reflecting when ``radius >= size``.
     """
-    positions = torch.arange(-radius, size + radius)
+    positions = torch.arange(-radius, size + radius, device="cpu")
     if size == 1:
         return torch.zeros_like(positions)
     period = 2 * (size - 1)
@@ -117,13 +117,16 @@ def corrupt_batch(
     picks images to blur with one sigma drawn in ``[0, max_blur]`` for the step."""
     out = images
     if max_noise > 0:
-        chosen = torch.rand(len(images), generator=generator) < probability
-        sigma = torch.rand(len(images), generator=generator) * max_noise * chosen
-        noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)
-        out = (out + sigma.view(-1, 1, 1, 1).to(images.dtype) * noise).clamp(0.0, 1.0)
+        # Drawn on the CPU with the step's CPU generator (the same draws on every device).
+        chosen = torch.rand(len(images), generator=generator, device="cpu") < probability
+        sigma = torch.rand(len(images), generator=generator, device="cpu") * max_noise * chosen
+        noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device="cpu")
+        scaled = sigma.view(-1, 1, 1, 1).to(images.dtype) * noise
+        out = (out + scaled.to(images.device)).clamp(0.0, 1.0)
     if max_blur > 0:
-        chosen = torch.rand(len(images), generator=generator) < probability
-        sigma_blur = float(torch.rand(1, generator=generator)) * max_blur
+        chosen = torch.rand(len(images), generator=generator, device="cpu") < probability
+        chosen = chosen.to(images.device)
+        sigma_blur = float(torch.rand(1, generator=generator, device="cpu")) * max_blur
         if bool(chosen.any()) and sigma_blur > 0.05:
             out = out.clone()
             out[chosen] = gaussian_blur(out[chosen], sigma_blur)

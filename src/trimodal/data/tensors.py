@@ -67,10 +67,12 @@ def attribute_groups(attributes: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
-def content_groups(keys: Sequence[str]) -> torch.Tensor:
-    """Integer id per distinct content key ``[N]`` (equal ids = same content)."""
+def content_groups(keys: Sequence[str], device: torch.device | None = None) -> torch.Tensor:
+    """Integer id per distinct content key ``[N]`` (equal ids = same content), on ``device``
+    (default: the CPU)."""
     index: dict[str, int] = {}
-    return torch.tensor([index.setdefault(key, len(index)) for key in keys], dtype=torch.long)
+    ids = [index.setdefault(key, len(index)) for key in keys]
+    return torch.tensor(ids, dtype=torch.long, device=device or torch.device("cpu"))
 
 
 def content_key(sample: Sample) -> str:
@@ -168,16 +170,21 @@ class RaggedAudio:
         return RaggedAudio.from_rows(
             [self.frames[int(self.offsets[r]) : int(self.offsets[r + 1])] for r in rows.tolist()],
             self.frames.shape[1],
+            self.frames.device,
         )
 
     @staticmethod
-    def from_rows(rows: Sequence[torch.Tensor | None], n_mels: int) -> RaggedAudio:
-        """Stack per-row ``[F_i, n_mels]`` features (None or empty: no audio) into one array."""
+    def from_rows(
+        rows: Sequence[torch.Tensor | None], n_mels: int, device: torch.device | None = None
+    ) -> RaggedAudio:
+        """Stack per-row ``[F_i, n_mels]`` features (None or empty: no audio) into one array
+        on ``device`` (default: the CPU)."""
+        device = device or torch.device("cpu")
         lengths = [0 if r is None else r.shape[0] for r in rows]
-        offsets = torch.zeros(len(rows) + 1, dtype=torch.long)
-        offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long), 0)
-        parts = [r.to(torch.float16) for r in rows if r is not None and r.shape[0]]
-        empty = torch.zeros(0, n_mels, dtype=torch.float16)
+        offsets = torch.zeros(len(rows) + 1, dtype=torch.long, device=device)
+        offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long, device=device), 0)
+        parts = [r.to(device, torch.float16) for r in rows if r is not None and r.shape[0]]
+        empty = torch.zeros(0, n_mels, dtype=torch.float16, device=device)
         return RaggedAudio(torch.cat(parts) if parts else empty, offsets)
 
 
@@ -271,7 +278,8 @@ class SceneTensors:
 
     def rows_in(self, *splits: str) -> torch.Tensor:
         """Indices of samples in ``splits``."""
-        return torch.tensor([i for i, s in enumerate(self.splits) if s in splits], dtype=torch.long)
+        rows = [i for i, s in enumerate(self.splits) if s in splits]
+        return torch.tensor(rows, dtype=torch.long, device=self.has_image.device)
 
     @property
     def has_text(self) -> torch.Tensor:
@@ -363,7 +371,7 @@ def logmel_of_waves(
             group = order[start : start + chunk]
             clips = [waves[i] for i in group]
             longest = max(clip.shape[0] for clip in clips)
-            stacked = torch.zeros(len(group), longest)
+            stacked = torch.zeros(len(group), longest, device="cpu")
             for row, clip in enumerate(clips):
                 stacked[row, : clip.shape[0]] = clip
             mels = log_mel(stacked)  # (G, n_mels, F)

@@ -77,7 +77,7 @@ def retrieval_metrics(
     embeddings = embed_rows(model, tensors, rows)
     present = {m: tensors.has(m)[rows] for m in embeddings}
     directions = directions or retrieval_directions(tuple(embeddings))
-    groups = content_groups([tensors.content_keys[i] for i in rows.tolist()])
+    groups = content_groups([tensors.content_keys[i] for i in rows.tolist()], rows.device)
     results: dict[str, Any] = {"gallery_size": len(rows)}
     for query, target in directions:
         if query not in present or target not in present:

@@ -76,7 +76,9 @@ def load_inputs(model: Model, manifest_path: PathLike) -> EvaluationInputs:
         max_text_length=network.config.model.text.max_length,
         config=network.config,
     )
-    return EvaluationInputs(manifest, tensors)
+    # The store moves to the model's device once, as in training: every batch is gathered
+    # where the model runs, and what the harness compares it with is made there too.
+    return EvaluationInputs(manifest, tensors.to(network.device))
 
 
 def evaluate_checkpoint(
@@ -85,8 +87,18 @@ def evaluate_checkpoint(
     settings: HarnessSettings | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the whole harness; returns the metrics dict (JSON-able, stable keys)."""
-    settings = settings or HarnessSettings()
+    """Run the whole harness in the model's precision; returns the metrics dict (JSON-able,
+    stable keys)."""
+    with model.precision.autocast():
+        return _evaluate(model, manifest_path, settings or HarnessSettings(), progress)
+
+
+def _evaluate(
+    model: Model,
+    manifest_path: PathLike,
+    settings: HarnessSettings,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
     say = progress or (lambda message: None)
     inputs = load_inputs(model, manifest_path)
     tensors = inputs.tensors
@@ -203,7 +215,9 @@ def _example_questions(
         ids, mask = tensors.question_ids[row, q : q + 1], tensors.question_mask[row, q : q + 1]
         out.append(("typed", network.encode_question(ids, mask).sequence()))
     if int(tensors.spoken_index[row]) >= 0:
-        features, mask = tensors.spoken_audio.batch(torch.tensor([row]))
+        features, mask = tensors.spoken_audio.batch(
+            torch.tensor([row], device=tensors.has_image.device)
+        )
         out.append(("spoken", network.encode("audio", features, mask).sequence()))
     return out
 
@@ -334,5 +348,5 @@ def _sample_rows(rows: torch.Tensor, limit: int, settings: HarnessSettings) -> t
     if limit <= 0 or len(rows) <= limit:
         return rows
     generator = torch.Generator().manual_seed(settings.seed)
-    picked = torch.randperm(len(rows), generator=generator)[:limit]
-    return rows[picked.sort().values]
+    picked = torch.randperm(len(rows), generator=generator, device="cpu")[:limit]
+    return rows[picked.sort().values.to(rows.device)]

@@ -75,7 +75,9 @@ def caption_gallery(samples: Sequence[Sample], rows: Sequence[int]) -> CaptionGa
             listed.add(image)
         captions += texts
         owners += [image] * len(texts)
-    return CaptionGallery(image_rows, captions, torch.tensor(owners, dtype=torch.long))
+    return CaptionGallery(
+        image_rows, captions, torch.tensor(owners, dtype=torch.long, device="cpu")
+    )
 
 
 @torch.no_grad()
@@ -96,7 +98,7 @@ def image_caption_metrics(
     gallery = caption_gallery(samples, rows)
     if not gallery.image_rows:
         return None
-    image_rows = torch.tensor(gallery.image_rows, dtype=torch.long)
+    image_rows = torch.tensor(gallery.image_rows, dtype=torch.long, device=tensors.images.device)
     images = torch.cat(
         [
             model.encode("image", to_float_images(tensors.images[image_rows[i : i + batch]])).pooled
@@ -108,8 +110,8 @@ def image_caption_metrics(
     for start in range(0, len(gallery.captions), batch):
         ids, mask = tokenized(tokenizer, gallery.captions[start : start + batch], max_length)
         captions.append(model.encode_padded_text(ids, mask).pooled)  # (B, E)
-    return image_caption_retrieval(
-        F.normalize(images, dim=-1),
-        F.normalize(torch.cat(captions), dim=-1),
+    return image_caption_retrieval(  # scored on the host, with the gallery's owner list
+        F.normalize(images.float(), dim=-1).cpu(),
+        F.normalize(torch.cat(captions).float(), dim=-1).cpu(),
         gallery.caption_image,
     )

@@ -38,8 +38,8 @@ def object_head_accuracy(
     model: TriModalModel, tensors: SceneTensors, rows: torch.Tensor, batch: int = 256
 ) -> dict[str, Any] | None:
     """Per-object colour / shape / size accuracy of the object head; None without objects."""
-    correct = torch.zeros(len(OBJECT_GROUPS))
-    counted = torch.zeros(len(OBJECT_GROUPS))
+    correct = torch.zeros(len(OBJECT_GROUPS), device=rows.device)
+    counted = torch.zeros(len(OBJECT_GROUPS), device=rows.device)
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         labels = tensors.object_labels[chunk]  # (B, K, 3)

@@ -87,7 +87,7 @@ def image_caption_retrieval(
     """
     if len(caption_image) != len(captions):
         raise ValueError(f"{len(captions)} captions but {len(caption_image)} owner indices")
-    image_ids = torch.arange(len(images))
+    image_ids = torch.arange(len(images), device=images.device)
     text_to_image = recall_summary(first_hit_ranks(captions, images, caption_image, image_ids))
     image_to_text = recall_summary(first_hit_ranks(images, captions, image_ids, caption_image))
     recalls = [d[f"R@{k}"] for d in (text_to_image, image_to_text) for k in RECALL_KS]

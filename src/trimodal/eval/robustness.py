@@ -61,8 +61,9 @@ class CurveSpec:
 
 def measure(model: Model, store: SceneTensors, names: Sequence[str]) -> Metrics:
     """The named metrics on every row of ``store``: ``vqa_typed``, ``vqa_spoken``, ``A->B R@1``."""
-    rows = torch.arange(len(store))
     network = model.network
+    store = store.to(network.device)  # corrupted on the host, measured where the model runs
+    rows = torch.arange(len(store), device=network.device)
     out: Metrics = {}
     with torch.no_grad():
         if any(name.startswith("vqa_") for name in names):
@@ -95,7 +96,7 @@ def robustness_curves(
         ``{"scenes": n, "clean": metrics, "curves": {name: {"x_label", "levels",
         metric: [value per level]}}}``.
     """
-    store = tensors.subset(rows)
+    store = tensors.subset(rows).to(torch.device("cpu"))  # corruptions work on the host
     samples = [manifest.samples[i] for i in rows.tolist()]
     specs = _specs(model, store, samples, settings)
     every = sorted({m for spec in specs for m in spec.measures})
@@ -215,7 +216,7 @@ def _fgsm_images(
     normalize = ImageTransform(size=store.images.shape[-1]).normalize
     out = []
     for start in range(0, len(store), batch):
-        rows = torch.arange(start, min(start + batch, len(store)))
+        rows = torch.arange(start, min(start + batch, len(store)), device="cpu")
         scene, question = torch.nonzero(store.answers[rows] >= 0, as_tuple=True)
         pixels = _pixels(store)[rows]
         if scene.numel() == 0:
@@ -237,7 +238,7 @@ def _fgsm_images(
             image = network.image_context(network.encode("image", normalize(x)))
             text = network.encode_question(ids, mask).sequence()
             logits = network.answer_logits({"image": image.select(scene), "text": text})
-            return F.cross_entropy(logits, targets)
+            return F.cross_entropy(logits.float(), targets.to(logits.device))
 
         out.append(corruptions.fgsm(pixels, loss, epsilon))
     return torch.cat(out)
@@ -318,7 +319,7 @@ def _with_typos(
 
     def encode(text: str) -> torch.Tensor:
         ids = tokenizer.encode(corruptions.typos(text, rate, generator))[:limit]
-        return torch.tensor(ids or [tokenizer.unk_id], dtype=torch.long)
+        return torch.tensor(ids or [tokenizer.unk_id], dtype=torch.long, device="cpu")
 
     caption_ids, caption_mask = store.caption_ids.clone(), store.caption_mask.clone()
     with_text = [i for i, s in enumerate(samples) if s.text is not None]
@@ -341,7 +342,8 @@ def _with_typos(
         )
         question_ids = _widen(question_ids, ids.shape[1], tokenizer.pad_id)
         question_mask = _widen(question_mask, ids.shape[1], False)
-        scene, question = torch.tensor([s for s, _ in slots]), torch.tensor([q for _, q in slots])
+        scene = torch.tensor([s for s, _ in slots], device="cpu")
+        question = torch.tensor([q for _, q in slots], device="cpu")
         question_ids[scene, question] = tokenizer.pad_id
         question_mask[scene, question] = False
         question_ids[scene, question, : ids.shape[1]] = ids
@@ -360,5 +362,7 @@ def _widen(values: torch.Tensor, width: int, fill: Any) -> torch.Tensor:
     missing = width - values.shape[-1]
     if missing <= 0:
         return values
-    padding = torch.full((*values.shape[:-1], missing), fill, dtype=values.dtype)
+    padding = torch.full(
+        (*values.shape[:-1], missing), fill, dtype=values.dtype, device=values.device
+    )
     return torch.cat([values, padding], dim=-1)

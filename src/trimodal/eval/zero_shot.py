@@ -49,7 +49,8 @@ def multilabel_hit_rate(predicted: torch.Tensor, present: torch.Tensor) -> float
     """
     if len(predicted) == 0:
         return float("nan")
-    return float(present[torch.arange(len(predicted)), predicted].float().mean())
+    rows = torch.arange(len(predicted), device=predicted.device)
+    return float(present.to(predicted.device)[rows, predicted].float().mean())
 
 
 def attribute_values(attribute_names: Sequence[str], kind: str) -> list[str]:
@@ -103,21 +104,24 @@ def world_zero_shot(
 
     A prediction is correct when the predicted class is present in the scene; accuracy is
     reported over all scenes and over single-object scenes (where it is plain accuracy), with
-    chance levels for comparison.
+    chance levels for comparison. Scored on the CPU (the scene lists live there; text
+    embeddings come back there).
     """
+    image_embeddings = image_embeddings.float().cpu()
     tasks = world_prompts(
         attribute_values(attribute_names, "color"),
         attribute_values(attribute_names, "shape"),
         attribute_values(attribute_names, "size"),
     )
-    single = torch.tensor([len((s or {}).get("objects", [])) == 1 for s in scenes])
+    single = torch.tensor([len((s or {}).get("objects", [])) == 1 for s in scenes], device="cpu")
     results: dict[str, Any] = {}
     for task, (names, prompts) in tasks.items():
         if not names:
             continue
         predicted = zero_shot_predict(image_embeddings, class_embeddings(embed_texts, prompts))
         present = torch.tensor(
-            [[name in scene_classes(scene, task) for name in names] for scene in scenes]
+            [[name in scene_classes(scene, task) for name in names] for scene in scenes],
+            device="cpu",
         ).reshape(len(scenes), len(names))
         results[task] = {
             "classes": len(names),

@@ -57,7 +57,7 @@ def bind_targets(
     device = model.device
     position = torch.full((len(tensors.images),), -1, dtype=torch.long, device=device)
     position[rows.to(device)] = torch.arange(len(rows), device=device)
-    groups = content_groups([tensors.content_keys[i] for i in rows.tolist()]).to(device)
+    groups = content_groups([tensors.content_keys[i] for i in rows.tolist()], device)
     return BindTargets(modality, torch.cat(features), torch.cat(anchors), groups, position)
 
 

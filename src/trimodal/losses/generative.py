@@ -50,7 +50,7 @@ def _captions(step: StepInputs, drawn: bool) -> tuple[list[list[int]], list[int]
     stored = [_masked_ids(tensors.caption_ids[r], tensors.caption_mask[r]) for r in rows.tolist()]
     if pool is None:
         return stored, None
-    picked = pool.sample(rows, step.generator).tolist()
+    picked = pool.sample(rows.cpu(), step.generator).tolist()  # a host pool, a CPU generator
     captions = [
         caption if i < 0 else pool.caption_ids(i) for caption, i in zip(stored, picked, strict=True)
     ]

@@ -52,16 +52,19 @@ def pooled_vqa_losses(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(answer cross-entropy, grounding cross-entropy) of ``questions_per_scene`` questions
     drawn from ``pool`` per scene; the grounding part is None for a model without the head."""
-    scene, index = pool.sample(step.rows, questions_per_scene, step.generator)
+    # The pool lives on the host and draws with the step's CPU generator; what it picks moves.
+    scene, index = pool.sample(step.rows.cpu(), questions_per_scene, step.generator)
     if scene.numel() == 0:
         return zero_loss(step), None
+    device = step.rows.device
     encoded = step.model.encode_question(pool.ids[index], pool.mask[index]).sequence()
-    inputs = step.model.visible_inputs(step.context(scene) | {"text": encoded})
+    inputs = step.model.visible_inputs(step.context(scene.to(device)) | {"text": encoded})
     state = step.model.fuse(inputs)
-    answer = F.cross_entropy(step.model.answer_head(state), pool.answers[index])
+    answer = F.cross_entropy(step.model.answer_head(state), pool.answers[index].to(device))
     if step.model.grounding_head is None:
         return answer, None
-    return answer, grounding_loss(step.model.grounding_logits(state), pool.grounding[index])
+    grounding = pool.grounding[index].to(device)
+    return answer, grounding_loss(step.model.grounding_logits(state), grounding)
 
 
 def grounding_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

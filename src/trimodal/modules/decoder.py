@@ -538,13 +538,16 @@ class DecoderLM(nn.Module):
         return self._vocabulary_logits(x), cache
 
     def _vocabulary_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``lm_head(x)`` ``[B, T, V]``; one row on a CPU goes through
+        """``lm_head(x)`` ``[B, T, V]``, in fp32 even under autocast (a bf16 argmax would turn
+        near-ties into the lowest id); a few rows on a CPU go through
         :func:`split_vector_matmul` (the vocabulary matmul is the step's largest read)."""
         weight = self.lm_head.weight
-        split = split_vector_matmul(x.reshape(-1, x.shape[-1]), weight, transposed=True)
-        if split is None:
-            return self.lm_head(x)
-        return split.view(*x.shape[:-1], weight.shape[0])
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.to(weight.dtype)
+            split = split_vector_matmul(x.reshape(-1, x.shape[-1]), weight, transposed=True)
+            if split is None:
+                return self.lm_head(x)
+            return split.view(*x.shape[:-1], weight.shape[0])
 
     def features(
         self,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
+
+from trimodal.hardware import Precision, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,22 @@ def rank_device(device: torch.device, context: DistributedContext) -> torch.devi
     chosen = torch.device("cuda", context.local_rank)
     torch.cuda.set_device(chosen)
     return chosen
+
+
+def agreed_precision(name: str, device: torch.device, context: DistributedContext) -> Precision:
+    """:func:`resolve_precision` for training (fp16 needs a GPU's gradient scaler); under
+    torchrun rank 0 decides ``auto`` (its measured check) and every rank takes its choice, so
+    ranks timing matmuls on shared cores cannot disagree."""
+    chosen = resolve_precision(name, device, training=True)
+    if not context.enabled or name.strip().lower() != "auto":
+        return chosen
+    decision = [chosen.name, chosen.reason]
+    dist.broadcast_object_list(decision, src=0)
+    if decision[0] == chosen.name:
+        return chosen
+    return replace(
+        resolve_precision(str(decision[0]), device, training=True), reason=str(decision[1])
+    )
 
 
 def barrier(context: DistributedContext) -> None:

@@ -38,7 +38,7 @@ from trimodal.config import Config, StageConfig, to_dict
 from trimodal.data.manifest import load_manifest
 from trimodal.data.tensors import SceneTensors, attribute_names, cached_scene_tensors
 from trimodal.data.tokenizer import TextTokenizer, manifest_texts, train_tokenizer
-from trimodal.hardware import resolve_device, resolve_precision
+from trimodal.hardware import resolve_device
 from trimodal.io import atomic_write_text
 from trimodal.locks import FolderLock
 from trimodal.losses.multitask import DynamicWeightAverage, LossDrivenTaskSampler
@@ -48,6 +48,7 @@ from trimodal.models.trimodal import TriModalModel
 from trimodal.train.checkpoint import TrainingState, load_training_state, save_training_checkpoint
 from trimodal.train.distributed import (
     DistributedContext,
+    agreed_precision,
     all_reduce_mean,
     barrier,
     init_distributed,
@@ -269,7 +270,7 @@ class Trainer:
         self.device = device or torch.device("cpu")
         check_sharding(config.train.sharding)
         self.sharded = config.train.sharding == "fsdp" and context.enabled
-        self.precision = resolve_precision(config.train.precision, self.device)
+        self.precision = agreed_precision(config.train.precision, self.device, context)
         stages = build_stages(config)  # every stage's options are checked before any step
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
         self.model.tokenizer = data.tokenizer
@@ -339,6 +340,8 @@ class Trainer:
 
     def _run_stage(self, plan: StagePlan, state: TrainingState | None, max_steps: int) -> bool:
         weighting = plan.stage.weighting()
+        if weighting is not None:
+            weighting.to(self.device)  # DDP and FSDP need the whole step on one device
         plan.stage.set_trainable(self.model)
         # A frozen parameter must not carry the last stage's gradient into gradient clipping.
         self.model.zero_grad(set_to_none=True)
@@ -429,7 +432,7 @@ class Trainer:
         """The step as it runs: sharded in place (``train.sharding: fsdp``) or wrapped for
         DDP under torchrun."""
         if self.sharded:
-            return shard(step_module)
+            return shard(step_module, self.device, self.context.world_size)
         runner: nn.Module = step_module
         if self.context.enabled:
             devices = [self.device.index] if self.device.type == "cuda" else None
@@ -450,10 +453,13 @@ class Trainer:
     def _unshard_model(self, step_module: TrainStep) -> None:
         """After a sharded stage: the whole weights on every rank, in a fresh model."""
         whole = whole_model_state(step_module)
-        model = TriModalModel(self.config, self.data.tokenizer.vocab_size, self.data.vocabulary)
+        with torch.random.fork_rng(devices=[]):  # its throwaway init must not move the stream
+            model = TriModalModel(self.config, self.data.tokenizer.vocab_size, self.data.vocabulary)
         model.load_state_dict(whole)
         model.tokenizer = self.data.tokenizer
         self.model = model.to(self.device)
+        if self.config.train.compile:
+            self.model.compile_parts()
 
     def _window(self, plan: StagePlan) -> int:
         """Steps per DWA window: one epoch, or a quarter of the stage when that is shorter."""

@@ -27,6 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
     get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
 SHARDINGS = ("ddp", "fsdp")
@@ -38,9 +39,16 @@ def check_sharding(name: str) -> None:
         raise ValueError(f"train.sharding must be one of {', '.join(SHARDINGS)}, got {name!r}")
 
 
-def shard(step: nn.Module) -> nn.Module:
-    """Shard ``step`` in place as one FSDP2 group; returns it."""
-    fully_shard(step)
+def shard(step: nn.Module, device: torch.device, world_size: int) -> nn.Module:
+    """Shard ``step`` in place as one FSDP2 group over the ranks on ``device``'s type (a CPU
+    run on a machine with GPUs stays on the CPU); returns it.
+
+    Parameters a rank's batch left without a gradient (a batch with no video rows, say) are
+    reduce-scattered too, so every rank takes part in the same collectives, as DDP's
+    ``find_unused_parameters`` ensures."""
+    mesh = init_device_mesh(device.type, (world_size,))
+    sharded = fully_shard(step, mesh=mesh)
+    sharded.set_reduce_scatter_unused_params(True)
     return step
 
 
@@ -106,6 +114,12 @@ def load_optimizer(
     step's optimizer; each rank keeps its shard."""
     names_of = {parameter: name for name, parameter in step.named_parameters()}
     names = [[names_of[p] for p in group["params"]] for group in optimizer.param_groups]
+    shapes = [p.shape for group in optimizer.param_groups for p in group["params"]]
+    for index, moments in by_id["state"].items():  # a 0-d temperature's moments -> [1]
+        for key, value in moments.items():
+            shape = shapes[int(index)]
+            if key != "step" and torch.is_tensor(value) and value.numel() == shape.numel():
+                moments[key] = value.reshape(shape)
     set_optimizer_state_dict(
         step,
         optimizer,

@@ -48,7 +48,7 @@ class CaptionPool:
         """One pool index per row of ``rows [B]``, uniform over its captions (-1: it has none)."""
         choices = self.choices[rows]  # (B, K)
         counts = (choices >= 0).sum(1)  # (B,)
-        draw = (torch.rand(len(rows), generator=generator) * counts).long()
+        draw = (torch.rand(len(rows), generator=generator, device="cpu") * counts).long()
         picked = choices.gather(1, draw.clamp_max(choices.shape[1] - 1)[:, None])
         return picked.squeeze(1).masked_fill(counts == 0, -1)
 

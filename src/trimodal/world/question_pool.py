@@ -68,7 +68,7 @@ class QuestionPool:
         has = weights.sum(1) > 0
         positions = torch.nonzero(has).squeeze(1)
         if positions.numel() == 0:
-            empty = torch.zeros(0, dtype=torch.long)
+            empty = torch.zeros(0, dtype=torch.long, device="cpu")
             return empty, empty
         available = int((weights[positions] > 0).sum(1).min())
         count = min(per_row, available)
