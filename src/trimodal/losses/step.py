@@ -18,6 +18,7 @@ from trimodal.data.image_effects import PixelAugment
 from trimodal.data.mel_effects import AudioAugment
 from trimodal.data.tensors import SceneTensors, to_float_images
 from trimodal.data.transforms import ImageTransform
+from trimodal.hardware import on_host
 from trimodal.models.stored_rows import context_modalities, question_context, row_encoders
 from trimodal.models.trimodal import TriModalModel
 from trimodal.modules.encoders.base import EncoderOutput, TokenSequence
@@ -62,7 +63,7 @@ class StepInputs:
         on the CPU with the step's CPU generator on every device (the same draws everywhere);
         the encoder moves the result to the model's device."""
         transform = self.augment or ImageTransform(size=raw.shape[-1])
-        with torch.device("cpu"):
+        with on_host():
             pixels = raw.cpu().float() / 255.0
             if self.augment is not None:
                 pixels = torch.stack([self.augment._augment(x, self.generator) for x in pixels])
@@ -123,7 +124,7 @@ class StepInputs:
         the CPU, as the image augmentation)."""
         if self.hear is None:
             return features, mask
-        with torch.device("cpu"):
+        with on_host():
             return self.hear(features.cpu(), mask.cpu(), self.generator)
 
 
@@ -233,7 +234,7 @@ def freeze_perception(
     def heard(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if hear is None:
             return features, mask
-        with torch.device("cpu"):  # augmentation runs on the CPU (see StepInputs._heard)
+        with on_host():  # augmentation runs on the CPU (see StepInputs._heard)
             return hear(features.cpu(), mask.cpu(), generator)
 
     if hear is not None:
