@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from trimodal import __version__
+from trimodal.cli import classify as classify_cli
 from trimodal.cli import data as data_cli
 from trimodal.cli import demo as demo_cli
 from trimodal.cli import digits as digits_cli
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     digits_cli.register(verbs)
     generate_cli.register(verbs)
     serve_cli.register(verbs)
+    classify_cli.register(verbs)
     return parser
 
 
