@@ -2,8 +2,8 @@
 
 Grad-CAM (the same relevance as the VQA harness, :mod:`trimodal.eval.attention`) weights the
 image encoder's output tokens by the gradient of the predicted class's logit. Words are scored
-by occlusion: the predicted class's probability with the whole text minus its probability with
-that one word removed (positive: the word supported the decision).
+by their Shapley values for the predicted class's probability, sampled over word orders
+(:func:`word_influence`; positive: the word supported the decision).
 """
 
 from __future__ import annotations
@@ -60,25 +60,70 @@ def explain(run: ClassifierRun, pixels: torch.Tensor, text: str) -> Explanation:
         run.labels.classes[predicted],
         probability,
         heat.cpu(),
-        word_influence(run, images, text, predicted, probability),
+        word_influence(run, images, text, predicted),
     )
 
 
+SHAPLEY_PERMUTATIONS = 24
+
+
 def word_influence(
-    run: ClassifierRun, images: torch.Tensor, text: str, target: int, probability: float
+    run: ClassifierRun,
+    images: torch.Tensor,
+    text: str,
+    target: int,
+    permutations: int = SHAPLEY_PERMUTATIONS,
+    seed: int = 0,
 ) -> list[tuple[str, float]]:
-    """``(word, p(text) - p(text without the word))`` for class ``target``, most supporting
-    first; ``images`` is the normalized ``[1, 3, S, S]`` image of the row."""
+    """``(word, Shapley value)`` per whitespace-separated word, most supporting first.
+
+    A word's value is its mean marginal effect on class ``target``'s calibrated probability
+    when the words are added one by one, in random orders, to an empty text (the image
+    fixed): permutation-sampled Shapley values (Strumbelj and Kononenko 2014), ``permutations``
+    orders with their reverses (antithetic pairs), seeded. They add up exactly to
+    ``p(text) - p(no text)``, and words that say the same thing share the credit; leaving one
+    word out at a time finds nothing when a report repeats itself. ``images`` is the row's
+    normalized ``[1, 3, S, S]`` image.
+    """
     words = text.split()
-    if len(words) < 2:
-        return [(word, probability) for word in words]
+    if not words:
+        return []
+    orders = permutation_pairs(len(words), permutations, seed)  # (P, W)
+    texts = [
+        " ".join(words[j] for j in sorted(order[:k].tolist()))
+        for order in orders
+        for k in range(len(words) + 1)
+    ]
+    probabilities = _class_probabilities(run, images, texts, target)
+    steps = probabilities.view(len(orders), len(words) + 1).diff(dim=1)  # (P, W)
+    values = torch.zeros(len(words), dtype=torch.float64)
+    values.index_add_(0, orders.reshape(-1), steps.reshape(-1).double())
+    values /= len(orders)
+    return sorted(zip(words, values.tolist(), strict=True), key=lambda pair: -pair[1])
+
+
+def permutation_pairs(count: int, pairs: int, seed: int) -> torch.Tensor:
+    """``[2 * pairs, count]``: ``pairs`` seeded random orders of ``range(count)`` and their
+    reverses."""
+    generator = torch.Generator().manual_seed(seed)
+    forward = torch.stack([torch.randperm(count, generator=generator) for _ in range(pairs)])
+    return torch.cat([forward, forward.flip(1)])
+
+
+def _class_probabilities(
+    run: ClassifierRun, images: torch.Tensor, texts: list[str], target: int, batch: int = 256
+) -> torch.Tensor:
+    """Calibrated ``p(target)`` ``[len(texts)]`` of the fused model for one image and each text
+    (an empty text reads as no text tokens at all)."""
     model = run.models["fused"]
-    variants = [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
-    ids, mask = tokenized(run.tokenizer, variants, run.max_length)
+    outputs = []
     with torch.no_grad():
-        logits = model(
-            images.expand(len(variants), -1, -1, -1), ids.to(run.device), mask.to(run.device)
-        )
-    without = run.labels.probabilities(logits.float().cpu() / run.temperatures["fused"])[:, target]
-    influence = [(word, probability - float(p)) for word, p in zip(words, without, strict=True)]
-    return sorted(influence, key=lambda pair: -pair[1])
+        for start in range(0, len(texts), batch):
+            chunk = texts[start : start + batch]
+            ids, mask = tokenized(run.tokenizer, chunk, run.max_length)
+            logits = model(
+                images.expand(len(chunk), -1, -1, -1), ids.to(run.device), mask.to(run.device)
+            )
+            scaled = logits.float().cpu() / run.temperatures["fused"]
+            outputs.append(run.labels.probabilities(scaled)[:, target])
+    return torch.cat(outputs)

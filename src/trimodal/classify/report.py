@@ -125,7 +125,7 @@ def format_report(
     lines += ["", "![reliability](reliability.png)", "", "## Explained examples", ""]
     for index, explanation in explained:
         row = table.rows[index]
-        words = ", ".join(f"{w} ({v:+.2f})" for w, v in explanation.words[:5])
+        words = ", ".join(f"{w} ({v:+.3f})" for w, v in explanation.words[:5])
         lines.append(
             f"- line {row.line}: predicted **{explanation.predicted}** "
             f"(p={explanation.probability:.2f}), truth {';'.join(row.labels) or '-'}; "

@@ -266,6 +266,8 @@ def stratified_split(
         order = [members[i] for i in rng.permutation(len(members))]
         test_count = _share(len(order), test_fraction)
         val_count = _share(len(order) - test_count, val_fraction / (1 - test_fraction))
+        if len(order) >= 3:
+            val_count = min(max(val_count, 1), len(order) - test_count - 1)
         for position, index in enumerate(order):
             if position < test_count:
                 names[index] = "test"
