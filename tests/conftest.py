@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from trimodal.classify.examples import write_scans
+from trimodal.cli.main import main
 from trimodal.config import load_config
 from trimodal.train.loop import train
 from trimodal.world.generate import WorldConfig, WorldSummary, build_world
@@ -55,3 +57,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+CLASSIFY_TINY_TRAIN = ["--epochs", "12", "--image-size", "32", "--dim", "48", "--quiet"]
+CLASSIFY_COLUMNS = ["--image-col", "path", "--text-col", "report", "--label-col", "finding"]
+
+
+@pytest.fixture(scope="session")
+def scans_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 generated scans with reports (``data.csv`` beside ``images/``)."""
+    return write_scans(tmp_path_factory.mktemp("scans"), count=400, seed=0)
+
+
+@pytest.fixture(scope="session")
+def scans_run(scans_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fused model and both baselines trained by ``trimodal classify train``."""
+    out = tmp_path_factory.mktemp("classify") / "run"
+    status = main(
+        [
+            "classify",
+            "train",
+            "--csv",
+            str(scans_csv),
+            *CLASSIFY_COLUMNS,
+            "--out",
+            str(out),
+            *CLASSIFY_TINY_TRAIN,
+            "--device",
+            "cpu",
+        ]
+    )
+    assert status == 0
+    return out

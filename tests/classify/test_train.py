@@ -36,10 +36,13 @@ def test_temperature_recovers_how_overconfident_logits_are() -> None:
 
 
 def test_fusion_beats_either_input_alone(scans_run: Path) -> None:
-    """On the scans the finding needs both inputs; each baseline can at best tell two of the
-    four classes apart."""
+    """On the scans the finding needs both inputs. A model that sees one input perfectly can
+    still only tell two groups of classes apart: the best possible accuracy from the image alone
+    is P(new | lesion) P(lesion) + P(normal | none) P(none) = 0.65 * 0.4 + 0.65 * 0.6 = 0.65,
+    and from the report alone 0.6 (the lesion's share is 0.4). The fused model must beat both."""
     metrics = json.loads((scans_run / "metrics.json").read_text())["test"]
     fused, image, text = (metrics[v]["macro_f1"] for v in ("fused", "image", "text"))
-    assert fused > max(image, text) + 0.1
+    assert fused > max(image, text) + 0.05
+    assert metrics["fused"]["accuracy"] > 0.75
     assert metrics["fused"]["macro_auroc"] > 0.9
     assert all(math.isfinite(metrics[v]["ece"]) for v in metrics)

@@ -221,18 +221,20 @@ def train_run(
             fusion_depth=options.fusion_depth,
             text=TextEncoderConfig(depth=2, heads=4, max_length=options.max_length),
         )
-        model = ImageTextClassifier(config)
         say = None if report is None else (lambda line, v=variant: report(f"[{v}] {line}"))
-        fits[variant] = fit(
-            model,
-            encoded["train"],
-            encoded["val"],
-            labels,
-            settings,
-            device,
-            macro_f1_score(labels),
-            say,
-        )
+        with torch.random.fork_rng(devices=[]):  # the same weights whatever ran before
+            torch.manual_seed(settings.seed)
+            model = ImageTextClassifier(config)
+            fits[variant] = fit(
+                model,
+                encoded["train"],
+                encoded["val"],
+                labels,
+                settings,
+                device,
+                macro_f1_score(labels),
+                say,
+            )
         run.models[variant] = model.eval()
         run.temperatures[variant] = fits[variant].temperature
     run.info = {
