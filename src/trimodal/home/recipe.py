@@ -1,0 +1,71 @@
+"""The home recipe: model size, training settings and the confirmation policy (YAML)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trimodal.home.actions import DEFAULT_ALLOW, ConfirmationPolicy
+
+
+@dataclass
+class HomeRecipe:
+    """Everything ``trimodal home train`` reads from ``configs/home.yaml``.
+
+    Attributes:
+        allow: the confirmation policy's allow-list (``device:action``); anything else the model
+            asks for waits for a person to confirm.
+        image_dropout: share of training batches without the room image (so the model can be
+            asked, and measured, with the camera off).
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+    image_dropout: float = 0.15
+    dim: int = 128
+    depth: int = 2
+    max_length: int = 24
+    seed: int = 0
+    allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOW))
+
+    def policy(self) -> ConfirmationPolicy:
+        """The checked allow-list."""
+        return ConfirmationPolicy.from_list(self.allow)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "recipe") -> HomeRecipe:
+        """Build from a mapping; an unknown key or a bad policy entry names itself."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}"
+            )
+        recipe = cls(**values)
+        try:
+            recipe.policy()
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+        return recipe
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> HomeRecipe:
+        """Read a YAML recipe (an empty file gives the defaults)."""
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"home recipe not found: {source}")
+        values = yaml.safe_load(source.read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: expected a mapping of settings")
+        return cls.from_dict(values, str(source))

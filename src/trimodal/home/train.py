@@ -1,0 +1,77 @@
+"""Train the home model: typed and spoken batches in turn, some without the camera."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from trimodal.classify.train import warmup_cosine
+from trimodal.home.data import IGNORE, HomeTensors
+from trimodal.home.model import HomeModel
+from trimodal.home.recipe import HomeRecipe
+
+
+def home_loss(
+    model: HomeModel,
+    tensors: HomeTensors,
+    rows: torch.Tensor,
+    spoken: bool,
+    with_image: bool,
+    device: torch.device,
+) -> torch.Tensor:
+    """Mean cross-entropy over every device's slot plus the temperature where one is set."""
+    slot_logits, value_logits = model(tensors.inputs(rows, spoken, with_image, device))
+    slots = tensors.slots[rows].to(device)
+    loss = F.cross_entropy(slot_logits.flatten(0, 1), slots.flatten())
+    values = tensors.values[rows].to(device)
+    if bool((values != IGNORE).any()):
+        loss = loss + F.cross_entropy(value_logits, values, ignore_index=IGNORE)
+    return loss
+
+
+def train_home(
+    model: HomeModel,
+    train: HomeTensors,
+    recipe: HomeRecipe,
+    device: torch.device,
+    report: Callable[[str], None] | None = None,
+) -> list[float]:
+    """Train ``model`` in place; returns each epoch's mean loss.
+
+    Each step draws a batch, alternately typed and spoken; with probability
+    ``recipe.image_dropout`` the batch has no room image.
+    """
+    generator = torch.Generator().manual_seed(recipe.seed)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    )
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    warmup = max(1, int(recipe.warmup_fraction * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, total, warmup)
+    )
+    history, step = [], 0
+    for epoch in range(1, recipe.epochs + 1):
+        order = torch.randperm(len(train), generator=generator)
+        running = torch.zeros((), device=device)
+        for start in range(0, len(train), recipe.batch_size):
+            rows = order[start : start + recipe.batch_size]
+            with_image = float(torch.rand((), generator=generator)) >= recipe.image_dropout
+            loss = home_loss(model, train, rows, step % 2 == 1, with_image, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            running += loss.detach() * len(rows)
+            step += 1
+        history.append(float(running) / len(train))
+        if report is not None:
+            report(f"epoch {epoch}/{recipe.epochs}: loss {history[-1]:.4f}")
+    model.eval()
+    return history
