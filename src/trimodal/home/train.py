@@ -22,14 +22,17 @@ def home_loss(
     with_image: bool,
     device: torch.device,
 ) -> torch.Tensor:
-    """Mean cross-entropy over every device's slot plus the temperature where one is set."""
+    """Mean cross-entropy over every device's slot, plus the temperature's cross-entropy summed
+    over the rows that set one and divided by the batch size."""
     slot_logits, value_logits = model(tensors.inputs(rows, spoken, with_image, device))
     slots = tensors.slots[rows].to(device)
     loss = F.cross_entropy(slot_logits.flatten(0, 1), slots.flatten())
     values = tensors.values[rows].to(device)
-    if bool((values != IGNORE).any()):
-        loss = loss + F.cross_entropy(value_logits, values, ignore_index=IGNORE)
-    return loss
+    # Summed over the rows that set a temperature, divided by the batch: each such row weighs
+    # what one device slot of any row weighs, and a batch with one such row is not dominated
+    # by it (a mean over one or two rows made the loss jump by 5x from batch to batch).
+    value_loss = F.cross_entropy(value_logits, values, ignore_index=IGNORE, reduction="sum")
+    return loss + value_loss / len(rows)
 
 
 def train_home(
