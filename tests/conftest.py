@@ -89,3 +89,17 @@ def scans_run(scans_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     )
     assert status == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def home_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny room world (48 / 6 / 24 scenes) and a home run trained on it for 2 epochs."""
+    root = tmp_path_factory.mktemp("home")
+    world, run = root / "world", root / "run"
+    argv = ["home", "world", "--out", str(world), "--train", "48", "--val", "6", "--test", "24"]
+    assert main([*argv, "--workers", "1"]) == 0
+    recipe = root / "tiny.yaml"
+    recipe.write_text("epochs: 2\ndim: 32\ndepth: 1\nbatch_size: 16\n")
+    train = ["home", "train", "--world", str(world), "--out", str(run), "--config", str(recipe)]
+    assert main([*train, "--quiet", "--device", "cpu"]) == 0
+    return world, run

@@ -12,52 +12,6 @@ from trimodal.home.actions import validate_outcome
 from trimodal.home.world import load_home_world
 
 
-@pytest.fixture(scope="module")
-def home_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("home")
-    world, run = root / "world", root / "run"
-    assert (
-        main(
-            [
-                "home",
-                "world",
-                "--out",
-                str(world),
-                "--train",
-                "48",
-                "--val",
-                "6",
-                "--test",
-                "24",
-                "--workers",
-                "1",
-            ]
-        )
-        == 0
-    )
-    recipe = root / "tiny.yaml"
-    recipe.write_text("epochs: 2\ndim: 32\ndepth: 1\nbatch_size: 16\n")
-    assert (
-        main(
-            [
-                "home",
-                "train",
-                "--world",
-                str(world),
-                "--out",
-                str(run),
-                "--config",
-                str(recipe),
-                "--quiet",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    return world, run
-
-
 def test_world_rows_and_files(home_run: tuple[Path, Path]) -> None:
     world, _ = home_run
     rows = load_home_world(world)

@@ -44,6 +44,12 @@ def register(verbs: Any) -> None:
         help="also serve SmolLM2-135M-Instruct for chat as model id smollm2 (towers extra; "
         "images reach it as ImageNet labels, audio as a Whisper transcript)",
     )
+    serve.add_argument(
+        "--home",
+        metavar="RUN",
+        help="also serve a smart-home run (trimodal home train) as model id home; its chat "
+        "replies are one tool call, home_action, with the validated action JSON",
+    )
     serve.set_defaults(run=run_serve)
 
     index = verbs.add_parser(
@@ -96,12 +102,20 @@ def run_serve(args: argparse.Namespace) -> int:
         wait_ms=args.batch_wait_ms,
         whisper=args.whisper,
         llm=load_llm(args.llm) if args.llm else None,
+        home=load_home(args.home, model.device) if args.home else None,
     )
     gallery = Gallery.load(args.index) if args.index else None
     app = create_app(engine, gallery, keys)
     print(f"serving {name} ({', '.join(engine.modalities)}) on http://{args.host}:{args.port}/")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def load_home(path: str, device: Any) -> Any:
+    """A smart-home run (``trimodal home train``) to serve as model id ``home``."""
+    from trimodal.home.run import HomeRun
+
+    return HomeRun.load(path, device)
 
 
 def load_llm(name: str) -> Any:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from trimodal.data.tensors import tokenized
 from trimodal.data.tokenizer import TextTokenizer, train_tokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 from trimodal.home.data import MAX_COMMAND_SECONDS, home_tensors
@@ -46,26 +48,31 @@ class HomeRun:
 
     def answer(
         self,
-        image: str | os.PathLike[str] | None,
+        image: str | os.PathLike[str] | Image.Image | None,
         text: str | None = None,
-        audio: str | os.PathLike[str] | None = None,
+        audio: str | os.PathLike[str] | torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        """The outcome JSON (after the policy) for one room image (``None``: camera off) and one
-        command, typed or spoken (exactly one of ``text`` and ``audio``)."""
+        """The outcome JSON (after the policy) for one room (a path or a decoded image;
+        ``None``: camera off) and one command, typed or spoken (exactly one of ``text`` and
+        ``audio``: a path, or a 16 kHz waveform ``[N]``)."""
         if (text is None) == (audio is None):
             raise ValueError("give the command as text or as audio (exactly one)")
         images = None
         if image is not None:
-            transform = ImageTransform(size=ROOM_SIZE)
-            images = transform(image).unsqueeze(0).to(self.device)
+            images = ImageTransform(size=ROOM_SIZE)(image).unsqueeze(0).to(self.device)
         if text is not None:
             if not text.strip():
                 raise ValueError("the command text is empty")
-            ids, mask = (t.to(self.device) for t in _ids(self.tokenizer, text, self.recipe))
-            inputs = HomeInputs(images, ids=ids, mask=mask)
+            ids, mask = tokenized(self.tokenizer, [text], self.recipe.max_length)
+            inputs = HomeInputs(images, ids=ids.to(self.device), mask=mask.to(self.device))
         else:
             assert audio is not None
-            mels = LogMel()(load_audio(audio, max_seconds=MAX_COMMAND_SECONDS)).unsqueeze(0)
+            waveform = (
+                audio
+                if isinstance(audio, torch.Tensor)
+                else load_audio(audio, max_seconds=MAX_COMMAND_SECONDS)
+            )
+            mels = LogMel()(waveform.float()).unsqueeze(0)
             mask = torch.ones(1, mels.shape[-1], dtype=torch.bool)
             inputs = HomeInputs(images, mels=mels.to(self.device), mel_mask=mask.to(self.device))
         with torch.no_grad():
@@ -102,12 +109,6 @@ class HomeRun:
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         recipe = HomeRecipe.from_dict(config["recipe"], f"{folder}/config.json")
         return cls(model.to(device).eval(), TextTokenizer.load(folder / "tokenizer.json"), recipe)
-
-
-def _ids(tokenizer: TextTokenizer, text: str, recipe: HomeRecipe) -> tuple[torch.Tensor, ...]:
-    from trimodal.data.tensors import tokenized
-
-    return tokenized(tokenizer, [text], recipe.max_length)
 
 
 def train_home_run(

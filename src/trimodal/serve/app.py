@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trimodal.serve import completions, embeddings, payload, transcriptions
+from trimodal.serve import completions, embeddings, home, payload, transcriptions
 from trimodal.serve.backends import PretrainedLLM
 from trimodal.serve.engine import Engine
 from trimodal.serve.errors import APIError, bad_field, error_body
@@ -347,12 +347,16 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
         cards += [whisper_card(n) for n in engine.transcription_models if n != engine.name]
         if engine.llm is not None:
             cards.append(llm_card(engine.llm))
+        if engine.home is not None:
+            cards.append(home.home_card())
         return {"object": "list", "data": cards}
 
     @app.get("/v1/models/{model_id}")
     async def one_model(model_id: str) -> dict[str, Any]:
         if engine.llm is not None and model_id == engine.llm.name:
             return llm_card(engine.llm)
+        if engine.home is not None and model_id == home.HOME_MODEL_ID:
+            return home.home_card()
         if model_id in engine.transcription_models and model_id != engine.name:
             return whisper_card(model_id)
         if model_id != engine.name:
@@ -365,6 +369,11 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
     async def chat(request: Request) -> JSONResponse | StreamingResponse:
         body = await _json_body(request)
         name = _model_id(body)
+        home_run = engine.home
+        if home_run is not None and name == home.HOME_MODEL_ID:
+            request_media = await _off_loop(lambda: home.parse_home_request(body, engine))
+            outcome = await _off_loop(lambda: home.answer(home_run, *request_media))
+            return JSONResponse(home.home_body(outcome))
         backend, media, fingerprint = engine.chat_model(name)
         prepare = None if isinstance(backend, PretrainedLLM) else engine.prepare_image
         parsed = await _off_loop(

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,9 @@ from trimodal.serve.batcher import DynamicBatcher
 from trimodal.serve.errors import APIError
 from trimodal.serve.media import MediaLimits
 from trimodal.serve.metrics import ServeMetrics
+
+if TYPE_CHECKING:
+    from trimodal.home.run import HomeRun
 
 Value = TypeVar("Value")
 
@@ -59,6 +62,7 @@ class Engine:
         max_batch, wait_ms: dynamic batching (see :class:`DynamicBatcher`).
         whisper: also serve this Whisper model (``tiny.en`` or ``base``) for transcription.
         llm: also serve this pretrained LLM for chat (its own model id, e.g. ``smollm2``).
+        home: also serve this smart-home run as model id ``home`` (:mod:`trimodal.serve.home`).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class Engine:
         whisper: str | None = None,
         generation_threads: int = 4,
         llm: PretrainedLLM | None = None,
+        home: HomeRun | None = None,
     ):
         self.model = model
         self.name = name
@@ -97,6 +102,8 @@ class Engine:
         self.whisper_name = whisper
         self._whisper: Any = None
         self.llm = llm
+        self.home = home
+        """A smart-home run served as model id ``home`` (replies are tool calls)."""
         self.decoder = CheckpointDecoder(model, name) if model.network.decoder is not None else None
 
     # -- what the model offers -----------------------------------------------------------
@@ -135,7 +142,13 @@ class Engine:
         if self.llm is not None and model_id == self.llm.name:
             return self.llm, self.llm.modalities, f"trimodal-{self.llm.name}"
         if model_id != self.name:
-            served = ", ".join([self.name, *([self.llm.name] if self.llm else [])])
+            served = ", ".join(
+                [
+                    self.name,
+                    *([self.llm.name] if self.llm else []),
+                    *(["home"] if self.home else []),
+                ]
+            )
             raise APIError(
                 404,
                 f"model: {model_id!r} is not served here; this server serves {served}",
