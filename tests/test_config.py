@@ -63,3 +63,8 @@ def test_shipped_recipes_load() -> None:
     root = Path(__file__).resolve().parents[1] / "configs"
     for recipe in sorted(root.glob("*.yaml")):
         load_config(recipe)
+    # The applications' recipes are their own kinds (configs/apps/).
+    from trimodal.home.recipe import HomeRecipe
+
+    home = HomeRecipe.load(root / "apps" / "home.yaml")
+    assert "door:unlock" not in home.allow and home.policy().allow

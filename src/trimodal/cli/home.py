@@ -2,7 +2,7 @@
 a typed or spoken command about a room photo with a validated JSON action.
 
     trimodal home world --out worlds/home
-    trimodal home train --world worlds/home --out runs/home [--config configs/home.yaml]
+    trimodal home train --world worlds/home --out runs/home [--config configs/apps/home.yaml]
     trimodal home eval --checkpoint runs/home --world worlds/home
     trimodal home --checkpoint runs/home --image room.png --text "it's too dark in here"
 """
@@ -19,7 +19,7 @@ from trimodal.home.recipe import HomeRecipe
 from trimodal.home.world import HomeWorldConfig, build_home_world
 from trimodal.locks import FolderLock
 
-DEFAULT_RECIPE = Path("configs/home.yaml")
+DEFAULT_RECIPE = Path("configs/apps/home.yaml")
 
 
 def register(verbs: Any) -> None:

@@ -14,7 +14,7 @@ from trimodal.home.actions import DEFAULT_ALLOW, ConfirmationPolicy
 
 @dataclass
 class HomeRecipe:
-    """Everything ``trimodal home train`` reads from ``configs/home.yaml``.
+    """Everything ``trimodal home train`` reads from ``configs/apps/home.yaml``.
 
     Attributes:
         allow: the confirmation policy's allow-list (``device:action``); anything else the model
