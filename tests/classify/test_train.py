@@ -10,15 +10,17 @@ import pytest
 import torch
 
 from trimodal.classify.labels import LabelSpace
-from trimodal.classify.train import fit_temperature, warmup_cosine
+from trimodal.classify.train import fit_temperature
+from trimodal.train.schedule import warmup_cosine
 
 
-def test_warmup_then_cosine() -> None:
-    assert warmup_cosine(0, 100, 10) == pytest.approx(0.1)
-    assert warmup_cosine(9, 100, 10) == pytest.approx(1.0)
-    assert warmup_cosine(10, 100, 10) == pytest.approx(1.0)
-    assert warmup_cosine(55, 100, 10) == pytest.approx(0.5)
-    assert warmup_cosine(100, 100, 10) == pytest.approx(0.0)
+def test_warmup_then_cosine_to_zero() -> None:
+    """The applications' schedule: floor 0 (the training stages keep a floor of 0.05)."""
+    assert warmup_cosine(0, 100, 10, floor=0.0) == pytest.approx(0.1)
+    assert warmup_cosine(9, 100, 10, floor=0.0) == pytest.approx(1.0)
+    assert warmup_cosine(10, 100, 10, floor=0.0) == pytest.approx(1.0)
+    assert warmup_cosine(55, 100, 10, floor=0.0) == pytest.approx(0.5)
+    assert warmup_cosine(100, 100, 10, floor=0.0) == pytest.approx(0.0)
 
 
 def test_temperature_recovers_how_overconfident_logits_are() -> None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from trimodal.classify.labels import LabelSpace
 from trimodal.classify.model import ImageTextClassifier
 from trimodal.data.transforms import ImageTransform
+from trimodal.train.schedule import adamw_warmup_cosine
 
 
 @dataclass
@@ -115,14 +116,6 @@ def loss_of(
     return F.cross_entropy(logits, targets, weight=weights)
 
 
-def warmup_cosine(step: int, total: int, warmup: int) -> float:
-    """Learning-rate factor: linear warmup over ``warmup`` steps, then cosine to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 def fit(
     model: ImageTextClassifier,
     train: EncodedRows,
@@ -143,14 +136,13 @@ def fit(
     torch.manual_seed(settings.seed)
     model.to(device)
     weights = labels.loss_weights(train.targets).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
-    total = settings.epochs * steps_per_epoch
-    warmup = max(1, int(settings.warmup_fraction * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, warmup)
+    total = settings.epochs * math.ceil(len(train) / settings.batch_size)
+    optimizer, schedule = adamw_warmup_cosine(
+        model.parameters(),
+        settings.learning_rate,
+        settings.weight_decay,
+        total,
+        int(settings.warmup_fraction * total),
     )
     augment = (
         ImageTransform(size=train.pixels.shape[-1], augment=True) if settings.augment else None

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from trimodal.classify.train import warmup_cosine
 from trimodal.home.data import IGNORE, HomeTensors
 from trimodal.home.model import HomeModel
 from trimodal.home.recipe import HomeRecipe
+from trimodal.train.schedule import adamw_warmup_cosine
 
 
 def home_loss(
@@ -49,14 +49,13 @@ def train_home(
     """
     generator = torch.Generator().manual_seed(recipe.seed)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
-    )
-    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
-    total = recipe.epochs * steps_per_epoch
-    warmup = max(1, int(recipe.warmup_fraction * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, warmup)
+    total = recipe.epochs * math.ceil(len(train) / recipe.batch_size)
+    optimizer, schedule = adamw_warmup_cosine(
+        model.parameters(),
+        recipe.learning_rate,
+        recipe.weight_decay,
+        total,
+        int(recipe.warmup_fraction * total),
     )
     history, step = [], 0
     for epoch in range(1, recipe.epochs + 1):

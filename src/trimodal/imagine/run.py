@@ -32,6 +32,7 @@ from trimodal.inference import Model
 from trimodal.io import atomic_write_text
 from trimodal.models.checkpoint import write_directory_atomically
 from trimodal.modules.decoder import DecoderConfig
+from trimodal.train.schedule import adamw_warmup_cosine
 
 IMAGE_SIZE = 64
 
@@ -43,7 +44,7 @@ class ImagineSettings:
     tokenizer_steps: int = 600
     tokenizer_batch: int = 64
     tokenizer_lr: float = 2e-3
-    prior_steps: int = 1500
+    prior_steps: int = 1200
     prior_batch: int = 64
     prior_lr: float = 1e-3
     prior_dim: int = 192
@@ -203,13 +204,10 @@ def train_prior(
     report: Callable[[str], None] | None,
 ) -> None:
     """Fit the caption-to-ids decoder (AdamW, linear warmup, cosine decay)."""
-    from trimodal.classify.train import warmup_cosine
-
     generator = torch.Generator().manual_seed(settings.seed + 1)
-    optimizer = torch.optim.AdamW(prior.parameters(), lr=settings.prior_lr, weight_decay=0.01)
     total = settings.prior_steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, max(1, total // 20))
+    optimizer, schedule = adamw_warmup_cosine(
+        prior.parameters(), settings.prior_lr, 0.01, total, total // 20
     )
     prior.train()
     for step in range(total):
@@ -251,6 +249,7 @@ def train_imagine(
             dim=settings.prior_dim,
             depth=settings.prior_depth,
             heads=4,
+            tie_embeddings=False,  # its input ids include <start>; safetensors keeps no aliases
         )
         prior = CaptionToImage(states.shape[2], settings.tokenizer.codes, decoder)
         started = time.perf_counter()

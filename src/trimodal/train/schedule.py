@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 
@@ -13,6 +14,23 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float =
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def adamw_warmup_cosine(
+    parameters: Iterable[torch.nn.Parameter],
+    learning_rate: float,
+    weight_decay: float,
+    total_steps: int,
+    warmup_steps: int,
+    floor: float = 0.0,
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW and a :func:`warmup_cosine` schedule over ``total_steps`` (step it every step):
+    what the application recipes (classify, home, imagine) train with."""
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, total_steps, max(1, warmup_steps), floor)
+    )
+    return optimizer, schedule
 
 
 def epoch_order(count: int, seed: int, stage: int, epoch: int) -> torch.Tensor:

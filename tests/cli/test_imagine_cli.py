@@ -1,0 +1,114 @@
+"""``trimodal imagine`` end to end on the tiny world and checkpoint (a few steps each)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trimodal.cli.main import main
+from trimodal.world.generate import WorldSummary
+
+
+@pytest.fixture(scope="module")
+def imagine_run(
+    tiny_world: tuple[Path, WorldSummary], tiny_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("imagine") / "run"
+    argv = [
+        "imagine",
+        "train",
+        "--checkpoint",
+        str(tiny_run),
+        "--world",
+        str(tiny_world[0]),
+        "--out",
+        str(out),
+        "--tokenizer-steps",
+        "4",
+        "--prior-steps",
+        "4",
+        "--quiet",
+    ]
+    assert main(argv) == 0
+    return out
+
+
+def test_draw_is_seeded(imagine_run: Path, tmp_path: Path) -> None:
+    outs = [tmp_path / f"{name}.png" for name in ("a", "b", "c")]
+    caption = "a large red star to the left of a small blue circle"
+    for out, seed in zip(outs, (3, 3, 4), strict=True):
+        assert (
+            main(
+                [
+                    "imagine",
+                    "--checkpoint",
+                    str(imagine_run),
+                    "--text",
+                    caption,
+                    "--out",
+                    str(out),
+                    "--seed",
+                    str(seed),
+                    "--count",
+                    "2",
+                ]
+            )
+            == 0
+        )
+    pixels = [np.asarray(Image.open(out)) for out in outs]
+    assert pixels[0].shape == (64, 128, 3)
+    assert np.array_equal(pixels[0], pixels[1]) and not np.array_equal(pixels[0], pixels[2])
+
+
+def test_eval_figures(
+    imagine_run: Path, tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    out = tmp_path / "figures.json"
+    assert (
+        main(
+            [
+                "imagine",
+                "eval",
+                "--checkpoint",
+                str(imagine_run),
+                "--world",
+                str(tiny_world[0]),
+                "--scenes",
+                "6",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    figures = json.loads(out.read_text())
+    for part in ("generated", "reconstructed", "real"):
+        assert 0.0 <= figures[part]["attribute_accuracy"] <= 1.0
+    assert 0.0 <= figures["generated"]["r1_against_real"] <= 1.0
+    assert figures["generated"]["frechet"] >= 0.0
+
+
+def test_bad_requests(
+    imagine_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["imagine", "--checkpoint", str(imagine_run), "--text", "x"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "imagine",
+                "--checkpoint",
+                str(tmp_path),
+                "--text",
+                "x",
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )
+    assert "not an imagine run" in capsys.readouterr().err
