@@ -27,7 +27,7 @@ def register(verbs: Any) -> None:
     parser.add_argument("--count", type=int, default=1, help="images to draw (1-16)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest ids")
-    parser.add_argument("--device", default="cpu", help="cpu|cuda[:N]|mps|auto")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
     parser.set_defaults(run=_run_draw)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     train = actions.add_parser("train", help="train the image tokenizer and the caption prior")

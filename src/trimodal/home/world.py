@@ -97,18 +97,19 @@ def _scene_rows(config: HomeWorldConfig) -> list[dict[str, Any]]:
 
 
 _ROOT: Path | None = None
+_SYNTHESIZER: Synthesizer | None = None
 
 
 def _init_speaker(root: str) -> None:
-    global _ROOT
+    """Per worker process (one per chunk): where to write, and a fresh eSpeak synthesizer."""
+    global _ROOT, _SYNTHESIZER
     _ROOT = Path(root)
+    _SYNTHESIZER = Synthesizer()
 
 
 def _speak(job: _SpeechJob) -> int:
-    assert _ROOT is not None
-    synthesizer = _speak.synthesizer if hasattr(_speak, "synthesizer") else Synthesizer()
-    _speak.synthesizer = synthesizer  # type: ignore[attr-defined]
-    wave = synthesizer.speak(
+    assert _ROOT is not None and _SYNTHESIZER is not None
+    wave = _SYNTHESIZER.speak(
         job.text, VoiceSettings(job.voice, job.rate, job.pitch), SAMPLE_RATE, seed=job.seed
     )
     if job.snr is not None:
