@@ -34,12 +34,14 @@ def test_typed_spoken_and_camera_off() -> None:
         HomeInputs(None, ids=ids, mask=mask),
         HomeInputs(images, mels=mels, mel_mask=mel_mask),
     ):
-        slots, values = model(inputs)
+        outputs = model(inputs)
+        slots, values = outputs.slots, outputs.values
         assert slots.shape == (3, len(DEVICES), len(SLOT_ACTIONS)) and values.shape == (3, 13)
+        assert outputs.states.shape == (3, len(DEVICES), 3)
         assert torch.isinf(slots[:, ~allowed_slots()]).all()
         assert torch.isfinite(slots[:, allowed_slots()]).all()
-    with_camera = model(HomeInputs(images, ids=ids, mask=mask))[0]
-    without = model(HomeInputs(None, ids=ids, mask=mask))[0]
+    with_camera = model(HomeInputs(images, ids=ids, mask=mask)).slots
+    without = model(HomeInputs(None, ids=ids, mask=mask)).slots
     assert not torch.allclose(with_camera, without)
     with pytest.raises(ValueError, match=r"typed \(ids\) or spoken"):
         model(HomeInputs(images))
@@ -51,3 +53,26 @@ def test_what_each_device_may_do() -> None:
     assert allowed[fan, SLOT_ACTIONS.index("on")] and not allowed[fan, SLOT_ACTIONS.index("lock")]
     assert allowed[door, SLOT_ACTIONS.index("unlock")]
     assert not allowed[door, SLOT_ACTIONS.index("missing")]  # every room has its door
+
+
+def test_device_state_targets_by_hand() -> None:
+    from trimodal.home.data import state_targets
+    from trimodal.home.model import DEVICE_STATES
+    from trimodal.home.room import Room
+
+    room = Room(
+        {"lamp_window": True, "tv": False}, curtains_open=False, temperature=None, door_locked=True
+    )
+    states = dict(
+        zip(DEVICES, (DEVICE_STATES[i] for i in state_targets(room.to_dict())), strict=True)
+    )
+    assert states == {
+        "lamp_window": "on",
+        "lamp_sofa": "absent",
+        "fan": "absent",
+        "tv": "off",
+        "curtains": "off",
+        "thermostat": "absent",
+        "door": "on",
+        "oven": "absent",
+    }

@@ -13,11 +13,25 @@ from trimodal.data.tensors import tokenized
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 from trimodal.home.actions import Outcome
-from trimodal.home.model import SLOT_ACTIONS, HomeInputs
-from trimodal.home.room import DEVICES, MIN_TEMPERATURE, ROOM_SIZE
+from trimodal.home.model import DEVICE_STATES, SLOT_ACTIONS, HomeInputs
+from trimodal.home.room import DEVICES, MIN_TEMPERATURE, ROOM_SIZE, SWITCHES, Room
 
 IGNORE = -100
 MAX_COMMAND_SECONDS = 8.0
+
+
+def state_targets(room: dict[str, Any]) -> list[int]:
+    """Per device, its :data:`~trimodal.home.model.DEVICE_STATES` index in this room."""
+    state = Room.from_dict(room)
+    on, off, absent = DEVICE_STATES.index("on"), DEVICE_STATES.index("off"), 0
+    shown = {
+        **{d: (on if state.on[d] else off) for d in SWITCHES if state.has(d)},
+        "curtains": on if state.curtains_open else off,
+        "door": on if state.door_locked else off,
+    }
+    if state.has("thermostat"):
+        shown["thermostat"] = on
+    return [shown.get(device, absent) for device in DEVICES]
 
 
 def slot_targets(outcome: dict[str, Any], missing: list[str]) -> tuple[list[int], int]:
@@ -40,7 +54,8 @@ class HomeTensors:
 
     Attributes:
         images: uint8 ``[N, 3, 64, 64]``; ids, mask: ``[N, L]``; mels: float16 ``[N, 64, F]``
-        with mel_mask ``[N, F]``; slots: ``[N, devices]``; values: ``[N]``.
+        with mel_mask ``[N, F]``; slots: ``[N, devices]``; values: ``[N]``; states:
+        ``[N, devices]`` (what the camera shows of each device).
     """
 
     rows: list[dict[str, Any]]
@@ -51,6 +66,7 @@ class HomeTensors:
     mel_mask: torch.Tensor
     slots: torch.Tensor
     values: torch.Tensor
+    states: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -97,4 +113,5 @@ def home_tensors(
     targets = [slot_targets(row["outcome"], row.get("missing", [])) for row in rows]
     slots = torch.tensor([t[0] for t in targets], dtype=torch.long)
     values = torch.tensor([t[1] for t in targets], dtype=torch.long)
-    return HomeTensors(rows, images, ids, mask, mels, mel_mask, slots, values)
+    states = torch.tensor([state_targets(row["room"]) for row in rows], dtype=torch.long)
+    return HomeTensors(rows, images, ids, mask, mels, mel_mask, slots, values, states)

@@ -50,8 +50,8 @@ def predict_outcomes(
     with torch.no_grad():
         for start in range(0, len(tensors), batch):
             rows = torch.arange(start, min(start + batch, len(tensors)))
-            slot_logits, value_logits = model(tensors.inputs(rows, spoken, with_image, device))
-            outcomes += outcomes_of(slot_logits.float().cpu(), value_logits.float().cpu())
+            outputs = model(tensors.inputs(rows, spoken, with_image, device))
+            outcomes += outcomes_of(outputs.slots.float().cpu(), outputs.values.float().cpu())
     return outcomes
 
 

@@ -40,6 +40,10 @@ SLOT_ACTIONS = (
 )
 CAN_BE_MISSING = ("fan", "tv", "thermostat", "oven", "lamp_window", "lamp_sofa")
 TEMPERATURES = MAX_TEMPERATURE - MIN_TEMPERATURE + 1
+DEVICE_STATES = ("absent", "on", "off")
+"""What the camera shows of each device (the auxiliary head's classes): switches on or off,
+curtains open (on) or closed (off), the door locked (on) or unlocked (off), a thermostat
+present (on); absent where the room lacks it (the oven always)."""
 N_MELS = 64
 
 
@@ -99,9 +103,24 @@ class HomeInputs:
     mel_mask: torch.Tensor | None = None
 
 
+@dataclass
+class HomeOutputs:
+    """What the model gives per row.
+
+    Attributes:
+        slots: ``[B, devices, actions]`` action logits (-inf where a device cannot).
+        values: ``[B, 13]`` the thermostat's temperature (16-28) for ``set``.
+        states: ``[B, devices, 3]`` each device's state as the camera shows it
+            (:data:`DEVICE_STATES`; an auxiliary task that teaches the device tokens to look).
+    """
+
+    slots: torch.Tensor
+    values: torch.Tensor
+    states: torch.Tensor
+
+
 class HomeModel(nn.Module):
-    """:class:`HomeInputs` -> slot logits ``[B, devices, actions]`` and temperature logits
-    ``[B, 13]``."""
+    """:class:`HomeInputs` -> :class:`HomeOutputs`."""
 
     def __init__(self, config: HomeModelConfig):
         super().__init__()
@@ -115,11 +134,13 @@ class HomeModel(nn.Module):
         self.backbone = TransformerStack(dim, config.depth, config.heads)
         self.action_head = nn.Linear(dim, len(SLOT_ACTIONS))
         self.value_head = nn.Linear(dim, TEMPERATURES)
+        self.state_head = nn.Linear(dim, len(DEVICE_STATES))
         self.allowed: torch.Tensor
         self.register_buffer("allowed", allowed_slots(), persistent=False)
 
-    def forward(self, inputs: HomeInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Slot logits (disallowed slots at -inf) and the thermostat's temperature logits."""
+    def forward(self, inputs: HomeInputs) -> HomeOutputs:
+        """Slot logits (disallowed slots at -inf), the thermostat's temperature logits and each
+        device's state logits."""
         encoded: dict[str, TokenSequence] = {}
         if inputs.images is not None:
             encoded["image"] = self.image_encoder(inputs.images).sequence()
@@ -140,4 +161,4 @@ class HomeModel(nn.Module):
         slots = self.backbone(tokens, mask)[:, : len(DEVICES)]  # (B, devices, D)
         logits = self.action_head(slots).masked_fill(~self.allowed, float("-inf"))
         thermostat = slots[:, DEVICES.index("thermostat")]
-        return logits, self.value_head(thermostat)
+        return HomeOutputs(logits, self.value_head(thermostat), self.state_head(slots))

@@ -21,6 +21,7 @@ class HomeRecipe:
             asks for waits for a person to confirm.
         image_dropout: share of training batches without the room image (so the model can be
             asked, and measured, with the camera off).
+        state_weight: weight of the auxiliary device-state loss (batches with the image).
     """
 
     epochs: int = 30
@@ -29,6 +30,8 @@ class HomeRecipe:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.05
     image_dropout: float = 0.15
+    state_weight: float = 1.0
+    """Weight of the auxiliary loss that reads each device's state from the image (0: off)."""
     dim: int = 128
     depth: int = 2
     max_length: int = 24

@@ -76,8 +76,8 @@ class HomeRun:
             mask = torch.ones(1, mels.shape[-1], dtype=torch.bool)
             inputs = HomeInputs(images, mels=mels.to(self.device), mel_mask=mask.to(self.device))
         with torch.no_grad():
-            slot_logits, value_logits = self.model.eval()(inputs)
-        outcome = outcomes_of(slot_logits.float().cpu(), value_logits.float().cpu())[0]
+            outputs = self.model.eval()(inputs)
+        outcome = outcomes_of(outputs.slots.float().cpu(), outputs.values.float().cpu())[0]
         return self.recipe.policy().apply(outcome).to_dict()
 
     def save(self, out: str | os.PathLike[str], metrics: dict[str, Any]) -> Path:

@@ -21,17 +21,22 @@ def home_loss(
     spoken: bool,
     with_image: bool,
     device: torch.device,
+    state_weight: float = 0.0,
 ) -> torch.Tensor:
     """Mean cross-entropy over every device's slot, plus the temperature's cross-entropy summed
-    over the rows that set one and divided by the batch size."""
-    slot_logits, value_logits = model(tensors.inputs(rows, spoken, with_image, device))
+    over the rows that set one and divided by the batch size, plus (with the image)
+    ``state_weight`` times the device-state cross-entropy."""
+    outputs = model(tensors.inputs(rows, spoken, with_image, device))
     slots = tensors.slots[rows].to(device)
-    loss = F.cross_entropy(slot_logits.flatten(0, 1), slots.flatten())
+    loss = F.cross_entropy(outputs.slots.flatten(0, 1), slots.flatten())
+    if with_image and state_weight > 0:
+        states = tensors.states[rows].to(device)
+        loss = loss + state_weight * F.cross_entropy(outputs.states.flatten(0, 1), states.flatten())
     values = tensors.values[rows].to(device)
     # Summed over the rows that set a temperature, divided by the batch: each such row weighs
     # what one device slot of any row weighs, and a batch with one such row is not dominated
     # by it (a mean over one or two rows made the loss jump by 5x from batch to batch).
-    value_loss = F.cross_entropy(value_logits, values, ignore_index=IGNORE, reduction="sum")
+    value_loss = F.cross_entropy(outputs.values, values, ignore_index=IGNORE, reduction="sum")
     return loss + value_loss / len(rows)
 
 
@@ -64,7 +69,9 @@ def train_home(
         for start in range(0, len(train), recipe.batch_size):
             rows = order[start : start + recipe.batch_size]
             with_image = float(torch.rand((), generator=generator)) >= recipe.image_dropout
-            loss = home_loss(model, train, rows, step % 2 == 1, with_image, device)
+            loss = home_loss(
+                model, train, rows, step % 2 == 1, with_image, device, recipe.state_weight
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
