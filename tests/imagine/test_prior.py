@@ -68,3 +68,29 @@ def test_sampling_is_seeded_and_the_cache_agrees_with_full_passes() -> None:
             chosen = logits[:, -1, : prior.codes].argmax(-1, keepdim=True)
             assert int(chosen) == int(greedy[0, step])
             ids = torch.cat([ids, chosen], dim=1)
+
+
+def test_guidance_one_is_plain_sampling_and_guided_sampling_is_seeded() -> None:
+    prior = _prior().eval()
+    states, mask = torch.randn(2, 3, 5), torch.ones(2, 3, dtype=torch.bool)
+    plain = prior.sample(states, mask, torch.Generator().manual_seed(1))
+    same = prior.sample(states, mask, torch.Generator().manual_seed(1), guidance=1.0)
+    assert torch.equal(plain, same)
+    guided = prior.sample(states, mask, torch.Generator().manual_seed(1), guidance=3.0)
+    again = prior.sample(states, mask, torch.Generator().manual_seed(1), guidance=3.0)
+    assert torch.equal(guided, again) and guided.shape == (2, IMAGE_TOKENS)
+
+
+def test_dropped_captions_read_only_the_null_prefix() -> None:
+    prior = _prior()
+    states, mask = torch.randn(2, 3, 5), torch.ones(2, 3, dtype=torch.bool)
+    prefix, valid = prior.prefix(states, mask)
+    dropped, dropped_valid = prior.unconditional(prefix, valid, torch.tensor([True, False]))
+    assert dropped_valid.tolist() == [[False, False, True], [True, True, True]]
+    assert torch.equal(dropped[0, -1], prior.null[0, 0]) and torch.equal(dropped[1], prefix[1])
+    # A dropped row's loss does not depend on its caption.
+    ids = torch.randint(0, 8, (2, IMAGE_TOKENS))
+    drop = torch.tensor([True, True])
+    first = prior.loss(states, mask, ids, drop)
+    other = prior.loss(torch.randn(2, 3, 5), mask, ids, drop)
+    assert torch.allclose(first, other)

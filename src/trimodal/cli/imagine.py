@@ -27,6 +27,12 @@ def register(verbs: Any) -> None:
     parser.add_argument("--count", type=int, default=1, help="images to draw (1-16)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest ids")
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance (1: none; default: the run's)",
+    )
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
     parser.set_defaults(run=_run_draw)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -50,6 +56,7 @@ def register(verbs: Any) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--temperature", type=float, default=1.0)
     evaluate.add_argument("--top-k", type=int, default=0)
+    evaluate.add_argument("--guidance", type=float, default=None)
     evaluate.add_argument("--out", default=None, help="write the figures as JSON here")
     evaluate.set_defaults(run=_run_eval)
 
@@ -87,7 +94,13 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     run = ImagineRun.load(args.checkpoint)
     figures = evaluate_imagine(
-        run, _manifest(args.world), args.scenes, args.seed, args.temperature, args.top_k
+        run,
+        _manifest(args.world),
+        args.scenes,
+        args.seed,
+        args.temperature,
+        args.top_k,
+        args.guidance,
     )
     text = json.dumps(figures, indent=2)
     if args.out:
@@ -106,7 +119,9 @@ def _run_draw(args: argparse.Namespace) -> int:
     if not 1 <= args.count <= 16:
         raise ValueError(f"--count must be 1-16, got {args.count}")
     run = ImagineRun.load(args.checkpoint, args.device)
-    images = run.imagine([args.text] * args.count, args.seed, args.temperature, args.top_k)
+    images = run.imagine(
+        [args.text] * args.count, args.seed, args.temperature, args.top_k, args.guidance
+    )
     row = Image.new("RGB", (64 * len(images), 64))
     for index, image in enumerate(images):
         row.paste(image, (64 * index, 0))

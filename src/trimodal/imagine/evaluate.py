@@ -98,15 +98,19 @@ def evaluate_imagine(
     seed: int = 0,
     temperature: float = 1.0,
     top_k: int = 0,
+    guidance: float | None = None,
 ) -> dict[str, Any]:
-    """Every figure on the first ``scenes`` test scenes (see the module docstring)."""
+    """Every figure on the first ``scenes`` test scenes (see the module docstring);
+    ``guidance`` None takes the run's default."""
     loaded = load_manifest(manifest)
     test = [s for s in loaded.split("test") if s.image is not None and s.text][:scenes]
     train = [s for s in loaded.split("train") if s.image is not None][: len(test)]
     if not test:
         raise ValueError(f"{manifest}: no test scenes with an image and a caption")
     captions = [s.text or "" for s in test]
-    generated = run.imagine(captions, seed=seed, temperature=temperature, top_k=top_k)
+    if guidance is None:
+        guidance = float(run.info["settings"].get("guidance", 1.0))
+    generated = run.imagine(captions, seed, temperature, top_k, guidance)
     real_pixels = load_pixels(test)
     real = to_pixels(to_unit(real_pixels))
     with torch.no_grad():
@@ -119,6 +123,7 @@ def evaluate_imagine(
         "seed": seed,
         "temperature": temperature,
         "top_k": top_k,
+        "guidance": guidance,
         "generated": {
             **vqa_scores(model, generated, test),
             "r1_against_real": retrieval_r1(model, generated, real, captions),

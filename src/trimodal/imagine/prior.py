@@ -39,6 +39,8 @@ class CaptionToImage(nn.Module):
         self.codes = codes
         self.start = codes  # the <start> id follows the image ids
         self.project = nn.Linear(text_dim, config.dim)
+        self.null = nn.Parameter(torch.zeros(1, 1, config.dim))
+        """The prefix of "no caption" (classifier-free guidance)."""
         self.decoder = DecoderLM(config)
 
     def prefix(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,9 +48,33 @@ class CaptionToImage(nn.Module):
         padded, valid = left_padded(states, mask)
         return self.project(padded), valid
 
-    def loss(self, states: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Next-id cross-entropy over the 64 ids ``[B, 64]`` of each image."""
+    def unconditional(
+        self, prefix: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prefix with ``rows`` (bool ``[B]``) turned into "no caption": only the last
+        position is real and holds the learned null vector."""
+        null_prefix = torch.zeros_like(prefix)
+        null_prefix[:, -1] = self.null[0, 0]
+        null_valid = torch.zeros_like(valid)
+        null_valid[:, -1] = True
+        pick = rows.view(-1, 1)
+        return (
+            torch.where(pick.unsqueeze(-1), null_prefix, prefix),
+            torch.where(pick, null_valid, valid),
+        )
+
+    def loss(
+        self,
+        states: torch.Tensor,
+        mask: torch.Tensor,
+        ids: torch.Tensor,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Next-id cross-entropy over the 64 ids ``[B, 64]`` of each image; rows where ``drop``
+        (bool ``[B]``) is True learn without their caption (for guidance)."""
         prefix, valid = self.prefix(states, mask)
+        if drop is not None:
+            prefix, valid = self.unconditional(prefix, valid, drop)
         start = torch.full((ids.shape[0], 1), self.start, dtype=torch.long, device=ids.device)
         inputs = torch.cat([start, ids[:, :-1]], dim=1)  # (B, 64)
         attention = torch.cat([valid, torch.ones_like(inputs, dtype=torch.bool)], dim=1)
@@ -64,20 +90,34 @@ class CaptionToImage(nn.Module):
         generator: torch.Generator,
         temperature: float = 1.0,
         top_k: int = 0,
+        guidance: float = 1.0,
     ) -> torch.Tensor:
         """Image ids ``[B, 64]``; draws on the host with ``generator`` (the same ids on every
-        device); temperature 0 is greedy."""
+        device); temperature 0 is greedy. ``guidance`` above 1 is classifier-free guidance:
+        the logits are ``u + guidance * (c - u)`` of the captioned (c) and caption-less (u)
+        passes, run as one batch of ``2B`` rows."""
         prefix, valid = self.prefix(states, mask)
         batch = states.shape[0]
-        cache = self.decoder.new_cache(batch, prefix.shape[1] + IMAGE_TOKENS + 1)
-        token = torch.full((batch, 1), self.start, dtype=torch.long, device=states.device)
+        guided = guidance != 1.0
+        if guided:
+            everyone = torch.ones(batch, dtype=torch.bool, device=states.device)
+            null_prefix, null_valid = self.unconditional(prefix, valid, everyone)
+            prefix, valid = torch.cat([prefix, null_prefix]), torch.cat([valid, null_valid])
+        rows = prefix.shape[0]
+        cache = self.decoder.new_cache(rows, prefix.shape[1] + IMAGE_TOKENS + 1)
+        token = torch.full((rows, 1), self.start, dtype=torch.long, device=states.device)
         attention = torch.cat([valid, torch.ones_like(token, dtype=torch.bool)], dim=1)
         logits, _ = self.decoder(token, prefix, attention, cache=cache, last_only=True)
         chosen = []
         for step in range(IMAGE_TOKENS):
-            token = self._draw(logits[:, -1, : self.codes], generator, temperature, top_k)
-            chosen.append(token)
+            scores = logits[:, -1, : self.codes]
+            if guided:
+                conditional, unconditional = scores[:batch], scores[batch:]
+                scores = unconditional + guidance * (conditional - unconditional)
+            drawn = self._draw(scores, generator, temperature, top_k)
+            chosen.append(drawn)
             if step + 1 < IMAGE_TOKENS:
+                token = torch.cat([drawn, drawn]) if guided else drawn
                 ones = torch.ones_like(token, dtype=torch.bool)
                 logits, _ = self.decoder(token, None, ones, cache=cache, last_only=True)
         return torch.cat(chosen, dim=1)

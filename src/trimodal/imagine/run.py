@@ -50,6 +50,10 @@ class ImagineSettings:
     prior_dim: int = 192
     prior_depth: int = 4
     tokenizer: TokenizerConfig = field(default_factory=lambda: TokenizerConfig(width=48))
+    caption_dropout: float = 0.1
+    """Share of prior training rows without their caption (for classifier-free guidance)."""
+    guidance: float = 3.0
+    """Default classifier-free guidance scale when sampling (1: none)."""
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,9 +116,17 @@ class ImagineRun:
     info: dict[str, Any]
 
     def imagine(
-        self, captions: Sequence[str], seed: int = 0, temperature: float = 1.0, top_k: int = 0
+        self,
+        captions: Sequence[str],
+        seed: int = 0,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        guidance: float | None = None,
     ) -> list[Image.Image]:
-        """One 64 px image per caption; the same seed gives the same images."""
+        """One 64 px image per caption; the same seed gives the same images. ``guidance``:
+        classifier-free guidance scale (None: the run's default; 1: none)."""
+        if guidance is None:
+            guidance = float(self.info["settings"].get("guidance", 1.0))
         if not captions or any(not c.strip() for c in captions):
             raise ValueError("imagine needs non-empty captions")
         device = self.checkpoint.device
@@ -122,7 +134,9 @@ class ImagineRun:
         generator = torch.Generator().manual_seed(seed)
         self.prior.eval()
         self.tokenizer.eval()
-        ids = self.prior.sample(states.to(device), mask.to(device), generator, temperature, top_k)
+        ids = self.prior.sample(
+            states.to(device), mask.to(device), generator, temperature, top_k, guidance
+        )
         with torch.no_grad():
             images = self.tokenizer.decode(ids.view(-1, 8, 8))
         return to_pixels(images)
@@ -213,7 +227,8 @@ def train_prior(
     for step in range(total):
         rows = torch.randint(0, ids.shape[0], (settings.prior_batch,), generator=generator)
         length = int(mask[rows].sum(1).max())
-        loss = prior.loss(states[rows, :length], mask[rows, :length], ids[rows])
+        drop = torch.rand(len(rows), generator=generator) < settings.caption_dropout
+        loss = prior.loss(states[rows, :length], mask[rows, :length], ids[rows], drop)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
