@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trimodal.classify.model import ClassifierConfig, ImageTextClassifier
+from trimodal.config import from_dict, to_dict
 
 
 def _config(modalities: list[str], fusion: str = "concat") -> ClassifierConfig:
@@ -55,7 +56,7 @@ def test_missing_inputs_and_bad_configs_are_refused() -> None:
 
 def test_config_round_trip_and_other_fusions() -> None:
     config = _config(["image", "text"], fusion="gated")
-    again = ClassifierConfig.from_dict(config.to_dict())
+    again = from_dict(ClassifierConfig, to_dict(config))
     assert again == config
     model = ImageTextClassifier(again)
     out = model(

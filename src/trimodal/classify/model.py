@@ -8,8 +8,7 @@ model only in what it reads.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -50,18 +49,6 @@ class ClassifierConfig:
             )
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion {self.fusion!r} is not one of {', '.join(sorted(FUSIONS))}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (nested dataclasses as dicts)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ClassifierConfig:
-        """Inverse of :meth:`to_dict`."""
-        values = dict(values)
-        values["image"] = ImageEncoderConfig(**values.get("image", {}))
-        values["text"] = TextEncoderConfig(**values.get("text", {}))
-        return cls(**values)
 
 
 class ImageTextClassifier(nn.Module):

@@ -29,7 +29,7 @@ from trimodal.classify.metrics import classification_metrics
 from trimodal.classify.model import ClassifierConfig, ImageTextClassifier
 from trimodal.classify.table import Table, TableSpec, split_rows
 from trimodal.classify.train import EncodedRows, FitResult, FitSettings, fit, logits_of
-from trimodal.config import TextEncoderConfig
+from trimodal.config import TextEncoderConfig, from_dict, to_dict
 from trimodal.data.tensors import tokenized
 from trimodal.data.tokenizer import TextTokenizer, train_tokenizer
 from trimodal.io import atomic_write_text
@@ -115,7 +115,7 @@ class ClassifierRun:
                 (staging / variant).mkdir()
                 atomic_write_text(
                     staging / variant / "config.json",
-                    json.dumps(model.config.to_dict(), indent=2) + "\n",
+                    json.dumps(to_dict(model.config), indent=2) + "\n",
                 )
                 state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
                 save_file(state, str(staging / variant / "model.safetensors"))
@@ -151,8 +151,8 @@ class ClassifierRun:
         for variant in VARIANTS:
             if not (folder / variant / "config.json").is_file():
                 continue
-            config = ClassifierConfig.from_dict(
-                json.loads((folder / variant / "config.json").read_text())
+            config = from_dict(
+                ClassifierConfig, json.loads((folder / variant / "config.json").read_text())
             )
             model = ImageTextClassifier(config)
             model.load_state_dict(load_file(str(folder / variant / "model.safetensors")))

@@ -10,8 +10,7 @@ token also gives the temperature for ``set``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -72,19 +71,6 @@ class HomeModelConfig:
         default_factory=lambda: TextEncoderConfig(depth=2, heads=4, max_length=24)
     )
     audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> HomeModelConfig:
-        """Inverse of :meth:`to_dict`."""
-        values = dict(values)
-        values["image"] = ImageEncoderConfig(**values["image"])
-        values["text"] = TextEncoderConfig(**values["text"])
-        values["audio"] = AudioEncoderConfig(**values["audio"])
-        return cls(**values)
 
 
 @dataclass

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trimodal.config import from_dict
 from trimodal.home.actions import DEFAULT_ALLOW, ConfirmationPolicy
 
 
@@ -42,21 +43,12 @@ class HomeRecipe:
         """The checked allow-list."""
         return ConfirmationPolicy.from_list(self.allow)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "recipe") -> HomeRecipe:
-        """Build from a mapping; an unknown key or a bad policy entry names itself."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}"
-            )
-        recipe = cls(**values)
+        """Build from a mapping with :func:`trimodal.config.from_dict` (unknown keys and wrong
+        types named by key); a bad policy entry names itself. Errors start with ``source``."""
         try:
+            recipe = from_dict(cls, values)
             recipe.policy()
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from trimodal.config import from_dict, to_dict
 from trimodal.data.tensors import tokenized
 from trimodal.data.tokenizer import TextTokenizer, train_tokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
@@ -84,7 +85,7 @@ class HomeRun:
         """Write the run folder atomically."""
 
         def write(staging: Path) -> None:
-            config = {"model": self.model.config.to_dict(), "recipe": self.recipe.to_dict()}
+            config = {"model": to_dict(self.model.config), "recipe": to_dict(self.recipe)}
             atomic_write_text(staging / "config.json", json.dumps(config, indent=2) + "\n")
             state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
             save_file(state, str(staging / "model.safetensors"))
@@ -105,7 +106,7 @@ class HomeRun:
         config = json.loads((folder / "config.json").read_text())
         if "recipe" not in config or "model" not in config:
             raise FileNotFoundError(f"{folder}/config.json is not a home run's config")
-        model = HomeModel(HomeModelConfig.from_dict(config["model"]))
+        model = HomeModel(from_dict(HomeModelConfig, config["model"]))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         recipe = HomeRecipe.from_dict(config["recipe"], f"{folder}/config.json")
         return cls(model.to(device).eval(), TextTokenizer.load(folder / "tokenizer.json"), recipe)

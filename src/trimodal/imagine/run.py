@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from trimodal.config import from_dict, to_dict
 from trimodal.data.dataset import pad_sequences
 from trimodal.data.manifest import Sample, load_manifest
 from trimodal.imagine.prior import IMAGE_TOKENS, CaptionToImage
@@ -55,10 +56,6 @@ class ImagineSettings:
     guidance: float = 3.0
     """Default classifier-free guidance scale when sampling (1: none)."""
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
 
 
 def to_unit(pixels: torch.Tensor) -> torch.Tensor:
@@ -163,7 +160,7 @@ class ImagineRun:
         info = json.loads((folder / "imagine.json").read_text())
         checkpoint = Model.from_pretrained(info["checkpoint"], device=device)
         settings = info["settings"]
-        tokenizer = ImageTokenizer(TokenizerConfig(**settings["tokenizer"]))
+        tokenizer = ImageTokenizer(from_dict(TokenizerConfig, settings["tokenizer"]))
         tokenizer.load_state_dict(load_file(str(folder / "tokenizer.safetensors")))
         prior = _prior(info["text_dim"], tokenizer.config.codes, info["decoder"])
         prior.load_state_dict(load_file(str(folder / "prior.safetensors")))
@@ -273,9 +270,9 @@ def train_imagine(
     info = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "manifest": str(Path(manifest).resolve()),
-        "settings": settings.to_dict(),
+        "settings": to_dict(settings),
         "text_dim": int(states.shape[2]),
-        "decoder": asdict(decoder),
+        "decoder": to_dict(decoder),
         "train_images": len(samples),
         "codes_used": int(ids.unique().numel()),
         "tokenizer_seconds": round(tokenizer_seconds, 1),

@@ -10,8 +10,7 @@ batch (so all of them stay in use). An image is then 64 token ids, which the pri
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +26,6 @@ class TokenizerConfig:
     width: int = 64
     decay: float = 0.95
     commitment: float = 0.25
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
 
 
 class _Residual(nn.Module):
