@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from trimodal.data.tensors import uint8_image
 from trimodal.data.transforms import ImageTransform
 
 OnError = Literal["raise", "skip"]
@@ -230,10 +231,9 @@ def _pixels(
 ) -> np.ndarray:
     """uint8 ``[3, S, S]`` of one row's image; a failure names the row and column."""
     try:
-        pixels = transform.load(image)
+        return uint8_image(image, transform).numpy()
     except (ValueError, FileNotFoundError, OSError) as error:
         raise TableError(f"{source}:{line}: column '{column}': {error}") from None
-    return (pixels * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def stratified_split(

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from trimodal.classify.labels import LabelSpace
 from trimodal.classify.model import ImageTextClassifier
+from trimodal.data.tensors import to_float_images
 from trimodal.data.transforms import ImageTransform
 from trimodal.train.schedule import adamw_warmup_cosine
 
@@ -76,11 +77,10 @@ def normalized_images(
 ) -> torch.Tensor:
     """uint8 ``[B, 3, S, S]`` -> normalized float ``[B, 3, S, S]`` on ``device`` (augmented on
     the host with ``generator`` when ``augment`` is given)."""
-    transform = augment or ImageTransform(size=pixels.shape[-1])
-    images = pixels.float() / 255.0
-    if augment is not None:
-        images = torch.stack([augment._augment(image, generator) for image in images])
-    return transform.normalize(images).to(device)
+    if augment is None:
+        return to_float_images(pixels).to(device)
+    images = torch.stack([augment._augment(image, generator) for image in pixels.float() / 255.0])
+    return augment.normalize(images).to(device)
 
 
 def logits_of(

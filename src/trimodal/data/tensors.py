@@ -493,8 +493,10 @@ def _warn_truncated(
         )
 
 
-def _uint8_image(path: Path, transform: ImageTransform) -> torch.Tensor:
-    """``[3, S, S]`` uint8, skipping float conversion when no resize is needed."""
+def uint8_image(path: Path, transform: ImageTransform) -> torch.Tensor:
+    """An image file decoded (and checked, :func:`~trimodal.data.transforms.open_image`) to
+    uint8 ``[3, S, S]`` at the transform's size, skipping float conversion when no resize is
+    needed."""
     rgb = open_image(path)
     if rgb.size != (transform.size, transform.size):
         return (transform.load(rgb) * 255).round().to(torch.uint8)
@@ -519,7 +521,7 @@ def build_scene_tensors(
     has_image = torch.zeros(len(samples), dtype=torch.bool)
     for row, sample in enumerate(samples):
         if sample.image is not None:
-            images[row] = _uint8_image(sample.image, transform)
+            images[row] = uint8_image(sample.image, transform)
             has_image[row] = True
     captions = [tokenizer.encode(s.text) if s.text is not None else [] for s in samples]
     caption_ids, caption_mask = pad_to_longest(captions, max_text_length, tokenizer.pad_id)

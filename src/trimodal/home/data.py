@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from trimodal.data.tensors import tokenized
+from trimodal.data.tensors import to_float_images, tokenized, uint8_image
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio
 from trimodal.home.actions import Outcome
@@ -75,10 +75,7 @@ class HomeTensors:
         self, rows: torch.Tensor, spoken: bool, with_image: bool, device: torch.device
     ) -> HomeInputs:
         """The model's inputs for ``rows`` ``[B]``: spoken or typed, with or without the room."""
-        images = None
-        if with_image:
-            images = ImageTransform(size=ROOM_SIZE).normalize(self.images[rows].float() / 255.0)
-            images = images.to(device)
+        images = to_float_images(self.images[rows]).to(device) if with_image else None
         if spoken:
             frames = int(self.mel_mask[rows].sum(-1).max())
             return HomeInputs(
@@ -97,9 +94,7 @@ def home_tensors(
 ) -> HomeTensors:
     """Decode every row's image and clip and encode its command and targets."""
     transform, log_mel = ImageTransform(size=ROOM_SIZE), LogMel()
-    images = torch.stack(
-        [(transform.load(root / row["image"]) * 255).round().to(torch.uint8) for row in rows]
-    )
+    images = torch.stack([uint8_image(root / row["image"], transform) for row in rows])
     ids, mask = tokenized(tokenizer, [row["text"] for row in rows], max_length)
     spectra = [
         log_mel(load_audio(root / row["audio"], max_seconds=MAX_COMMAND_SECONDS)) for row in rows

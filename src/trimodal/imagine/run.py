@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
@@ -27,6 +26,8 @@ from safetensors.torch import load_file, save_file
 from trimodal.config import from_dict, to_dict
 from trimodal.data.dataset import pad_sequences
 from trimodal.data.manifest import Sample, load_manifest
+from trimodal.data.tensors import uint8_image
+from trimodal.data.transforms import ImageTransform
 from trimodal.imagine.prior import IMAGE_TOKENS, CaptionToImage
 from trimodal.imagine.tokenizer import ImageTokenizer, TokenizerConfig
 from trimodal.inference import Model
@@ -71,16 +72,13 @@ def to_pixels(images: torch.Tensor) -> list[Image.Image]:
 
 def load_pixels(samples: Sequence[Sample]) -> torch.Tensor:
     """uint8 ``[N, 3, 64, 64]`` of the samples' images."""
-    arrays = []
+    transform = ImageTransform(size=IMAGE_SIZE)
+    images = []
     for sample in samples:
         if sample.image is None:
             raise ValueError(f"line {sample.line}: sample {sample.id} has no image")
-        with Image.open(sample.image) as opened:
-            image = opened.convert("RGB")
-        if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-            image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-        arrays.append(np.asarray(image).transpose(2, 0, 1))
-    return torch.from_numpy(np.stack(arrays))
+        images.append(uint8_image(sample.image, transform))
+    return torch.stack(images)
 
 
 def caption_states(
