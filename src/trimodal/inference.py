@@ -184,6 +184,13 @@ class Model:
         return _host(F.normalize(self._texts(texts).pooled.float(), dim=-1))
 
     @_inference
+    def text_states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text encoder's token states ``[N, L, D]`` (float32) and mask ``[N, L]`` of
+        ``texts``, on the CPU: how this model reads them, for a model conditioned on it."""
+        encoded = self._texts(texts)
+        return _host(encoded.tokens.float()), _host(encoded.mask)
+
+    @_inference
     def embed_audio(self, sources: Sequence[AudioSource]) -> torch.Tensor:
         """L2-normalized audio embeddings ``[N, E]`` (files of any sample rate or channel
         count, or waveforms at the model's rate)."""

@@ -17,6 +17,7 @@ from trimodal.classify.train import normalized_images
 from trimodal.data.tensors import tokenized
 from trimodal.eval.attention import grad_cam_weights, upsample_grid
 from trimodal.modules.encoders.base import EncoderOutput
+from trimodal.modules.layers import TokenSequence
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,18 @@ def _class_probabilities(
     model = run.models["fused"]
     outputs = []
     with torch.no_grad():
+        image = model.image_encoder(images).sequence()  # encoded once for every text
         for start in range(0, len(texts), batch):
             chunk = texts[start : start + batch]
             ids, mask = tokenized(run.tokenizer, chunk, run.max_length)
-            logits = model(
-                images.expand(len(chunk), -1, -1, -1), ids.to(run.device), mask.to(run.device)
+            rows = len(chunk)
+            logits = model.classify(
+                {
+                    "image": TokenSequence(
+                        image.tokens.expand(rows, -1, -1), image.mask.expand(rows, -1)
+                    ),
+                    "text": model.text_encoder(ids.to(run.device), mask.to(run.device)).sequence(),
+                }
             )
             scaled = logits.float().cpu() / run.temperatures["fused"]
             outputs.append(run.labels.probabilities(scaled)[:, target])

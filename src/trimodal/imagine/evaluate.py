@@ -65,30 +65,37 @@ def vqa_scores(
     return scores
 
 
-def retrieval_r1(
-    model: Model,
-    queries: Sequence[Image.Image],
-    real: Sequence[Image.Image],
-    captions: Sequence[str],
-) -> float:
-    """R@1 of each query image against the real images; a hit shares the query's caption."""
-    query = torch.cat(
-        [model.embed_images(queries[s : s + BATCH]) for s in range(0, len(queries), BATCH)]
-    )
-    gallery = torch.cat(
-        [model.embed_images(real[s : s + BATCH]) for s in range(0, len(real), BATCH)]
-    )
-    nearest = (query @ gallery.t()).argmax(1).tolist()
+def retrieval_r1(queries: np.ndarray, real: np.ndarray, captions: Sequence[str]) -> float:
+    """R@1 of query embeddings ``[N, E]`` against the real images' ``[N, E]`` (row ``i`` of
+    both stands for caption ``i``); a hit shares the query's caption."""
+    nearest = (queries @ real.T).argmax(1).tolist()
     return float(np.mean([captions[n] == captions[i] for i, n in enumerate(nearest)]))
 
 
 def embeddings(model: Model, images: Sequence[Image.Image]) -> np.ndarray:
-    """The checkpoint's image embeddings ``[N, E]``."""
+    """The checkpoint's (unit) image embeddings ``[N, E]``."""
     return (
         torch.cat([model.embed_images(images[s : s + BATCH]) for s in range(0, len(images), BATCH)])
         .numpy()
         .astype(np.float64)
     )
+
+
+def _judged(
+    model: Model,
+    images: Sequence[Image.Image],
+    samples: Sequence[Sample],
+    real: np.ndarray,
+    captions: Sequence[str],
+) -> dict[str, float]:
+    """VQA, R@1 against the real images and the Frechet distance to them, of one image set
+    (embedded once)."""
+    vectors = embeddings(model, images)
+    return {
+        **vqa_scores(model, images, samples),
+        "r1_against_real": retrieval_r1(vectors, real, captions),
+        "frechet": frechet_distance(vectors, real),
+    }
 
 
 def evaluate_imagine(
@@ -124,16 +131,8 @@ def evaluate_imagine(
         "temperature": temperature,
         "top_k": top_k,
         "guidance": guidance,
-        "generated": {
-            **vqa_scores(model, generated, test),
-            "r1_against_real": retrieval_r1(model, generated, real, captions),
-            "frechet": frechet_distance(embeddings(model, generated), real_embeddings),
-        },
-        "reconstructed": {
-            **vqa_scores(model, reconstructed, test),
-            "r1_against_real": retrieval_r1(model, reconstructed, real, captions),
-            "frechet": frechet_distance(embeddings(model, reconstructed), real_embeddings),
-        },
+        "generated": _judged(model, generated, test, real_embeddings, captions),
+        "reconstructed": _judged(model, reconstructed, test, real_embeddings, captions),
         "real": {
             **vqa_scores(model, real, test),
             "frechet_train_vs_test": frechet_distance(

@@ -24,7 +24,6 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from trimodal.config import from_dict, to_dict
-from trimodal.data.dataset import pad_sequences
 from trimodal.data.manifest import Sample, load_manifest
 from trimodal.data.tensors import uint8_image
 from trimodal.data.transforms import ImageTransform
@@ -85,16 +84,11 @@ def caption_states(
     model: Model, captions: Sequence[str], batch: int = 256
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The checkpoint's text-encoder token states ``[N, L, D]`` and mask ``[N, L]`` (CPU)."""
-    tokenizer, network = model.tokenizer, model.network
     states, masks = [], []
-    with torch.no_grad():
-        for start in range(0, len(captions), batch):
-            chunk = captions[start : start + batch]
-            encoded = [torch.tensor(tokenizer.encode(c) or [tokenizer.unk_id]) for c in chunk]
-            ids, mask = pad_sequences(encoded, tokenizer.pad_id)
-            out = network.encode("text", ids.to(model.device), mask.to(model.device))
-            states.append(out.tokens.float().cpu())
-            masks.append(out.mask.cpu())
+    for start in range(0, len(captions), batch):
+        chunk_states, chunk_mask = model.text_states(captions[start : start + batch])
+        states.append(chunk_states)
+        masks.append(chunk_mask)
     length = max(s.shape[1] for s in states)
     padded = torch.cat([torch.nn.functional.pad(s, (0, 0, 0, length - s.shape[1])) for s in states])
     mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for m in masks])
