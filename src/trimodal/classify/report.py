@@ -10,7 +10,6 @@ from typing import Any
 from trimodal.classify.explain import Explanation, explain
 from trimodal.classify.metrics import (
     calibration,
-    classification_metrics,
     confidence_and_outcome,
     reliability_plot,
 )
@@ -34,13 +33,9 @@ def evaluate_table(run: ClassifierRun, table: Table, out: Path | None) -> dict[s
         ``{variant: scores}`` as :func:`classification_metrics` gives them.
     """
     rows = run.encode(table)
-    probabilities = {variant: run.probabilities(variant, rows).numpy() for variant in run.models}
-    targets = rows.targets.numpy()
-    classes, multi = list(run.labels.classes), run.labels.multi_label
-    metrics = {
-        variant: classification_metrics(p, targets, classes, multi)
-        for variant, p in probabilities.items()
-    }
+    probabilities = run.all_probabilities(rows)
+    metrics = run.score(probabilities, rows.targets)
+    targets, multi = rows.targets.numpy(), run.labels.multi_label
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         curves = {

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from trimodal.classify.labels import LabelSpace
 from trimodal.classify.metrics import classification_metrics
@@ -33,7 +34,7 @@ from trimodal.config import TextEncoderConfig, from_dict, to_dict
 from trimodal.data.tensors import tokenized
 from trimodal.data.tokenizer import TextTokenizer, train_tokenizer
 from trimodal.io import atomic_write_text
-from trimodal.models.checkpoint import write_directory_atomically
+from trimodal.models.checkpoint import save_weights, write_directory_atomically
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "fused": ("image", "text"),
@@ -94,17 +95,23 @@ class ClassifierRun:
         logits = logits_of(self.models[variant], rows, self.device)
         return self.labels.probabilities(logits / self.temperatures[variant])
 
+    def all_probabilities(self, rows: EncodedRows) -> dict[str, np.ndarray]:
+        """:meth:`probabilities` of every variant, as arrays ``[N, C]``."""
+        return {variant: self.probabilities(variant, rows).numpy() for variant in self.models}
+
+    def score(
+        self, probabilities: dict[str, np.ndarray], targets: torch.Tensor
+    ) -> dict[str, dict[str, Any]]:
+        """:func:`classification_metrics` of each variant's probabilities against ``targets``."""
+        classes, multi = list(self.labels.classes), self.labels.multi_label
+        return {
+            variant: classification_metrics(p, targets.numpy(), classes, multi)
+            for variant, p in probabilities.items()
+        }
+
     def evaluate(self, rows: EncodedRows) -> dict[str, dict[str, Any]]:
         """:func:`classification_metrics` of every variant on ``rows``."""
-        return {
-            variant: classification_metrics(
-                self.probabilities(variant, rows).numpy(),
-                rows.targets.numpy(),
-                list(self.labels.classes),
-                self.labels.multi_label,
-            )
-            for variant in self.models
-        }
+        return self.score(self.all_probabilities(rows), rows.targets)
 
     def save(self, out: str | os.PathLike[str], metrics: dict[str, Any]) -> Path:
         """Write the run folder atomically (see the module docstring)."""
@@ -117,8 +124,7 @@ class ClassifierRun:
                     staging / variant / "config.json",
                     json.dumps(to_dict(model.config), indent=2) + "\n",
                 )
-                state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-                save_file(state, str(staging / variant / "model.safetensors"))
+                save_weights(model, staging / variant / "model.safetensors")
             record = {
                 "spec": asdict(self.spec),
                 "classes": list(self.labels.classes),

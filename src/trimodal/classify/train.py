@@ -18,7 +18,7 @@ from trimodal.classify.labels import LabelSpace
 from trimodal.classify.model import ImageTextClassifier
 from trimodal.data.tensors import to_float_images
 from trimodal.data.transforms import ImageTransform
-from trimodal.train.schedule import adamw_warmup_cosine
+from trimodal.train.schedule import adamw_warmup_cosine, clipped_step
 
 
 @dataclass
@@ -186,11 +186,7 @@ def _epoch(
         batch = train.select(order[start : start + settings.batch_size])
         logits = _forward(model, batch, device, augment, generator)
         loss = loss_of(logits, batch.targets.to(device), labels, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        clipped_step(loss, model, optimizer, schedule)
         total += loss.detach() * len(batch)
     return float(total) / len(train)
 

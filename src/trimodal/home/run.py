@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from trimodal.config import from_dict, to_dict
 from trimodal.data.tensors import tokenized
@@ -31,7 +31,7 @@ from trimodal.home.room import ROOM_SIZE
 from trimodal.home.train import train_home
 from trimodal.home.world import load_home_world
 from trimodal.io import atomic_write_text
-from trimodal.models.checkpoint import write_directory_atomically
+from trimodal.models.checkpoint import save_weights, write_directory_atomically
 
 
 @dataclass
@@ -87,8 +87,7 @@ class HomeRun:
         def write(staging: Path) -> None:
             config = {"model": to_dict(self.model.config), "recipe": to_dict(self.recipe)}
             atomic_write_text(staging / "config.json", json.dumps(config, indent=2) + "\n")
-            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-            save_file(state, str(staging / "model.safetensors"))
+            save_weights(self.model, staging / "model.safetensors")
             self.tokenizer.save(staging / "tokenizer.json")
             atomic_write_text(staging / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from trimodal.home.data import IGNORE, HomeTensors
 from trimodal.home.model import HomeModel
 from trimodal.home.recipe import HomeRecipe
-from trimodal.train.schedule import adamw_warmup_cosine
+from trimodal.train.schedule import adamw_warmup_cosine, clipped_step
 
 
 def home_loss(
@@ -72,11 +72,7 @@ def train_home(
             loss = home_loss(
                 model, train, rows, step % 2 == 1, with_image, device, recipe.state_weight
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
+            clipped_step(loss, model, optimizer, schedule)
             running += loss.detach() * len(rows)
             step += 1
         history.append(float(running) / len(train))

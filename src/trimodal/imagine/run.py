@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from trimodal.config import from_dict, to_dict
 from trimodal.data.manifest import Sample, load_manifest
@@ -31,9 +31,9 @@ from trimodal.imagine.prior import IMAGE_TOKENS, CaptionToImage
 from trimodal.imagine.tokenizer import ImageTokenizer, TokenizerConfig
 from trimodal.inference import Model
 from trimodal.io import atomic_write_text
-from trimodal.models.checkpoint import write_directory_atomically
+from trimodal.models.checkpoint import save_weights, write_directory_atomically
 from trimodal.modules.decoder import DecoderConfig
-from trimodal.train.schedule import adamw_warmup_cosine
+from trimodal.train.schedule import adamw_warmup_cosine, clipped_step
 
 IMAGE_SIZE = 64
 
@@ -135,8 +135,8 @@ class ImagineRun:
 
         def write(staging: Path) -> None:
             atomic_write_text(staging / "imagine.json", json.dumps(self.info, indent=2) + "\n")
-            save_file(_cpu_state(self.tokenizer), str(staging / "tokenizer.safetensors"))
-            save_file(_cpu_state(self.prior), str(staging / "prior.safetensors"))
+            save_weights(self.tokenizer, staging / "tokenizer.safetensors")
+            save_weights(self.prior, staging / "prior.safetensors")
 
         return write_directory_atomically(Path(out), write)
 
@@ -158,10 +158,6 @@ class ImagineRun:
         prior.load_state_dict(load_file(str(folder / "prior.safetensors")))
         target = checkpoint.device
         return cls(checkpoint, tokenizer.to(target).eval(), prior.to(target).eval(), info)
-
-
-def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
 def _prior(text_dim: int, codes: int, decoder: dict[str, Any]) -> CaptionToImage:
@@ -218,11 +214,7 @@ def train_prior(
         length = int(mask[rows].sum(1).max())
         drop = torch.rand(len(rows), generator=generator) < settings.caption_dropout
         loss = prior.loss(states[rows, :length], mask[rows, :length], ids[rows], drop)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        clipped_step(loss, prior, optimizer, schedule)
         if report is not None and (step + 1) % 100 == 0:
             report(f"prior step {step + 1}/{total}: loss {float(loss):.4f}")
     prior.eval()

@@ -52,6 +52,13 @@ class CheckpointFiles:
     state: dict[str, torch.Tensor]
 
 
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    """Every tensor of ``module``'s state dict, on the CPU, as one safetensors file (the
+    application runs' weights; write it inside a staging folder)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path))
+
+
 def write_model_files(
     directory: Path,
     config: Config,

@@ -1,4 +1,5 @@
-"""Learning-rate schedule and the deterministic data order of every stage."""
+"""Learning-rate schedule and the deterministic data order of every stage; the AdamW,
+schedule and clipped update step the application recipes (classify, home, imagine) share."""
 
 from __future__ import annotations
 
@@ -31,6 +32,22 @@ def adamw_warmup_cosine(
         optimizer, lambda step: warmup_cosine(step, total_steps, max(1, warmup_steps), floor)
     )
     return optimizer, schedule
+
+
+def clipped_step(
+    loss: torch.Tensor,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    max_norm: float = 1.0,
+) -> None:
+    """One update of the application recipes: backward, clip the gradient norm to
+    ``max_norm``, step the optimizer and the schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+    optimizer.step()
+    schedule.step()
 
 
 def epoch_order(count: int, seed: int, stage: int, epoch: int) -> torch.Tensor:
