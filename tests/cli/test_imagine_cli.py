@@ -112,3 +112,28 @@ def test_bad_requests(
         == 2
     )
     assert "not an imagine run" in capsys.readouterr().err
+
+
+def test_the_diffusion_method_end_to_end(
+    tiny_world: tuple[Path, WorldSummary], tiny_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "diffusion"
+    world = str(tiny_world[0])
+    train = ["imagine", "train", "--checkpoint", str(tiny_run), "--world", world]
+    assert main([*train, "--out", str(run), "--method", "diffusion", "--diffusion-steps", "3"]) == 0
+    info = json.loads((run / "imagine.json").read_text())
+    assert info["settings"]["method"] == "diffusion" and (run / "denoiser.safetensors").is_file()
+    assert not (run / "prior.safetensors").exists()
+    outs = [tmp_path / f"{name}.png" for name in ("a", "b")]
+    for out in outs:
+        draw = ["imagine", "--checkpoint", str(run), "--text", "a small red circle"]
+        assert main([*draw, "--out", str(out), "--seed", "2", "--steps", "4"]) == 0
+    first, second = (np.asarray(Image.open(out)) for out in outs)
+    assert first.shape == (64, 64, 3) and np.array_equal(first, second)
+    figures_path = tmp_path / "figures.json"
+    evaluate = ["imagine", "eval", "--checkpoint", str(run), "--world", world, "--scenes", "4"]
+    assert main([*evaluate, "--steps", "3", "--out", str(figures_path)]) == 0
+    figures = json.loads(figures_path.read_text())
+    assert figures["method"] == "diffusion" and figures["steps"] == 3
+    assert "reconstructed" not in figures
+    assert 0.0 <= figures["generated"]["attribute_accuracy"] <= 1.0

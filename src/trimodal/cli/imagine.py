@@ -16,10 +16,14 @@ from typing import Any
 from trimodal.io import atomic_write_text
 from trimodal.locks import FolderLock
 
+STEPS_HELP = "diffusion sampler steps (default: the run's)"
+
 
 def register(verbs: Any) -> None:
     """Add ``imagine`` and its actions."""
-    parser = verbs.add_parser("imagine", help="images from words (a tokenizer + our decoder)")
+    parser = verbs.add_parser(
+        "imagine", help="images from words (a tokenizer + our decoder, or diffusion)"
+    )
     parser.add_argument("--checkpoint", help="an imagine run (to draw an image)")
     parser.add_argument("--text", help="the caption to draw")
     parser.add_argument("--out", help="PNG to write (several images: a row of them)")
@@ -33,6 +37,7 @@ def register(verbs: Any) -> None:
         default=None,
         help="classifier-free guidance (1: none; default: the run's)",
     )
+    parser.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]|mps")
     parser.set_defaults(run=_run_draw)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -45,8 +50,16 @@ def register(verbs: Any) -> None:
     )
     train.add_argument("--world", required=True, help="a world folder or manifest")
     train.add_argument("--out", required=True)
+    train.add_argument(
+        "--method",
+        choices=("tokens", "diffusion"),
+        default="tokens",
+        help="tokens: a VQ-VAE tokenizer and our decoder (default); diffusion: a pixel-space "
+        "denoiser",
+    )
     train.add_argument("--tokenizer-steps", type=int, default=None)
     train.add_argument("--prior-steps", type=int, default=None)
+    train.add_argument("--diffusion-steps", type=int, default=None, help="denoiser updates")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=_run_train)
     evaluate = actions.add_parser("eval", help="judge generated test images with the towers")
@@ -57,6 +70,7 @@ def register(verbs: Any) -> None:
     evaluate.add_argument("--temperature", type=float, default=1.0)
     evaluate.add_argument("--top-k", type=int, default=0)
     evaluate.add_argument("--guidance", type=float, default=None)
+    evaluate.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
     evaluate.add_argument("--out", default=None, help="write the figures as JSON here")
     evaluate.set_defaults(run=_run_eval)
 
@@ -69,21 +83,28 @@ def _manifest(world: str) -> str:
 def _run_train(args: argparse.Namespace) -> int:
     from trimodal.imagine.run import ImagineSettings, train_imagine
 
-    settings = ImagineSettings()
+    settings = ImagineSettings(method=args.method)
     if args.tokenizer_steps is not None:
-        settings.tokenizer_steps = args.tokenizer_steps
+        settings.tokens.tokenizer_steps = args.tokenizer_steps
     if args.prior_steps is not None:
-        settings.prior_steps = args.prior_steps
+        settings.tokens.prior_steps = args.prior_steps
+    if args.diffusion_steps is not None:
+        settings.diffusion.steps = args.diffusion_steps
     with FolderLock(Path(args.out), "imagine training"):
         report = None if args.quiet else (lambda line: print(line, flush=True))
         run = train_imagine(args.checkpoint, _manifest(args.world), settings, report)
         run.save(args.out)
     info = run.info
+    if settings.method == "tokens":
+        detail = (
+            f" (tokenizer {info['tokenizer_seconds']} s, prior {info['prior_seconds']} s); "
+            f"{info['codes_used']} of {settings.tokens.tokenizer.codes} codes in use"
+        )
+    else:
+        detail = f" ({settings.diffusion.steps} denoiser steps)"
     print(
-        f"trained in {info['tokenizer_seconds'] + info['prior_seconds']:.1f} s (tokenizer "
-        f"{info['tokenizer_seconds']} s, prior {info['prior_seconds']} s) on "
-        f"{info['train_images']} images; {info['codes_used']} of "
-        f"{settings.tokenizer.codes} codes in use"
+        f"trained {settings.method} in {info['seconds']:.1f} s on {info['train_images']} images"
+        + detail
     )
     return 0
 
@@ -101,6 +122,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.temperature,
         args.top_k,
         args.guidance,
+        args.steps,
     )
     text = json.dumps(figures, indent=2)
     if args.out:
@@ -120,7 +142,12 @@ def _run_draw(args: argparse.Namespace) -> int:
         raise ValueError(f"--count must be 1-16, got {args.count}")
     run = ImagineRun.load(args.checkpoint, args.device)
     images = run.imagine(
-        [args.text] * args.count, args.seed, args.temperature, args.top_k, args.guidance
+        [args.text] * args.count,
+        args.seed,
+        args.temperature,
+        args.top_k,
+        args.guidance,
+        args.steps,
     )
     row = Image.new("RGB", (64 * len(images), 64))
     for index, image in enumerate(images):

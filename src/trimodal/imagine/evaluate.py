@@ -25,7 +25,8 @@ from scipy import linalg
 
 from trimodal.data.manifest import Sample, load_manifest
 from trimodal.eval.vqa import normalize_answer
-from trimodal.imagine.run import ImagineRun, load_pixels, to_pixels, to_unit
+from trimodal.imagine.painter import to_pixels, to_unit
+from trimodal.imagine.run import ImagineRun, load_pixels
 from trimodal.inference import Model, Question
 
 ATTRIBUTE_FAMILIES = ("color", "shape", "size")
@@ -106,9 +107,11 @@ def evaluate_imagine(
     temperature: float = 1.0,
     top_k: int = 0,
     guidance: float | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Every figure on the first ``scenes`` test scenes (see the module docstring);
-    ``guidance`` None takes the run's default."""
+    ``guidance`` and ``steps`` None take the run's defaults. A method without a round trip
+    (diffusion) has no ``reconstructed`` figures."""
     loaded = load_manifest(manifest)
     test = [s for s in loaded.split("test") if s.image is not None and s.text][:scenes]
     train = [s for s in loaded.split("train") if s.image is not None][: len(test)]
@@ -116,23 +119,29 @@ def evaluate_imagine(
         raise ValueError(f"{manifest}: no test scenes with an image and a caption")
     captions = [s.text or "" for s in test]
     if guidance is None:
-        guidance = float(run.info["settings"].get("guidance", 1.0))
-    generated = run.imagine(captions, seed, temperature, top_k, guidance)
-    real_pixels = load_pixels(test)
-    real = to_pixels(to_unit(real_pixels))
-    with torch.no_grad():
-        reconstructed = to_pixels(run.tokenizer.decode(run.tokenizer.encode(to_unit(real_pixels))))
+        guidance = run.settings.guidance
+    generated = run.imagine(captions, seed, temperature, top_k, guidance, steps)
+    real_pixels = to_unit(load_pixels(test))
+    real = to_pixels(real_pixels)
+    round_trip = run.painter.reconstruct(real_pixels.to(run.checkpoint.device))
     train_images = to_pixels(to_unit(load_pixels(train)))
     model = run.checkpoint
     real_embeddings = embeddings(model, real)
-    return {
+    figures: dict[str, Any] = {
+        "method": run.settings.method,
         "scenes": len(test),
         "seed": seed,
         "temperature": temperature,
         "top_k": top_k,
         "guidance": guidance,
+        "steps": steps,
         "generated": _judged(model, generated, test, real_embeddings, captions),
-        "reconstructed": _judged(model, reconstructed, test, real_embeddings, captions),
+    }
+    if round_trip is not None:
+        reconstructed = to_pixels(round_trip)
+        figures["reconstructed"] = _judged(model, reconstructed, test, real_embeddings, captions)
+    return {
+        **figures,
         "real": {
             **vqa_scores(model, real, test),
             "frechet_train_vs_test": frechet_distance(
