@@ -116,3 +116,26 @@ def test_sampling_is_seeded_and_guidance_one_is_plain() -> None:
     guided = sample_images(denoiser, states, mask, torch.Generator().manual_seed(3), 3.0)
     assert not torch.allclose(guided, first)
     assert float(guided.abs().max()) <= 1.0
+
+
+def test_sample_prediction_learns_the_clean_image() -> None:
+    class Oracle(torch.nn.Module):
+        """Predicts the clean images it was built with, whatever it sees."""
+
+        def __init__(self, clean: torch.Tensor, config: DiffusionConfig):
+            super().__init__()
+            self.clean, self.config = clean, config
+
+        def forward(self, *_: torch.Tensor) -> torch.Tensor:
+            return self.clean
+
+    config = DiffusionConfig(dim=32, depth=1, heads=2, patch=4, image_size=16)
+    images = torch.rand(3, 3, 16, 16) * 2 - 1
+    states, mask = torch.randn(3, 2, TEXT_DIM), torch.ones(3, 2, dtype=torch.bool)
+    keep = torch.zeros(3, dtype=torch.bool)
+    schedule, generator = training_schedule(config), torch.Generator().manual_seed(0)
+    oracle = Oracle(images, config)
+    loss = diffusion_loss(oracle, schedule, images, states, mask, keep, generator)  # type: ignore[arg-type]
+    assert float(loss) == 0.0
+    wrong = diffusion_loss(Oracle(-images, config), schedule, images, states, mask, keep, generator)  # type: ignore[arg-type]
+    assert math.isclose(float(wrong), float(((2 * images) ** 2).mean()), rel_tol=1e-6)

@@ -25,20 +25,29 @@ from torch import nn
 from trimodal.modules.layers import TransformerStack, initial_grid_positions
 
 
+PREDICTIONS = ("sample", "v_prediction")
+
+
 @dataclass
 class DiffusionConfig:
     """Sizes of the denoiser and its noise schedule."""
 
-    dim: int = 256
-    depth: int = 6
+    dim: int = 192
+    depth: int = 4
     heads: int = 4
     patch: int = 8
     image_size: int = 64
     train_timesteps: int = 1000
     schedule: str = "squaredcos_cap_v2"
     sample_steps: int = 50
+    prediction: str = "sample"
+    """What the denoiser predicts: ``sample`` (the clean image x0) or ``v_prediction``."""
 
     def __post_init__(self) -> None:
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(
+                f"DiffusionConfig.prediction must be one of {PREDICTIONS}, got {self.prediction!r}"
+            )
         if self.image_size % self.patch:
             raise ValueError(
                 f"DiffusionConfig.patch {self.patch} must divide image_size {self.image_size}"
@@ -55,7 +64,7 @@ def training_schedule(config: DiffusionConfig) -> DDPMScheduler:
     return DDPMScheduler(
         num_train_timesteps=config.train_timesteps,
         beta_schedule=config.schedule,
-        prediction_type="v_prediction",
+        prediction_type=config.prediction,
         clip_sample=False,
     )
 
@@ -65,7 +74,7 @@ def sampling_schedule(config: DiffusionConfig) -> DDIMScheduler:
     scheduler = DDIMScheduler(
         num_train_timesteps=config.train_timesteps,
         beta_schedule=config.schedule,
-        prediction_type="v_prediction",
+        prediction_type=config.prediction,
         clip_sample=True,
         set_alpha_to_one=False,
         timestep_spacing="trailing",
@@ -130,7 +139,10 @@ def diffusion_loss(
     drawn = torch.randint(0, levels, (batch,), generator=generator).to(images.device)
     timesteps = cast(torch.IntTensor, drawn)
     noisy = schedule.add_noise(images, noise, timesteps)
-    target = schedule.get_velocity(images, noise, timesteps)
+    if denoiser.config.prediction == "sample":
+        target = images
+    else:
+        target = schedule.get_velocity(images, noise, timesteps)
     kept = mask & ~drop.to(mask.device)[:, None]
     return F.mse_loss(denoiser(noisy, timesteps, states, kept), target)
 

@@ -32,7 +32,7 @@ class DiffusionSettings:
     """Training settings of the denoiser."""
 
     model: DiffusionConfig = field(default_factory=DiffusionConfig)
-    steps: int = 1100
+    steps: int = 1500
     batch: int = 64
     lr: float = 1e-3
     caption_dropout: float = 0.1
