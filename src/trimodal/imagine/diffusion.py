@@ -24,7 +24,6 @@ from torch import nn
 
 from trimodal.modules.layers import TransformerStack, initial_grid_positions
 
-
 PREDICTIONS = ("sample", "v_prediction")
 
 
