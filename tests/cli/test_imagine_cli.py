@@ -120,9 +120,12 @@ def test_the_diffusion_method_end_to_end(
     run = tmp_path / "diffusion"
     world = str(tiny_world[0])
     train = ["imagine", "train", "--checkpoint", str(tiny_run), "--world", world]
-    assert main([*train, "--out", str(run), "--method", "diffusion", "--diffusion-steps", "3"]) == 0
+    sizes = ["--set", "diffusion.model.dim=32", "--set", "diffusion.model.depth=1"]
+    diffusion = ["--method", "diffusion", "--diffusion-steps", "3", *sizes]
+    assert main([*train, "--out", str(run), *diffusion]) == 0
     info = json.loads((run / "imagine.json").read_text())
     assert info["settings"]["method"] == "diffusion" and (run / "denoiser.safetensors").is_file()
+    assert info["settings"]["diffusion"]["model"]["dim"] == 32
     assert not (run / "prior.safetensors").exists()
     outs = [tmp_path / f"{name}.png" for name in ("a", "b")]
     for out in outs:
@@ -134,6 +137,17 @@ def test_the_diffusion_method_end_to_end(
     evaluate = ["imagine", "eval", "--checkpoint", str(run), "--world", world, "--scenes", "4"]
     assert main([*evaluate, "--steps", "3", "--out", str(figures_path)]) == 0
     figures = json.loads(figures_path.read_text())
-    assert figures["method"] == "diffusion" and figures["steps"] == 3
+    assert figures["method"] == "diffusion" and figures["steps"] == 3 and figures["split"] == "test"
     assert "reconstructed" not in figures
     assert 0.0 <= figures["generated"]["attribute_accuracy"] <= 1.0
+
+
+def test_a_setting_that_does_not_exist_is_named(
+    tiny_world: tuple[Path, WorldSummary],
+    tiny_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    train = ["imagine", "train", "--checkpoint", str(tiny_run), "--world", str(tiny_world[0])]
+    assert main([*train, "--out", str(tmp_path / "r"), "--set", "diffusion.model.size=3"]) == 2
+    assert "diffusion.model" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from trimodal.cli.train import add_override_argument
 from trimodal.io import atomic_write_text
 from trimodal.locks import FolderLock
 
@@ -60,12 +61,16 @@ def register(verbs: Any) -> None:
     train.add_argument("--tokenizer-steps", type=int, default=None)
     train.add_argument("--prior-steps", type=int, default=None)
     train.add_argument("--diffusion-steps", type=int, default=None, help="denoiser updates")
+    add_override_argument(train)
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=_run_train)
     evaluate = actions.add_parser("eval", help="judge generated test images with the towers")
     evaluate.add_argument("--checkpoint", required=True, help="an imagine run")
     evaluate.add_argument("--world", required=True)
     evaluate.add_argument("--scenes", type=int, default=300)
+    evaluate.add_argument(
+        "--split", default="test", help="scenes to judge (val: to choose sampling settings)"
+    )
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--temperature", type=float, default=1.0)
     evaluate.add_argument("--top-k", type=int, default=0)
@@ -81,9 +86,11 @@ def _manifest(world: str) -> str:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from trimodal.config import apply_overrides, from_dict, to_dict
     from trimodal.imagine.run import ImagineSettings, train_imagine
 
-    settings = ImagineSettings(method=args.method)
+    values = apply_overrides(to_dict(ImagineSettings(method=args.method)), args.overrides)
+    settings = from_dict(ImagineSettings, values, "imagine settings")
     if args.tokenizer_steps is not None:
         settings.tokens.tokenizer_steps = args.tokenizer_steps
     if args.prior_steps is not None:
@@ -123,6 +130,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.top_k,
         args.guidance,
         args.steps,
+        args.split,
     )
     text = json.dumps(figures, indent=2)
     if args.out:

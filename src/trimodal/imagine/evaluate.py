@@ -108,15 +108,17 @@ def evaluate_imagine(
     top_k: int = 0,
     guidance: float | None = None,
     steps: int | None = None,
+    split: str = "test",
 ) -> dict[str, Any]:
-    """Every figure on the first ``scenes`` test scenes (see the module docstring);
+    """Every figure on the first ``scenes`` scenes of ``split`` (see the module docstring; the
+    ``val`` split is for choosing sampling settings without looking at the test scenes);
     ``guidance`` and ``steps`` None take the run's defaults. A method without a round trip
     (diffusion) has no ``reconstructed`` figures."""
     loaded = load_manifest(manifest)
-    test = [s for s in loaded.split("test") if s.image is not None and s.text][:scenes]
+    test = [s for s in loaded.split(split) if s.image is not None and s.text][:scenes]
     train = [s for s in loaded.split("train") if s.image is not None][: len(test)]
     if not test:
-        raise ValueError(f"{manifest}: no test scenes with an image and a caption")
+        raise ValueError(f"{manifest}: no {split} scenes with an image and a caption")
     captions = [s.text or "" for s in test]
     if guidance is None:
         guidance = run.settings.guidance
@@ -129,6 +131,7 @@ def evaluate_imagine(
     real_embeddings = embeddings(model, real)
     figures: dict[str, Any] = {
         "method": run.settings.method,
+        "split": split,
         "scenes": len(test),
         "seed": seed,
         "temperature": temperature,
