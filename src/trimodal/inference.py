@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from trimodal.data.dataset import pad_sequences, pad_spectrograms
+from trimodal.data.manifest import MAX_TEXT_CHARS
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import ImageTransform, LogMel, load_audio, max_audio_seconds
 from trimodal.generation.chat import AudioSource, ImageSource, Turn, render_ids, text_turns
@@ -38,6 +40,21 @@ Result = TypeVar("Result")
 PathLike = str | os.PathLike[str]
 Answers = list[tuple[str, float]]
 """Answers with their probabilities, best first."""
+
+
+def checked_texts(texts: Sequence[str]) -> Sequence[str]:
+    """``texts`` unchanged, or a ValueError naming the first empty one or one longer than
+    ``MAX_TEXT_CHARS`` (a caption or a question, not a document): nothing is read silently
+    as ``<unk>`` or cut without a word."""
+    for number, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise ValueError(f"text {number} is empty: there is nothing to read")
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(
+                f"text {number} has {len(text)} characters; at most {MAX_TEXT_CHARS} are read "
+                "(a caption or a question, not a document)"
+            )
+    return texts
 
 
 @dataclass(frozen=True)
@@ -121,7 +138,18 @@ class Model:
         return self.network.encode("image", torch.stack(pixels))
 
     def _texts(self, texts: Sequence[str], questions: bool = False) -> EncoderOutput:
-        encoded = [self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in texts]
+        encoded = [
+            self.tokenizer.encode(t) or [self.tokenizer.unk_id] for t in checked_texts(texts)
+        ]
+        longest = int(getattr(self.network.encoders["text"], "max_length", 0))
+        cut = [i for i, ids in enumerate(encoded) if longest and len(ids) > longest]
+        if cut:
+            warnings.warn(
+                f"{len(cut)} text(s) longer than the {longest} tokens the text tower reads "
+                f"(text {cut[0] + 1}: {len(encoded[cut[0]])} tokens); only their first "
+                f"{longest} tokens are read",
+                stacklevel=3,
+            )
         ids, mask = pad_sequences(
             [torch.tensor(e, dtype=torch.long, device="cpu") for e in encoded],
             self.tokenizer.pad_id,

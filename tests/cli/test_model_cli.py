@@ -249,3 +249,19 @@ def test_ask_hears_a_spoken_question_with_whisper(
     no_audio = ["ask", "--checkpoint", str(tiny_run), "--image", image, "--text", "hi"]
     assert main([*no_audio, "--whisper", "tiny.en"]) == 2
     assert "--whisper hears a spoken question" in capsys.readouterr().err
+
+
+def test_empty_huge_and_over_long_texts_are_never_read_silently(
+    tiny_run: Path, tiny_world: tuple[Path, WorldSummary], capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = str(next((tiny_world[0] / "images").glob("*.png")))
+    checkpoint = ["--checkpoint", str(tiny_run)]
+    assert main(["ask", *checkpoint, "--image", image, "--text", "  "]) == 2
+    assert "text 1 is empty" in capsys.readouterr().err
+    assert main(["embed", *checkpoint, "--text", "a red circle", "x" * 10_001]) == 2
+    assert "text 2 has 10001 characters; at most 10000" in capsys.readouterr().err
+    model = Model.from_pretrained(tiny_run)
+    longest = model.network.encoders["text"].max_length
+    words = " ".join(["red circle"] * longest)
+    with pytest.warns(UserWarning, match=f"only their first {longest} tokens are read"):
+        model.embed_texts(["a blue square", words])

@@ -121,6 +121,24 @@ def test_manifest_validation_reads_float_audio_for_nan(tmp_path: Path) -> None:
     assert issue.line == 2 and "2 non-finite samples" in str(issue)
 
 
+def test_manifest_validation_refuses_clips_longer_than_the_tower_reads(tmp_path: Path) -> None:
+    # 40.95 s is the default tower's limit (4,096 frames at a 10 ms hop); 41 s is over it, from
+    # the header (the 16-bit samples are never read).
+    for name, seconds in (("fits.wav", 40.9), ("long.wav", 41.0)):
+        samples = np.zeros(int(seconds * 16_000), dtype=np.int16)
+        soundfile.write(tmp_path / name, samples, 16_000, subtype="PCM_16")
+    rows = [
+        {"id": "fits", "split": "train", "audio": "fits.wav", "text": "x"},
+        {"id": "long", "split": "train", "audio": "long.wav", "text": "y"},
+    ]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    loaded = load_manifest(manifest, on_error="skip")
+    assert [s.id for s in loaded.samples] == ["fits"]
+    (issue,) = loaded.skipped
+    assert issue.line == 2 and "long.wav lasts 41.0 s; at most 40.95 s" in str(issue)
+
+
 def test_a_huge_caption_is_refused_on_its_line(tmp_path: Path) -> None:
     from trimodal.data.manifest import MAX_TEXT_CHARS
 

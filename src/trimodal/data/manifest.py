@@ -16,6 +16,7 @@ rows are left out and returned in :attr:`Manifest.skipped` so the caller can rep
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ import numpy as np
 import soundfile
 from PIL import Image, UnidentifiedImageError
 
-from trimodal.data.transforms import MAX_IMAGE_PIXELS, too_many_pixels
+from trimodal.data.transforms import MAX_IMAGE_PIXELS, LogMel, max_audio_seconds, too_many_pixels
 from trimodal.modalities import StoredModality, stored_modalities
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "holdout")
@@ -187,6 +188,12 @@ class Manifest:
         return "\n".join(lines)
 
 
+@functools.cache
+def _longest_clip_seconds() -> float:
+    """The longest clip the default audio tower reads (40.95 s)."""
+    return max_audio_seconds(LogMel())
+
+
 def _check_media(path: Path, kind: str) -> str | None:
     """Return an error message if ``path`` is missing or cannot be decoded as ``kind``."""
     if not path.is_file():
@@ -202,6 +209,12 @@ def _check_media(path: Path, kind: str) -> str | None:
             info = soundfile.info(str(path))
             if info.frames <= 0:
                 return f"audio file has no samples: {path}"
+            seconds, longest = info.frames / info.samplerate, _longest_clip_seconds()
+            if seconds > longest:
+                return (
+                    f"audio file {path} lasts {seconds:.1f} s; at most {longest:.2f} s is read "
+                    "(the audio tower's positions): cut it into shorter clips"
+                )
             if info.subtype in FLOAT_SUBTYPES:  # only floating-point samples can be NaN / Inf
                 data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
                 bad = int(data.size - np.isfinite(data).sum())
