@@ -151,3 +151,16 @@ def test_a_setting_that_does_not_exist_is_named(
     train = ["imagine", "train", "--checkpoint", str(tiny_run), "--world", str(tiny_world[0])]
     assert main([*train, "--out", str(tmp_path / "r"), "--set", "diffusion.model.size=3"]) == 2
     assert "diffusion.model" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_a_run_of_another_settings_layout_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "old"
+    run.mkdir()
+    info = {"checkpoint": str(tmp_path / "nowhere"), "settings": {"prior_steps": 10}}
+    (run / "imagine.json").write_text(json.dumps(info))
+    draw = ["imagine", "--checkpoint", str(run), "--text", "x", "--out", str(tmp_path / "x.png")]
+    assert main(draw) == 2
+    error = capsys.readouterr().err
+    assert "imagine.json" in error and "prior_steps" in error and "train it again" in error

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from trimodal.config import from_dict, to_dict
+from trimodal.config import ConfigError, from_dict, to_dict
 from trimodal.data.manifest import Sample, load_manifest
 from trimodal.data.tensors import uint8_image
 from trimodal.data.transforms import ImageTransform
@@ -138,8 +138,13 @@ class ImagineRun:
                 "trimodal imagine train"
             )
         info = json.loads((folder / "imagine.json").read_text())
+        try:
+            settings = from_dict(ImagineSettings, info["settings"], "settings")
+        except ConfigError as error:
+            raise ConfigError(
+                f"{folder / 'imagine.json'}: {error} (a run of an older trimodal? train it again)"
+            ) from error
         checkpoint = Model.from_pretrained(info["checkpoint"], device=device)
-        settings = from_dict(ImagineSettings, info["settings"])
         painter: Painter
         if settings.method == "diffusion":
             painter = DiffusionPainter.load(folder, settings.diffusion, info)
