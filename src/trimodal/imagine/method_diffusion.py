@@ -110,6 +110,6 @@ def train_diffusion_painter(
         )
         clipped_step(loss, denoiser, optimizer, learning_rate)
         if report is not None and (step + 1) % 100 == 0:
-            report(f"denoiser step {step + 1}/{total}: loss {float(loss):.4f}")
+            report(f"denoiser step {step + 1}/{total}: loss {loss.item():.4f}")
     seconds = time.perf_counter() - started
     return DiffusionPainter(denoiser.eval()), {"seconds": round(seconds, 1)}

@@ -108,7 +108,7 @@ def train_tokenizer(
         loss.backward()
         optimizer.step()
         if report is not None and (step + 1) % 100 == 0:
-            report(f"tokenizer step {step + 1}/{settings.tokenizer_steps}: loss {float(loss):.4f}")
+            report(f"tokenizer step {step + 1}/{settings.tokenizer_steps}: loss {loss.item():.4f}")
     return tokenizer.eval()
 
 
@@ -146,7 +146,7 @@ def train_prior(
         loss = prior.loss(states[rows, :length], mask[rows, :length], ids[rows], drop)
         clipped_step(loss, prior, optimizer, schedule)
         if report is not None and (step + 1) % 100 == 0:
-            report(f"prior step {step + 1}/{total}: loss {float(loss):.4f}")
+            report(f"prior step {step + 1}/{total}: loss {loss.item():.4f}")
     prior.eval()
 
 
