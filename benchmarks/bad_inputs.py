@@ -3,7 +3,8 @@
 Builds a corpus of images, recordings, captions and manifests -- empty, truncated, mislabeled,
 decompression-bomb, NaN / Inf, silent, long, stereo, odd sample rates, a 64 MB caption, missing
 paths, folders under file names -- and runs ``ask``, ``embed``, ``transcribe``, ``chat``,
-``caption``, ``manifest`` and ``eval`` on each, every run in a forked child (the parent imports
+``caption``, ``manifest``, ``eval`` and ``train`` (2 steps of the tiny recipe on 15 good rows and
+the bad one) on each, every run in a forked child (the parent imports
 trimodal but runs no tensor op) with a time limit. Each run is classified:
 
 - ``ok``: an input that should be read was read (exit 0);
@@ -38,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -237,6 +239,33 @@ def _manifest_with(folder: Path, field: str, case: Case, good: dict[str, str]) -
     return path
 
 
+def _absolute_rows(world: Path, count: int) -> list[dict[str, Any]]:
+    """The world's first ``count`` training rows with absolute media paths."""
+    rows = []
+    for line in (world / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["split"] != "train":
+            continue
+        for key in ("image", "audio"):
+            if key in row:
+                row[key] = str((world / row[key]).resolve())
+        for question in row.get("questions", []):
+            if "spoken_question" in question:
+                question["spoken_question"] = str((world / question["spoken_question"]).resolve())
+        rows.append(row)
+        if len(rows) == count:
+            return rows
+    return rows
+
+
+def _training_manifest(folder: Path, field: str, case: Case, rows: list[dict[str, Any]]) -> Path:
+    """Good training rows and one whose ``field`` is the case's file."""
+    bad = {**rows[0], "id": "bad", field: str(case.path)}
+    path = folder / f"train_{case.path.name}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in [*rows[1:], bad]))
+    return path
+
+
 def _decoder_checkpoint(folder: Path, limit: float) -> str:
     """A checkpoint with a decoder, for ``caption`` and ``chat``: the tiny generation recipe on
     a 48-scene world (seconds; its answers do not matter here, only how inputs are read).
@@ -255,7 +284,12 @@ def _decoder_checkpoint(folder: Path, limit: float) -> str:
 
 
 def _verbs(
-    kind: str, case: Case, checkpoints: tuple[str, str], good: dict[str, str], folder: Path
+    kind: str,
+    case: Case,
+    checkpoints: tuple[str, str],
+    good: dict[str, str],
+    folder: Path,
+    rows: list[dict[str, Any]],
 ) -> dict[str, tuple[list[str], str]]:
     """verb -> (argv, stdin) for one case of ``kind`` (image or audio); ``checkpoints``: the
     model to test and one with a decoder (caption, chat)."""
@@ -263,7 +297,11 @@ def _verbs(
     talk = ["--checkpoint", checkpoints[1]]
     manifest = str(_manifest_with(folder, kind, case, good))
     evaluate = ["eval", *ck, "--manifest", manifest, "--no-robustness", "--out", str(folder / "e")]
+    recipe = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+    training = str(_training_manifest(folder, kind, case, rows))
+    train = ["train", "--config", recipe, "--world", training, "--max-steps", "2", "--quiet"]
     shared = {
+        "train": ([*train, "--out", str(folder / f"run_{kind}_{case.path.name}")], ""),
         "embed": (["embed", *ck, f"--{kind}", path], ""),
         "chat": (["chat", *talk], f"/{kind} {path}\n{QUESTION}\n/quit\n"),
         "manifest": (["manifest", manifest], ""),
@@ -340,10 +378,11 @@ def main_benchmark() -> int:
         cases = [("image", c) for c in _image_cases(folder / "img", good_image, good_audio)]
         cases += [("audio", c) for c in _audio_cases(folder / "aud", good_audio, good_image)]
         checkpoints = (args.checkpoint, _decoder_checkpoint(folder, 600.0))
+        rows = _absolute_rows(world, 16)
         runs = [
             (case, verb, argv, stdin)
             for kind, case in cases
-            for verb, (argv, stdin) in _verbs(kind, case, checkpoints, good, folder).items()
+            for verb, (argv, stdin) in _verbs(kind, case, checkpoints, good, folder, rows).items()
         ]
         runs += _text_runs(folder, args.checkpoint, good)
         outcomes = []
@@ -358,6 +397,13 @@ def main_benchmark() -> int:
         shutil.rmtree(folder, ignore_errors=True)
     counts = Counter(o.kind for o in outcomes)
     print(f"\n{len(outcomes)} runs: " + ", ".join(f"{k} {counts[k]}" for k in KINDS))
+    manifest_verbs = [o for o in outcomes if o.verb in ("manifest", "eval", "train")]
+    refused = [o for o in manifest_verbs if o.kind == "clean"]
+    with_line = [o for o in refused if ".jsonl:" in o.message]
+    print(
+        f"manifest, eval and train: {len(refused)} clean refusals, {len(with_line)} of them "
+        "naming the manifest line"
+    )
     largest = [
         o
         for o in outcomes

@@ -16,6 +16,7 @@ from PIL import Image
 from trimodal.cli.main import main
 from trimodal.data.manifest import load_manifest
 from trimodal.data.transforms import MAX_IMAGE_PIXELS, ImageTransform, open_image
+from trimodal.world.generate import WorldSummary
 
 
 def bad_images(folder: Path) -> dict[str, Path]:
@@ -153,3 +154,26 @@ def test_a_huge_caption_is_refused_on_its_line(tmp_path: Path) -> None:
     assert [s.id for s in loaded.samples] == ["ok"]
     assert loaded.skipped_lines == [2, 3]
     assert "100000 characters; at most 10000 are read" in str(loaded.skipped[0])
+
+
+def test_training_names_the_manifest_line_of_a_file_it_cannot_decode(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = tiny_world[0]
+    rows = [json.loads(line) for line in (world / "manifest.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["split"] == "train"][:8]
+    for row in rows:
+        row["image"], row["audio"] = str(world / row["image"]), str(world / row["audio"])
+        for question in row["questions"]:
+            if "spoken_question" in question:
+                question["spoken_question"] = str(world / question["spoken_question"])
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(Path(rows[0]["image"]).read_bytes()[:100])
+    rows[5]["image"] = str(truncated)
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml")
+    argv = ["train", "--config", recipe, "--world", str(manifest), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--max-steps", "1", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert f"{manifest}:6: field 'image': cannot decode image file {truncated}" in error

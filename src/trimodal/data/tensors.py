@@ -349,11 +349,29 @@ def _media_stats(manifest: Manifest) -> list[tuple[str, int, int]]:
     return stats
 
 
-def _ragged_logmel(paths: list[Path | None], log_mel: LogMel) -> RaggedAudio:
-    """Compute log-mel for every path (None -> empty row)."""
+def _ragged_logmel(
+    paths: list[Path | None], log_mel: LogMel, places: Sequence[str] | None = None
+) -> RaggedAudio:
+    """Compute log-mel for every path (None -> empty row); a clip that cannot be read is a
+    ValueError led by its ``places`` entry (``MANIFEST:LINE: field '...'``)."""
     longest = max_audio_seconds(log_mel)
-    waves = [None if p is None else load_audio(p, log_mel.sample_rate, longest) for p in paths]
+    waves: list[torch.Tensor | None] = []
+    for index, path in enumerate(paths):
+        if path is None:
+            waves.append(None)
+            continue
+        try:
+            waves.append(load_audio(path, log_mel.sample_rate, longest))
+        except ValueError as error:
+            if places is None:
+                raise
+            raise ValueError(f"{places[index]}: {error}") from error
     return logmel_of_waves(waves, log_mel)
+
+
+def _place(manifest: Manifest, sample: Sample, field: str) -> str:
+    """Where a sample's field is written: ``MANIFEST:LINE: field 'NAME'``."""
+    return f"{manifest.path}:{sample.line}: field '{field}'"
 
 
 def logmel_of_waves(
@@ -521,7 +539,10 @@ def build_scene_tensors(
     has_image = torch.zeros(len(samples), dtype=torch.bool)
     for row, sample in enumerate(samples):
         if sample.image is not None:
-            images[row] = uint8_image(sample.image, transform)
+            try:
+                images[row] = uint8_image(sample.image, transform)
+            except ValueError as error:
+                raise ValueError(f"{_place(manifest, sample, 'image')}: {error}") from error
             has_image[row] = True
     captions = [tokenizer.encode(s.text) if s.text is not None else [] for s in samples]
     caption_ids, caption_mask = pad_to_longest(captions, max_text_length, tokenizer.pad_id)
@@ -541,6 +562,7 @@ def build_scene_tensors(
     answer_ids = torch.full((len(samples), max(1, questions_per_row)), -1, dtype=torch.long)
     spoken_index = torch.full((len(samples),), -1, dtype=torch.long)
     spoken_paths: list[Path | None] = [None] * len(samples)
+    spoken_places = [""] * len(samples)
     cursor = 0
     for row, sample in enumerate(samples):
         for q, question in enumerate(sample.questions):
@@ -552,6 +574,7 @@ def build_scene_tensors(
             if question.spoken_question is not None and spoken_index[row] < 0:
                 spoken_index[row] = q
                 spoken_paths[row] = question.spoken_question
+                spoken_places[row] = _place(manifest, sample, f"questions[{q}].spoken_question")
     log_mel = LogMel(n_mels=n_mels)
     attribute_matrix, has_scene = _attribute_matrix(samples, attributes)
     object_boxes, object_labels, object_motions = _object_tables(samples, attributes)
@@ -565,11 +588,15 @@ def build_scene_tensors(
         has_image=has_image,
         caption_ids=caption_ids,
         caption_mask=caption_mask,
-        caption_audio=_ragged_logmel([s.audio for s in samples], log_mel),
+        caption_audio=_ragged_logmel(
+            [s.audio for s in samples],
+            log_mel,
+            [_place(manifest, s, "audio") for s in samples],
+        ),
         question_ids=question_ids,
         question_mask=question_mask,
         answers=answer_ids,
-        spoken_audio=_ragged_logmel(spoken_paths, log_mel),
+        spoken_audio=_ragged_logmel(spoken_paths, log_mel, spoken_places),
         spoken_index=spoken_index,
         attributes=attribute_matrix,
         has_scene=has_scene,
