@@ -3,9 +3,10 @@
 The denoiser is a transformer over one sequence of tokens, in the manner of U-ViT (Bao et al.
 2023): a token for the diffusion time, the caption's token states (read by the trained
 checkpoint's frozen text encoder, projected) and the noisy image cut into ``patch`` x ``patch``
-patches; a linear head turns each patch token back into pixels. It predicts the velocity
-``v = alpha_t * noise - sigma_t * x0`` (Salimans and Ho 2022). The noise schedule, noising,
-velocity target and the DDIM sampler are diffusers' (``DDPMScheduler`` for training,
+patches; a linear head turns each patch token back into pixels. It predicts the clean image
+x0 (``prediction: sample``, the default) or the velocity ``v = alpha_t * noise - sigma_t * x0``
+(``v_prediction``, Salimans and Ho 2022). The noise schedule, noising, velocity target and the
+DDIM sampler are diffusers' (``DDPMScheduler`` for training,
 ``DDIMScheduler`` with eta 0 for sampling). Captions are dropped from a share of the training
 rows (their tokens masked out), so sampling can use classifier-free guidance.
 """
@@ -59,7 +60,7 @@ class DiffusionConfig:
 
 
 def training_schedule(config: DiffusionConfig) -> DDPMScheduler:
-    """The forward process: noising and velocity targets at ``train_timesteps`` levels."""
+    """The forward process: noising (and velocity targets) at ``train_timesteps`` levels."""
     return DDPMScheduler(
         num_train_timesteps=config.train_timesteps,
         beta_schedule=config.schedule,
@@ -84,7 +85,8 @@ def sampling_schedule(config: DiffusionConfig) -> DDIMScheduler:
 
 class CaptionDenoiser(nn.Module):
     """Noisy images ``[B, 3, S, S]``, timesteps ``[B]`` and caption states ``[B, L, text_dim]``
-    (mask ``[B, L]``, True = real) -> predicted velocity ``[B, 3, S, S]``."""
+    (mask ``[B, L]``, True = real) -> the prediction ``[B, 3, S, S]`` (x0 or v, per
+    ``config.prediction``)."""
 
     def __init__(self, text_dim: int, config: DiffusionConfig):
         super().__init__()
@@ -108,7 +110,7 @@ class CaptionDenoiser(nn.Module):
         states: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
-        """The velocity ``[B, 3, S, S]``; rows whose ``mask`` is all False are unconditional."""
+        """The prediction ``[B, 3, S, S]``; rows whose ``mask`` is all False are unconditional."""
         batch, grid, patch = noisy.shape[0], self.config.grid, self.config.patch
         image = self.patches(noisy).flatten(2).transpose(1, 2) + self.positions  # (B, G*G, D)
         time = self.time(self.time_features(timesteps).to(image.dtype))[:, None]  # (B, 1, D)
@@ -130,7 +132,8 @@ def diffusion_loss(
     drop: torch.Tensor,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Velocity MSE on images ``[B, 3, S, S]`` in [-1, 1] at uniformly drawn timesteps; rows
+    """MSE of the prediction (x0 or v) on images ``[B, 3, S, S]`` in [-1, 1] at uniformly drawn
+    timesteps; rows
     where ``drop`` (bool ``[B]``) is True learn without their caption."""
     batch = images.shape[0]
     noise = torch.randn(images.shape, generator=generator).to(images.device)
@@ -157,8 +160,8 @@ def sample_images(
 ) -> torch.Tensor:
     """Images ``[B, 3, S, S]`` in [-1, 1] for caption states ``[B, L, D]``; the starting noise is
     drawn on the host with ``generator`` (the same images on every device). ``guidance`` above
-    1: classifier-free guidance ``u + g (c - u)`` of the captioned and caption-less velocities,
-    run as one batch of ``2B`` rows."""
+    1: classifier-free guidance ``u + g (c - u)`` of the captioned and caption-less
+    predictions, run as one batch of ``2B`` rows."""
     config = denoiser.config
     scheduler = sampling_schedule(config)
     if steps is not None:
@@ -169,12 +172,13 @@ def sample_images(
     if guided:
         states = torch.cat([states, states])
         mask = torch.cat([mask, torch.zeros_like(mask)])
+    rows = states.shape[0]
     for timestep in scheduler.timesteps:
-        rows = images.shape[0] * (2 if guided else 1)
         level = torch.full((rows,), int(timestep), dtype=torch.long, device=states.device)
-        velocity = denoiser(torch.cat([images, images]) if guided else images, level, states, mask)
+        inputs = torch.cat([images, images]) if guided else images
+        prediction = denoiser(inputs, level, states, mask)
         if guided:
-            conditional, unconditional = velocity.chunk(2)
-            velocity = unconditional + guidance * (conditional - unconditional)
-        images = scheduler.step(velocity, timestep, images, return_dict=False)[0]
+            conditional, unconditional = prediction.chunk(2)
+            prediction = unconditional + guidance * (conditional - unconditional)
+        images = scheduler.step(prediction, timestep, images, return_dict=False)[0]
     return images.clamp(-1, 1)
