@@ -37,7 +37,23 @@ from trimodal.io import atomic_write_text
 from trimodal.models.checkpoint import write_directory_atomically
 
 IMAGE_SIZE = 64
-METHODS = ("tokens", "diffusion")
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a method trains its painter and loads it back; its settings are the
+    :class:`ImagineSettings` field of the method's name."""
+
+    train: Callable[..., tuple[Painter, dict[str, Any]]]
+    """``(pixels, states, mask, settings, seed, report) -> (painter, record)``."""
+    load: Callable[[Path, Any, dict[str, Any]], Painter]
+    """``(folder, settings, info) -> painter``."""
+
+
+METHODS = {
+    "tokens": Method(train_token_painter, TokenPainter.load),
+    "diffusion": Method(train_diffusion_painter, DiffusionPainter.load),
+}
 
 
 @dataclass
@@ -54,7 +70,11 @@ class ImagineSettings:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"imagine method must be one of {METHODS}, got {self.method!r}")
+            raise ValueError(f"imagine method must be one of {tuple(METHODS)}, got {self.method!r}")
+
+    def method_settings(self) -> Any:
+        """The chosen method's own settings (``tokens`` or ``diffusion``)."""
+        return getattr(self, self.method)
 
 
 def load_pixels(samples: Sequence[Sample]) -> torch.Tensor:
@@ -145,11 +165,7 @@ class ImagineRun:
                 f"{folder / 'imagine.json'}: {error} (a run of an older trimodal? train it again)"
             ) from error
         checkpoint = Model.from_pretrained(info["checkpoint"], device=device)
-        painter: Painter
-        if settings.method == "diffusion":
-            painter = DiffusionPainter.load(folder, settings.diffusion, info)
-        else:
-            painter = TokenPainter.load(folder, settings.tokens, info)
+        painter = METHODS[settings.method].load(folder, settings.method_settings(), info)
         return cls(checkpoint, painter.to(checkpoint.device), info)
 
 
@@ -169,15 +185,10 @@ def train_imagine(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         states, mask = caption_states(model, [s.text or "" for s in samples])
-        painter: Painter
-        if settings.method == "diffusion":
-            painter, record = train_diffusion_painter(
-                pixels, states, mask, settings.diffusion, settings.seed, report
-            )
-        else:
-            painter, record = train_token_painter(
-                pixels, states, mask, settings.tokens, settings.seed, report
-            )
+        train = METHODS[settings.method].train
+        painter, record = train(
+            pixels, states, mask, settings.method_settings(), settings.seed, report
+        )
     info = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "manifest": str(Path(manifest).resolve()),
