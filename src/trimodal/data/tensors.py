@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trimodal.config import Config
-from trimodal.data.manifest import Manifest, Sample
+from trimodal.data.manifest import Manifest, ManifestIssue, Sample
 from trimodal.data.tokenizer import TextTokenizer
 from trimodal.data.transforms import (
     ImageTransform,
@@ -350,10 +350,12 @@ def _media_stats(manifest: Manifest) -> list[tuple[str, int, int]]:
 
 
 def _ragged_logmel(
-    paths: list[Path | None], log_mel: LogMel, places: Sequence[str] | None = None
+    paths: list[Path | None],
+    log_mel: LogMel,
+    places: Sequence[ManifestIssue | None] | None = None,
 ) -> RaggedAudio:
     """Compute log-mel for every path (None -> empty row); a clip that cannot be read is a
-    ValueError led by its ``places`` entry (``MANIFEST:LINE: field '...'``)."""
+    ValueError reported as its ``places`` entry (``MANIFEST:LINE: field '...': ...``)."""
     longest = max_audio_seconds(log_mel)
     waves: list[torch.Tensor | None] = []
     for index, path in enumerate(paths):
@@ -363,15 +365,16 @@ def _ragged_logmel(
         try:
             waves.append(load_audio(path, log_mel.sample_rate, longest))
         except ValueError as error:
-            if places is None:
+            place = None if places is None else places[index]
+            if place is None:
                 raise
-            raise ValueError(f"{places[index]}: {error}") from error
+            raise ValueError(str(dataclasses.replace(place, message=str(error)))) from error
     return logmel_of_waves(waves, log_mel)
 
 
-def _place(manifest: Manifest, sample: Sample, field: str) -> str:
-    """Where a sample's field is written: ``MANIFEST:LINE: field 'NAME'``."""
-    return f"{manifest.path}:{sample.line}: field '{field}'"
+def _place(manifest: Manifest, sample: Sample, field: str) -> ManifestIssue:
+    """Where a sample's field is written (its message is filled in when reading it fails)."""
+    return ManifestIssue(str(manifest.path), sample.line, field, "")
 
 
 def logmel_of_waves(
@@ -542,7 +545,8 @@ def build_scene_tensors(
             try:
                 images[row] = uint8_image(sample.image, transform)
             except ValueError as error:
-                raise ValueError(f"{_place(manifest, sample, 'image')}: {error}") from error
+                issue = dataclasses.replace(_place(manifest, sample, "image"), message=str(error))
+                raise ValueError(str(issue)) from error
             has_image[row] = True
     captions = [tokenizer.encode(s.text) if s.text is not None else [] for s in samples]
     caption_ids, caption_mask = pad_to_longest(captions, max_text_length, tokenizer.pad_id)
@@ -562,7 +566,7 @@ def build_scene_tensors(
     answer_ids = torch.full((len(samples), max(1, questions_per_row)), -1, dtype=torch.long)
     spoken_index = torch.full((len(samples),), -1, dtype=torch.long)
     spoken_paths: list[Path | None] = [None] * len(samples)
-    spoken_places = [""] * len(samples)
+    spoken_places: list[ManifestIssue | None] = [None] * len(samples)
     cursor = 0
     for row, sample in enumerate(samples):
         for q, question in enumerate(sample.questions):
