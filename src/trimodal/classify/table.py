@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from trimodal.data.manifest import MAX_TEXT_CHARS  # the longest text cell used, as in manifests
 from trimodal.data.tensors import uint8_image
 from trimodal.data.transforms import ImageTransform
 
@@ -24,8 +25,6 @@ OnError = Literal["raise", "skip"]
 SPLITS = ("train", "val", "test")
 MAX_FIELD_CHARS = 131_072
 """Longest CSV cell read (the csv module's own limit); a longer one is that row's problem."""
-MAX_TEXT_CHARS = 10_000
-"""Longest text cell used; a report is cut to the text encoder's tokens anyway."""
 
 
 class TableError(ValueError):
