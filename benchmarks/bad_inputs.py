@@ -48,6 +48,7 @@ from PIL import Image
 from trimodal.cli.main import main
 
 QUESTION = "what colour is the circle?"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 KINDS = ("ok", "clean", "warned", "unclear", "refused_valid", "silent", "traceback", "hang")
 
 
@@ -271,7 +272,7 @@ def _decoder_checkpoint(folder: Path, limit: float) -> str:
     a 48-scene world (seconds; its answers do not matter here, only how inputs are read).
     Trained in forked children like every run, so the parent never runs a tensor op."""
     world, run = folder / "tiny_world", folder / "tiny_generate"
-    recipe = Path(__file__).resolve().parents[1] / "configs" / "tiny_generate.yaml"
+    recipe = CONFIGS / "tiny_generate.yaml"
     steps = [
         ["world", "--out", str(world), "--scenes", "48", "--seed", "3", "--quiet"],
         ["train", "--config", str(recipe), "--world", str(world), "--out", str(run), "--quiet"],
@@ -297,7 +298,7 @@ def _verbs(
     talk = ["--checkpoint", checkpoints[1]]
     manifest = str(_manifest_with(folder, kind, case, good))
     evaluate = ["eval", *ck, "--manifest", manifest, "--no-robustness", "--out", str(folder / "e")]
-    recipe = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+    recipe = str(CONFIGS / "tiny.yaml")
     training = str(_training_manifest(folder, kind, case, rows))
     train = ["train", "--config", recipe, "--world", training, "--max-steps", "2", "--quiet"]
     shared = {
