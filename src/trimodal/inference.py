@@ -207,6 +207,12 @@ class Model:
         return _host(F.normalize(self._images(sources).pooled.float(), dim=-1))
 
     @_inference
+    def image_tokens(self, sources: Sequence[ImageSource]) -> torch.Tensor:
+        """The image tower's tokens ``[N, T, D]`` (float32, on the model's device): what a
+        decoder prefix is made of (every image has the same ``T``)."""
+        return self._images(sources).tokens.float()
+
+    @_inference
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """L2-normalized text embeddings ``[N, E]``."""
         return _host(F.normalize(self._texts(texts).pooled.float(), dim=-1))

@@ -10,6 +10,7 @@ from trimodal.cli.hardware import add_hardware_arguments, hardware_options
 from trimodal.generation.chat import Turn
 from trimodal.generation.smollm2 import SmolLM2, load_smollm2
 from trimodal.inference import Model
+from trimodal.llava.run import LlavaRun
 
 CHAT_HELP = """commands: /image PATH (attach an image to your next message), /audio PATH (attach
 audio; with nothing typed it is a spoken question, or transcribed if no image was given),
@@ -21,7 +22,9 @@ def add_sampling_arguments(
 ) -> None:
     """Decoding options shared by the generation verbs."""
     parser.add_argument(
-        "--checkpoint", required=checkpoint_required, help="run folder or checkpoint folder"
+        "--checkpoint",
+        required=checkpoint_required,
+        help="run folder or checkpoint folder (or a llava run: trimodal llava train)",
     )
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy")
@@ -76,13 +79,16 @@ def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_caption(args: argparse.Namespace) -> int:
-    """Print the caption."""
-    print(
-        Model.from_pretrained(args.checkpoint, **hardware_options(args)).caption(
-            args.image, **sampling_options(args)
-        )
-    )
+    """Print the caption (from the checkpoint's decoder, or a llava run's LLM)."""
+    print(_captioner(args).caption(args.image, **sampling_options(args)))
     return 0
+
+
+def _captioner(args: argparse.Namespace) -> Model | LlavaRun:
+    """A llava run when ``--checkpoint`` is one, else the checkpoint's model."""
+    if LlavaRun.is_run(args.checkpoint):
+        return LlavaRun.load(args.checkpoint, device=args.device)
+    return Model.from_pretrained(args.checkpoint, **hardware_options(args))
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
@@ -113,8 +119,9 @@ def build_chat_args(checkpoint: object, **overrides: Any) -> argparse.Namespace:
     return args
 
 
-def _chat_model(args: argparse.Namespace) -> Model | SmolLM2:
-    """The checkpoint's model, or the pretrained LLM that ``--llm`` names (exactly one)."""
+def _chat_model(args: argparse.Namespace) -> Model | SmolLM2 | LlavaRun:
+    """The checkpoint's model (or llava run), or the pretrained LLM that ``--llm`` names
+    (exactly one)."""
     llm = getattr(args, "llm", None)
     if (args.checkpoint is None) == (llm is None):
         raise ValueError("trimodal chat needs exactly one of --checkpoint RUN or --llm smollm2")
@@ -124,7 +131,7 @@ def _chat_model(args: argparse.Namespace) -> Model | SmolLM2:
         chat = load_smollm2()
         chat.perceive = RealSenses()
         return chat
-    return Model.from_pretrained(args.checkpoint, **hardware_options(args))
+    return _captioner(args)
 
 
 def run_chat(

@@ -17,6 +17,7 @@ from trimodal.cli import digits as digits_cli
 from trimodal.cli import generate as generate_cli
 from trimodal.cli import home as home_cli
 from trimodal.cli import imagine as imagine_cli
+from trimodal.cli import llava as llava_cli
 from trimodal.cli import serve as serve_cli
 from trimodal.cli import train as train_cli
 from trimodal.cli import use as use_cli
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify_cli.register(verbs)
     home_cli.register(verbs)
     imagine_cli.register(verbs)
+    llava_cli.register(verbs)
     return parser
 
 
