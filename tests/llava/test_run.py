@@ -79,7 +79,7 @@ def tiny_llm(tokenizer: transformers.PreTrainedTokenizerFast, seed: int = 0) -> 
     )
     decoder = DecoderLM(config).eval()
     with torch.no_grad():
-        for name, weight in decoder.named_parameters():
+        for weight in decoder.parameters():
             if weight.dim() == 2:  # spread logits and attention (as tests/generation's tiny Llama)
                 weight.normal_(0.0, 0.2)
     return SmolLM2(decoder, tokenizer)

@@ -38,11 +38,18 @@ def register(verbs: Any) -> None:
         choices=["tiny.en", "base"],
         help="also transcribe with a pretrained Whisper (towers extra), as model whisper-NAME",
     )
-    serve.add_argument(
+    llms = serve.add_mutually_exclusive_group()
+    llms.add_argument(
         "--llm",
         choices=["smollm2"],
         help="also serve SmolLM2-135M-Instruct for chat as model id smollm2 (towers extra; "
         "images reach it as ImageNet labels, audio as a Whisper transcript)",
+    )
+    llms.add_argument(
+        "--llava",
+        metavar="RUN",
+        help="also serve a llava run (trimodal llava train) for chat as model id llava: "
+        "SmolLM2 reading images through the run's checkpoint and projector",
     )
     serve.add_argument(
         "--home",
@@ -101,7 +108,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         wait_ms=args.batch_wait_ms,
         whisper=args.whisper,
-        llm=load_llm(args.llm) if args.llm else None,
+        llm=load_llm(args.llm) if args.llm else load_llava(args.llava, model.device),
         home=load_home(args.home, model.device) if args.home else None,
     )
     gallery = Gallery.load(args.index) if args.index else None
@@ -116,6 +123,16 @@ def load_home(path: str, device: Any) -> Any:
     from trimodal.home.run import HomeRun
 
     return HomeRun.load(path, device)
+
+
+def load_llava(path: str | None, device: Any) -> Any:
+    """A llava run as the chat backend of model id ``llava`` (None without one)."""
+    if path is None:
+        return None
+    from trimodal.llava.run import LlavaRun
+    from trimodal.serve.backends import LlavaBackend
+
+    return LlavaBackend(LlavaRun.load(path, device=str(device)))
 
 
 def load_llm(name: str) -> Any:

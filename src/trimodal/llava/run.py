@@ -70,6 +70,20 @@ class LlavaSettings:
             raise ConfigError(f"lr must be > 0 and warmup_steps >= 0, got {self}")
 
 
+@dataclass(frozen=True)
+class LlavaPrompt:
+    """A conversation for the LLM: chat-template ``ids`` after an optional image ``prefix``
+    (projected image tokens ``[1, P, llm_dim]``)."""
+
+    ids: list[int]
+    prefix: TokenSequence | None
+
+    @property
+    def length(self) -> int:
+        """Positions it takes (prefix and ids)."""
+        return len(self.ids) + (0 if self.prefix is None else self.prefix.tokens.shape[1])
+
+
 @dataclass
 class LlavaRun:
     """The checkpoint whose image tower sees, the projector, and the LLM that writes."""
@@ -89,10 +103,10 @@ class LlavaRun:
         """The LLM's end of a turn (SmolLM2: ``<|im_end|>``)."""
         return int(self.llm.tokenizer.eos_token_id)
 
-    def prompt_ids(self, turns: Sequence[tuple[str, str]]) -> list[int]:
-        """Ids of the system turn and ``(role, text)`` turns under the LLM's chat template,
-        ending where the assistant's reply starts."""
-        messages = [{"role": "system", "content": SYSTEM}]
+    def prompt_ids(self, turns: Sequence[tuple[str, str]], system: str = "") -> list[int]:
+        """Ids of the system turn (``system``, else :data:`SYSTEM`) and ``(role, text)`` turns
+        under the LLM's chat template, ending where the assistant's reply starts."""
+        messages = [{"role": "system", "content": system or SYSTEM}]
         messages += [{"role": role, "content": text} for role, text in turns]
         return self.llm.prompt_ids(messages)
 
@@ -124,11 +138,31 @@ class LlavaRun:
         return [self._text(reply) for reply in replies]
 
     def chat(self, turns: Sequence[Turn], max_new_tokens: int = 40, **sampling: Any) -> str:
-        """The assistant's next reply (the last turn is the user's). The conversation's
-        images, in order, are the prefix; a user turn with an image and no text asks for a
-        caption. ``sampling`` as for :func:`~trimodal.generation.sampling.generate`
-        (``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``generator``); greedy by
-        default."""
+        """The assistant's next reply (the last turn is the user's); see :meth:`prompt`.
+        ``sampling`` as for :func:`~trimodal.generation.sampling.generate` (``do_sample``,
+        ``temperature``, ``top_k``, ``top_p``, ``generator``); greedy by default."""
+        prompt = self.prompt(turns)
+        room = self.llm.model.config.max_positions - prompt.length
+        if room < 1:
+            raise ValueError(
+                f"the conversation takes {prompt.length} positions, more than the LLM holds"
+            )
+        with torch.no_grad():
+            replies = generate_replies(
+                self.llm.model,
+                prompt.prefix,
+                [prompt.ids],
+                self.eos_id,
+                self.eos_id,
+                min(max_new_tokens, room),
+                **sampling,
+            )
+        return self._text(replies[0])
+
+    def prompt(self, turns: Sequence[Turn], system: str = "") -> LlavaPrompt:
+        """A conversation ready for the LLM: its images, in order, are the prefix; the turns go
+        under the chat template after the system turn (``system``, else :data:`SYSTEM`); a user
+        turn with an image and no text asks for a caption. The last turn must be the user's."""
         if not turns or turns[-1].role != "user":
             raise ValueError("a conversation to continue must end with a user turn")
         if any(turn.audio is not None for turn in turns):
@@ -139,30 +173,13 @@ class LlavaRun:
         texts = [(t.role, t.text or (CAPTION_PROMPT if t.image is not None else "")) for t in turns]
         if empty := [i + 1 for i, (_, text) in enumerate(texts) if not text.strip()]:
             raise ValueError(f"turn {empty[0]} has no text and no image")
-        ids = self.prompt_ids(texts)
+        ids = self.prompt_ids(texts, system)
         images = [t.image for t in turns if t.image is not None]
+        if not images:
+            return LlavaPrompt(ids, None)
         with torch.no_grad():
-            prefix = None
-            if images:
-                tokens = self.checkpoint.image_tokens(images)  # (I, T, D)
-                prefix = self.prefix(tokens.reshape(1, -1, tokens.shape[-1]))
-            room = (
-                self.llm.model.config.max_positions
-                - len(ids)
-                - (0 if prefix is None else prefix.tokens.shape[1])
-            )
-            if room < 1:
-                raise ValueError(f"the conversation is {len(ids)} tokens, more than the LLM holds")
-            replies = generate_replies(
-                self.llm.model,
-                prefix,
-                [ids],
-                self.eos_id,
-                self.eos_id,
-                min(max_new_tokens, room),
-                **sampling,
-            )
-        return self._text(replies[0])
+            tokens = self.checkpoint.image_tokens(images)  # (I, T, D)
+            return LlavaPrompt(ids, self.prefix(tokens.reshape(1, -1, tokens.shape[-1])))
 
     def _text(self, ids: list[int]) -> str:
         return str(self.llm.tokenizer.decode(ids, skip_special_tokens=True)).strip()

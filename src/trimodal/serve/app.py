@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trimodal.serve import completions, embeddings, home, payload, transcriptions
-from trimodal.serve.backends import PretrainedLLM
+from trimodal.serve.backends import ChatBackend, LlavaBackend, PretrainedLLM
 from trimodal.serve.engine import Engine
 from trimodal.serve.errors import APIError, bad_field, error_body
 from trimodal.serve.gallery import Gallery, model_fingerprint
@@ -317,7 +317,7 @@ def whisper_card(model_id: str) -> dict[str, Any]:
     }
 
 
-def llm_card(llm: PretrainedLLM) -> dict[str, Any]:
+def llm_card(llm: ChatBackend) -> dict[str, Any]:
     """The card of a pretrained LLM served beside the checkpoint."""
     return {
         "id": llm.name,
@@ -375,7 +375,9 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
             outcome = await _off_loop(lambda: home.answer(home_run, *request_media))
             return JSONResponse(home.home_body(outcome))
         backend, media, fingerprint = engine.chat_model(name)
-        prepare = None if isinstance(backend, PretrainedLLM) else engine.prepare_image
+        prepare = (
+            None if isinstance(backend, PretrainedLLM | LlavaBackend) else engine.prepare_image
+        )
         parsed = await _off_loop(
             lambda: completions.parse_chat_request(body, engine, media, prepare)
         )

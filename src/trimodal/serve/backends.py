@@ -1,5 +1,6 @@
 """What generates a chat reply: the checkpoint's own decoder, or a pretrained LLM
-(SmolLM2-135M-Instruct in our Llama-family decoder, ``serve --llm smollm2``).
+(SmolLM2-135M-Instruct in our Llama-family decoder, ``serve --llm smollm2``; or the same LLM
+seeing through a checkpoint's image tower, ``serve --llava RUN``).
 
 Both offer the same few steps, so streaming, stop sequences, ``n`` and token limits are written
 once (:mod:`~trimodal.serve.completions`).
@@ -17,6 +18,7 @@ from trimodal.generation.chat import Turn
 from trimodal.generation.sampling import generate
 from trimodal.generation.smollm2 import SmolLM2
 from trimodal.inference import Model
+from trimodal.llava.run import LlavaPrompt, LlavaRun
 
 OnToken = Callable[[torch.Tensor], None] | None
 
@@ -146,3 +148,53 @@ class PretrainedLLM:
     @property
     def eos_id(self) -> int:
         return int(self.llm.tokenizer.eos_token_id)
+
+
+@dataclass
+class LlavaBackend:
+    """A llava run (``trimodal llava train``): SmolLM2 reading the checkpoint's image tokens
+    through its trained projector (``serve --llava RUN``)."""
+
+    run: LlavaRun
+    name: str = "llava"
+    note: str = (
+        "SmolLM2-135M-Instruct (frozen) reading the checkpoint's image tokens through a trained "
+        "projector (LLaVA-style prefix); audio is not read"
+    )
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return ("image",)
+
+    def prompt(self, turns: Sequence[Turn], system: str = "") -> Prompt:
+        """The conversation's images as the prefix, its turns under the chat template
+        (``system`` replaces the run's system turn when given)."""
+        return self.run.prompt(turns, system)
+
+    def room(self, prompt: Prompt) -> int:
+        return self.run.llm.model.config.max_positions - prompt.length
+
+    def reply_ids(
+        self, prompt: Prompt, n: int, max_new_tokens: int, on_token: OnToken, **sampling: Any
+    ) -> list[list[int]]:
+        assert isinstance(prompt, LlavaPrompt)
+        eos = self.eos_id
+        prefix = None if prompt.prefix is None else prompt.prefix.tokens.expand(n, -1, -1)
+        produced = generate(
+            self.run.llm.model,
+            torch.tensor([prompt.ids] * n, device=self.run.checkpoint.device),
+            prefix,
+            max_new_tokens=max_new_tokens,
+            stop_tokens=(eos,),
+            pad_id=eos,
+            on_token=on_token,
+            **sampling,
+        )
+        return [row[: row.index(eos)] if eos in row else row for row in produced.tolist()]
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self.run.llm.tokenizer.decode(ids, skip_special_tokens=True))
+
+    @property
+    def eos_id(self) -> int:
+        return self.run.eos_id

@@ -21,7 +21,7 @@ from PIL import Image
 
 from trimodal.inference import Answers, Model, Question
 from trimodal.modalities import StoredModality, get_modality
-from trimodal.serve.backends import ChatBackend, CheckpointDecoder, PretrainedLLM
+from trimodal.serve.backends import ChatBackend, CheckpointDecoder
 from trimodal.serve.batcher import DynamicBatcher
 from trimodal.serve.errors import APIError
 from trimodal.serve.media import MediaLimits
@@ -61,7 +61,8 @@ class Engine:
         limits: what one request's media may be.
         max_batch, wait_ms: dynamic batching (see :class:`DynamicBatcher`).
         whisper: also serve this Whisper model (``tiny.en`` or ``base``) for transcription.
-        llm: also serve this pretrained LLM for chat (its own model id, e.g. ``smollm2``).
+        llm: also serve this pretrained LLM for chat (its own model id: ``smollm2``, or
+            ``llava`` for a llava run).
         home: also serve this smart-home run as model id ``home`` (:mod:`trimodal.serve.home`).
     """
 
@@ -74,7 +75,7 @@ class Engine:
         wait_ms: float = 5.0,
         whisper: str | None = None,
         generation_threads: int = 4,
-        llm: PretrainedLLM | None = None,
+        llm: ChatBackend | None = None,
         home: HomeRun | None = None,
     ):
         self.model = model
