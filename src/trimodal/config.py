@@ -57,6 +57,13 @@ class ImageEncoderConfig:
     stem_norm: str = "group"
     depth: int = 2
     heads: int = 4
+    tower: str = "none"
+    """``none`` (the stem above, trained) or ``efficientnet``: frozen EfficientNet-Lite0
+    (``trimodal[towers]``) reads the image instead of the stem, and a trainable 1x1 projection
+    of its stride-32 feature map feeds the transformer (``modules/encoders/tower_image.py``)."""
+    tower_scale: int = 2
+    """The tower reads the image enlarged this many times (bicubic), so a 64 px image gives a
+    ``64 * scale / 32`` grid: 4 x 4 at the default 2."""
 
 
 @dataclass

@@ -10,17 +10,20 @@ from torch import nn
 from trimodal.config import Config
 from trimodal.modalities.base import Modality
 from trimodal.modules.encoders.image import ImageEncoder
+from trimodal.modules.encoders.tower_image import TowerImageEncoder
 
 
 class ImageModality(Modality):
-    """Images, encoded by :class:`ImageEncoder` (conv or patch stem, then a transformer)."""
+    """Images, encoded by :class:`ImageEncoder` (conv or patch stem, then a transformer; with
+    ``model.image.tower``, by :class:`TowerImageEncoder` over a frozen pretrained tower)."""
 
     name = "image"
     legacy_prefix = "image_encoder."
 
     def build_encoder(self, config: Config, vocab_size: int) -> nn.Module:
         m = config.model
-        return ImageEncoder(
+        encoder = TowerImageEncoder if m.image.tower != "none" else ImageEncoder
+        return encoder(
             m.image,
             config.data.image_size,
             m.dim,

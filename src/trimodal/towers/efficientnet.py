@@ -119,12 +119,17 @@ class EfficientNetLite0(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(1280, classes)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled features ``[B, 1280]``."""
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The last block's map ``[B, 320, H / 32, W / 32]`` (before the 1x1 head conv): what
+        each cell of the image holds, at stride 32."""
         x = F.relu6(self._bn0(self._conv_stem(images)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
+        return x
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``[B, 1280]``."""
+        x = F.relu6(self._bn1(self._conv_head(self.feature_map(images))))
         return x.mean(dim=(2, 3))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

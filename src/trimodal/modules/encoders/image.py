@@ -53,14 +53,7 @@ class ImageEncoder(nn.Module):
         position_init: str = "normal",
     ):
         super().__init__()
-        if config.kind == "patch":
-            self.stem: nn.Module = nn.Conv2d(3, dim, config.patch_size, stride=config.patch_size)
-            stride = config.patch_size
-        elif config.kind == "conv":
-            self.stem = conv_stem(config.stem_channels, dim, config.stem_norm)
-            stride = 2 ** (len(config.stem_channels) + 1)
-        else:
-            raise ValueError(f"model.image.kind must be 'conv' or 'patch', got {config.kind!r}")
+        self.stem, stride = self.build_stem(config, dim)
         if image_size % stride:
             raise ValueError(
                 f"image size {image_size} is not divisible by the stem stride {stride}"
@@ -72,6 +65,16 @@ class ImageEncoder(nn.Module):
         self.transformer = TransformerStack(dim, config.depth, config.heads, mlp_ratio)
         self.pooler = Pooler(pool, dim, config.heads)
         self.projection = nn.Linear(dim, embed_dim)
+
+    def build_stem(self, config: ImageEncoderConfig, dim: int) -> tuple[nn.Module, int]:
+        """The module that turns images ``[B, 3, S, S]`` into ``[B, dim, S / stride, S /
+        stride]``, and its stride: a patch projection or the conv stem (``model.image.kind``)."""
+        if config.kind == "patch":
+            return nn.Conv2d(3, dim, config.patch_size, stride=config.patch_size), config.patch_size
+        if config.kind == "conv":
+            stem = conv_stem(config.stem_channels, dim, config.stem_norm)
+            return stem, 2 ** (len(config.stem_channels) + 1)
+        raise ValueError(f"model.image.kind must be 'conv' or 'patch', got {config.kind!r}")
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         """Encode a batch of images; the mask is all True (no padding)."""

