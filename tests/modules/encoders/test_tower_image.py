@@ -99,3 +99,17 @@ def test_the_image_modality_builds_the_tower_encoder_from_the_recipe() -> None:
     config.model.image.tower = "resnet"
     with pytest.raises(ValueError, match=r"model\.image\.tower must be one of"):
         get_modality("image").build_encoder(config, 100)
+
+
+def test_the_gradient_reaches_pixels_that_ask_for_it() -> None:
+    """An attack (FGSM) differentiates the loss in the pixels: those skip the memo."""
+    encoder = _encoder()
+    _, normalized = _images(2)
+    pixels = normalized.clone().requires_grad_(True)
+    encoder(pixels).pooled.square().sum().backward()
+    assert pixels.grad is not None and float(pixels.grad.abs().sum()) > 0
+    stem = encoder.stem
+    assert isinstance(stem, EfficientNetStem) and not stem.memo
+    torch.testing.assert_close(
+        encoder(pixels.detach()).pooled, encoder(pixels).pooled, atol=1e-3, rtol=1e-3
+    )

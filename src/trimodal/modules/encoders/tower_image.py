@@ -73,7 +73,10 @@ class EfficientNetStem(nn.Module):
 
     def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
         """The tower's maps ``[B, 320, g, g]`` (float32, on the images' device), from the memo
-        or computed now for the images it lacks."""
+        or computed now for the images it lacks. Images that require grad (an adversarial
+        attack, Grad-CAM on the pixels) skip the memo, so the gradient reaches them."""
+        if images.requires_grad:
+            return self.tower(images.device).feature_map(self.tower_input(images))
         host = images.detach().float().cpu().contiguous()
         keys = [hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest() for row in host]
         first: dict[bytes, int] = {}
