@@ -235,6 +235,10 @@ class DataConfig:
     """Largest sigma (pixels) of training-time Gaussian blur (0: none)."""
     augment_probability: float = 0.5
     """Share of training images that get noise (and, drawn again, blur)."""
+    augment_noise_views: int = 0
+    """0: fresh pixel noise on every step. ``K``: each image's noise is one of ``K`` fixed
+    draws (sigma and pattern seeded by the image's bytes), so a frozen image tower
+    (``model.image.tower``) reads each noisy view once and keeps it."""
     augment_typos: float = 0.0
     """Largest per-letter typo rate of the question pools' questions (a share
     ``augment_typos_share`` of them get typos at a rate drawn up to it; 0: none)."""

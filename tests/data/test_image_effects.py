@@ -38,3 +38,28 @@ def test_blur_is_the_reference_blur_on_the_chosen_images() -> None:
     assert torch.allclose(out, gaussian_blur(images, sigma))
     same = corrupt_batch(images, 0.0, 2.0, 1.0, torch.Generator().manual_seed(3))
     assert torch.equal(out, same)
+
+
+def test_fixed_noise_views_repeat_per_image_and_view() -> None:
+    """With ``noise_views`` an image's noise is one of its own fixed draws: the same image and
+    view give the same noise (whatever the batch), another view or image another, and the
+    sigma stays within the maximum."""
+    from trimodal.data.image_effects import corrupt_batch, fixed_view_noise
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 16, 16, generator=generator)
+    first = fixed_view_noise(images, torch.tensor([0, 0, 1]), 0.1)
+    again = fixed_view_noise(images[[2, 0]], torch.tensor([1, 0]), 0.1)
+    assert torch.equal(again[0], first[2]) and torch.equal(again[1], first[0])
+    other_view = fixed_view_noise(images[:1], torch.tensor([1]), 0.1)
+    assert not torch.equal(other_view[0], first[0])
+    assert not torch.equal(first[0], first[1])  # another image, another draw
+    assert all(0 < float(row.std()) < 0.1 * 1.2 for row in first)
+    views = [
+        corrupt_batch(images, 0.1, 0.0, 1.0, torch.Generator().manual_seed(s), noise_views=2)
+        for s in range(8)
+    ]
+    distinct = {tuple(v[0].flatten()[:4].tolist()) for v in views}
+    assert len(distinct) == 2  # image 0 only ever shows its two views
+    clean = corrupt_batch(images, 0.1, 0.0, 0.0, torch.Generator().manual_seed(0), noise_views=2)
+    assert torch.equal(clean, images)  # probability 0: untouched

@@ -6,6 +6,7 @@ training batch.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -95,14 +96,33 @@ class PixelAugment:
     max_noise: float = 0.0
     max_blur: float = 0.0
     probability: float = 0.5
+    noise_views: int = 0
+    """0: fresh noise every call; ``K``: each image's noise is one of its ``K`` fixed views
+    (:func:`fixed_view_noise`)."""
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return corrupt_batch(images, self.max_noise, self.max_blur, self.probability, generator)
+        return corrupt_batch(
+            images, self.max_noise, self.max_blur, self.probability, generator, self.noise_views
+        )
 
     @property
     def active(self) -> bool:
         """True when it changes anything."""
         return self.probability > 0 and (self.max_noise > 0 or self.max_blur > 0)
+
+
+def fixed_view_noise(images: torch.Tensor, views: torch.Tensor, max_noise: float) -> torch.Tensor:
+    """Noise ``[B, 3, S, S]`` (on the CPU) of view ``views[b]`` of each image: its sigma in
+    ``[0, max_noise]`` and its pattern drawn from a generator seeded by the image's bytes and
+    the view, so the same image and view always get the same noise."""
+    host = images.detach().float().cpu().contiguous()
+    noise = torch.empty(host.shape, dtype=images.dtype, device="cpu")
+    for row, (pixels, view) in enumerate(zip(host, views.tolist(), strict=True)):
+        digest = hashlib.blake2b(pixels.numpy().tobytes(), digest_size=8, salt=bytes([view % 256]))
+        draws = torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
+        sigma = float(torch.rand(1, generator=draws)) * max_noise
+        noise[row] = sigma * torch.randn(pixels.shape, generator=draws, dtype=images.dtype)
+    return noise
 
 
 def corrupt_batch(
@@ -111,17 +131,23 @@ def corrupt_batch(
     max_blur: float,
     probability: float,
     generator: torch.Generator,
+    noise_views: int = 0,
 ) -> torch.Tensor:
     """Training-time augmentation of ``images [B, 3, S, S]`` in ``[0, 1]``: each image, with
-    ``probability``, gets Gaussian noise of a sigma drawn in ``[0, max_noise]``; a second draw
+    ``probability``, gets Gaussian noise of a sigma drawn in ``[0, max_noise]`` (fresh, or with
+    ``noise_views`` one of the image's fixed views, :func:`fixed_view_noise`); a second draw
     picks images to blur with one sigma drawn in ``[0, max_blur]`` for the step."""
     out = images
     if max_noise > 0:
         # Drawn on the CPU with the step's CPU generator (the same draws on every device).
         chosen = torch.rand(len(images), generator=generator, device="cpu") < probability
-        sigma = torch.rand(len(images), generator=generator, device="cpu") * max_noise * chosen
-        noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device="cpu")
-        scaled = sigma.view(-1, 1, 1, 1).to(images.dtype) * noise
+        if noise_views > 0:
+            views = torch.randint(noise_views, (len(images),), generator=generator)
+            scaled = fixed_view_noise(images, views, max_noise) * chosen.view(-1, 1, 1, 1)
+        else:
+            sigma = torch.rand(len(images), generator=generator, device="cpu") * max_noise * chosen
+            noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device="cpu")
+            scaled = sigma.view(-1, 1, 1, 1).to(images.dtype) * noise
         out = (out + scaled.to(images.device)).clamp(0.0, 1.0)
     if max_blur > 0:
         chosen = torch.rand(len(images), generator=generator, device="cpu") < probability

@@ -104,7 +104,12 @@ class TrainStep(nn.Module):
             else None
         )
         data = config.data
-        pixels = PixelAugment(data.augment_noise, data.augment_blur, data.augment_probability)
+        pixels = PixelAugment(
+            data.augment_noise,
+            data.augment_blur,
+            data.augment_probability,
+            data.augment_noise_views,
+        )
         self.corrupt = pixels if pixels.active else None
         self.hear = audio_augment(data)
 
