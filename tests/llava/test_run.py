@@ -101,6 +101,17 @@ def tiny_llms(
     return tokenizer
 
 
+def untrained_run(checkpoint: Path) -> LlavaRun:
+    """A run over ``LLMS["smollm2"]`` with an untrained projector."""
+    llm = llava_module.LLMS["smollm2"]()
+    return LlavaRun(
+        Model.from_pretrained(checkpoint),
+        llm,
+        llava_module.ImagePrefix(8, llm.model.config.dim),
+        {"settings": llava_module.to_dict(LlavaSettings())},
+    )
+
+
 def test_training_scores_only_the_caption_and_its_end(
     tiny_run: Path, tiny_world: tuple[Path, object], tiny_llms: object
 ) -> None:
@@ -167,13 +178,8 @@ def test_a_saved_run_loads_and_captions_alike(
 
 def test_text_chat_is_the_llms_own(tiny_run: Path, tiny_llms: object) -> None:
     """No image, no prefix: the reply is what the frozen LLM says to the same messages."""
-    llm = llava_module.LLMS["smollm2"]()
-    run = LlavaRun(
-        Model.from_pretrained(tiny_run),
-        llm,
-        llava_module.ImagePrefix(8, llm.model.config.dim),
-        {"settings": llava_module.to_dict(LlavaSettings())},
-    )
+    run = untrained_run(tiny_run)
+    llm = run.llm
     turns = [Turn("user", "red circle"), Turn("assistant", "blue"), Turn("user", "star")]
     plain = SmolLM2(llm.model, llm.tokenizer)
     messages = [{"role": "system", "content": llava_module.SYSTEM}]
@@ -192,13 +198,7 @@ def test_text_chat_is_the_llms_own(tiny_run: Path, tiny_llms: object) -> None:
 def test_bad_conversations_and_folders_are_named(
     tiny_run: Path, tiny_llms: object, tmp_path: Path
 ) -> None:
-    llm = llava_module.LLMS["smollm2"]()
-    run = LlavaRun(
-        Model.from_pretrained(tiny_run),
-        llm,
-        llava_module.ImagePrefix(8, llm.model.config.dim),
-        {"settings": llava_module.to_dict(LlavaSettings())},
-    )
+    run = untrained_run(tiny_run)
     with pytest.raises(ValueError, match="not audio"):
         run.chat([Turn("user", "what is said?", audio="clip.wav")])
     with pytest.raises(ValueError, match="end with a user turn"):

@@ -43,8 +43,9 @@ def register(verbs: Any) -> None:
 
 
 def _manifest(world: str) -> str:
-    path = Path(world)
-    return str(path / "manifest.jsonl" if path.is_dir() else path)
+    from trimodal.train.loop import manifest_path_of
+
+    return str(manifest_path_of(world))
 
 
 def _run_train(args: argparse.Namespace) -> int:

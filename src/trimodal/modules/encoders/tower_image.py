@@ -55,8 +55,10 @@ class EfficientNetStem(nn.Module):
         if not self._tower:
             network = load_efficientnet_lite0()
             network.requires_grad_(False)
-            # channels-last runs its depthwise convolutions 1.6x as fast on this CPU
-            self._tower.append(network.eval().to(memory_format=torch.channels_last))
+            # channels-last runs its depthwise convolutions 1.6x as fast on this CPU; torch's
+            # stubs omit Module.to's memory_format
+            network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self._tower.append(network.eval())
         network = self._tower[0]
         if network._fc.weight.device != device:
             network.to(device)
