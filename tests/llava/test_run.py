@@ -159,6 +159,18 @@ def test_the_projector_learns_to_tell_two_images_apart(
     assert losses[-1] < 0.1 * losses[0]
     assert run.caption_tokens(tokens) == ["red circle", "blue star"]
     assert run.caption(first.image) == "red circle"
+    # two images in one conversation: each grid projected on its own, in turn
+    both = run.prompt(
+        [
+            Turn("user", "and this?", image=first.image),
+            Turn("assistant", "red circle"),
+            Turn("user", "", image=second.image),
+        ]
+    )
+    assert both.prefix is not None and both.prefix.tokens.shape[1] == 2 * tokens.shape[1]
+    torch.testing.assert_close(
+        both.prefix.tokens[0, tokens.shape[1] :], run.prefix(tokens[1:]).tokens[0]
+    )
     after = llm.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 

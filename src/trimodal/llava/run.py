@@ -178,8 +178,10 @@ class LlavaRun:
         if not images:
             return LlavaPrompt(ids, None)
         with torch.no_grad():
-            tokens = self.checkpoint.image_tokens(images)  # (I, T, D)
-            return LlavaPrompt(ids, self.prefix(tokens.reshape(1, -1, tokens.shape[-1])))
+            projected = self.prefix(self.checkpoint.image_tokens(images)).tokens  # (I, T, Dl)
+        joined = projected.reshape(1, -1, projected.shape[-1])  # each image's grid in turn
+        mask = torch.ones(joined.shape[:2], dtype=torch.bool, device=joined.device)
+        return LlavaPrompt(ids, TokenSequence(joined, mask))
 
     def _text(self, ids: list[int]) -> str:
         return str(self.llm.tokenizer.decode(ids, skip_special_tokens=True)).strip()
