@@ -61,3 +61,9 @@ def test_serve_refuses_bad_arguments_in_one_line(
     assert "API key file not found" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", str(tiny_run), "--index", str(tmp_path)]) == 2
     assert "no gallery at" in capsys.readouterr().err
+    # --llava must name a llava run, and it stands instead of --llm, not beside it
+    assert main(["serve", "--checkpoint", str(tiny_run), "--llava", str(tmp_path)]) == 2
+    assert "is not a llava run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--checkpoint", str(tiny_run), "--llm", "smollm2", "--llava", str(tmp_path)])
+    assert "not allowed with argument" in capsys.readouterr().err
