@@ -11,8 +11,8 @@ trained stem, so every head and stage reads it unchanged.
 
 The tower's map of an image depends on that image alone, so it is computed once per distinct
 image and kept (float16, on the CPU) in a memo keyed by the image's bytes: a run pays the tower
-once per training image, unless pixel augmentation makes every view new (a recipe with this
-tower turns pixel noise off). Its weights come from the installed package, not from the
+once per training image, and once per noisy view when pixel noise comes from fixed views
+(``data.augment_noise_views``; fresh noise would make every view new). Its weights come from the installed package, not from the
 checkpoint (which records ``model.image.tower``).
 """
 
@@ -65,24 +65,23 @@ class EfficientNetStem(nn.Module):
         return network
 
     def tower_input(self, images: torch.Tensor) -> torch.Tensor:
-        """The tower's input ``[B, 3, S * scale, S * scale]`` from normalized ``images``: pixels
-        in ``[0, 255]`` again, enlarged (bicubic, clamped), then ``(x - 127) / 128``."""
+        """The tower's input ``[B, 3, S * scale, S * scale]`` (channels-last) from normalized
+        ``images``: pixels in ``[0, 255]`` again, enlarged (bicubic, clamped), then
+        ``(x - 127) / 128``."""
         mean = torch.tensor(IMAGE_MEAN, device=images.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGE_STD, device=images.device).view(1, 3, 1, 1)
         pixels = images.float() * std + mean  # (B, 3, S, S) in [0, 1]
         if self.scale != 1:
             pixels = F.interpolate(pixels, scale_factor=self.scale, mode="bicubic")
-        return (pixels.clamp(0.0, 1.0) * 255.0 - 127.0) / 128.0
-
-    def _tower_input(self, images: torch.Tensor) -> torch.Tensor:
-        return self.tower_input(images).contiguous(memory_format=torch.channels_last)
+        scaled = (pixels.clamp(0.0, 1.0) * 255.0 - 127.0) / 128.0
+        return scaled.contiguous(memory_format=torch.channels_last)
 
     def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
         """The tower's maps ``[B, 320, g, g]`` (float32, on the images' device), from the memo
         or computed now for the images it lacks. Images that require grad (an adversarial
         attack, Grad-CAM on the pixels) skip the memo, so the gradient reaches them."""
         if images.requires_grad:
-            return self.tower(images.device).feature_map(self._tower_input(images))
+            return self.tower(images.device).feature_map(self.tower_input(images))
         host = images.detach().float().cpu().contiguous()
         keys = [hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest() for row in host]
         first: dict[bytes, int] = {}
@@ -94,7 +93,7 @@ class EfficientNetStem(nn.Module):
                 self.memo.clear()
             with torch.no_grad():
                 chosen = images[torch.tensor(todo, device=images.device)]
-                maps = self.tower(images.device).feature_map(self._tower_input(chosen))
+                maps = self.tower(images.device).feature_map(self.tower_input(chosen))
             stored = maps.to("cpu", torch.float16).contiguous()
             for index, feature_map in zip(todo, stored, strict=True):
                 self.memo[keys[index]] = feature_map
