@@ -143,7 +143,10 @@ def corrupt_batch(
         chosen = torch.rand(len(images), generator=generator, device="cpu") < probability
         if noise_views > 0:
             views = torch.randint(noise_views, (len(images),), generator=generator)
-            scaled = fixed_view_noise(images, views, max_noise) * chosen.view(-1, 1, 1, 1)
+            scaled = torch.zeros(images.shape, dtype=images.dtype, device="cpu")
+            scaled[chosen] = fixed_view_noise(
+                images[chosen.to(images.device)], views[chosen], max_noise
+            )
         else:
             sigma = torch.rand(len(images), generator=generator, device="cpu") * max_noise * chosen
             noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device="cpu")
