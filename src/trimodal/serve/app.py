@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trimodal.serve import completions, embeddings, home, payload, transcriptions
-from trimodal.serve.backends import ChatBackend, LlavaBackend, PretrainedLLM
+from trimodal.serve.backends import ChatBackend
 from trimodal.serve.engine import Engine
 from trimodal.serve.errors import APIError, bad_field, error_body
 from trimodal.serve.gallery import Gallery, model_fingerprint
@@ -375,9 +375,10 @@ def _add_routes(app: FastAPI, engine: Engine, gallery: Gallery | None) -> None:
             outcome = await _off_loop(lambda: home.answer(home_run, *request_media))
             return JSONResponse(home.home_body(outcome))
         backend, media, fingerprint = engine.chat_model(name)
-        prepare = (
-            None if isinstance(backend, PretrainedLLM | LlavaBackend) else engine.prepare_image
-        )
+        # the served checkpoint's own paths take its transform; a pretrained LLM's backend
+        # reads decoded images its own way
+        own = backend is None or backend is engine.decoder
+        prepare = engine.prepare_image if own else None
         parsed = await _off_loop(
             lambda: completions.parse_chat_request(body, engine, media, prepare)
         )

@@ -19,6 +19,7 @@ from trimodal.generation.sampling import generate
 from trimodal.generation.smollm2 import SmolLM2
 from trimodal.inference import Model
 from trimodal.llava.run import LlavaPrompt, LlavaRun
+from trimodal.modules.decoder import DecoderLM
 
 OnToken = Callable[[torch.Tensor], None] | None
 
@@ -86,6 +87,32 @@ class CheckpointDecoder:
         return self.model.tokenizer.eos_id
 
 
+def llm_replies(
+    model: DecoderLM,
+    ids: list[int],
+    prefix: torch.Tensor | None,
+    n: int,
+    eos: int,
+    max_new_tokens: int,
+    on_token: OnToken,
+    sampling: dict[str, Any],
+) -> list[list[int]]:
+    """``n`` continuations of one prompt ``ids`` (after ``prefix [1, P, D]`` when given) by a
+    pretrained LLM, each cut before its first ``eos``."""
+    device = model.lm_head.weight.device
+    produced = generate(
+        model,
+        torch.tensor([ids] * n, device=device),
+        None if prefix is None else prefix.expand(n, -1, -1),
+        max_new_tokens=max_new_tokens,
+        stop_tokens=(eos,),
+        pad_id=eos,
+        on_token=on_token,
+        **sampling,
+    )
+    return [row[: row.index(eos)] if eos in row else row for row in produced.tolist()]
+
+
 @dataclass(frozen=True)
 class TextPrompt:
     """Token ids under an LLM's chat template."""
@@ -127,20 +154,9 @@ class PretrainedLLM:
         self, prompt: Prompt, n: int, max_new_tokens: int, on_token: OnToken, **sampling: Any
     ) -> list[list[int]]:
         assert isinstance(prompt, TextPrompt)
-        eos = self.eos_id
-        produced = generate(
-            self.llm.model,
-            torch.tensor([prompt.ids] * n),
-            max_new_tokens=max_new_tokens,
-            stop_tokens=(eos,),
-            pad_id=eos,
-            on_token=on_token,
-            **sampling,
+        return llm_replies(
+            self.llm.model, prompt.ids, None, n, self.eos_id, max_new_tokens, on_token, sampling
         )
-        replies = []
-        for row in produced.tolist():
-            replies.append(row[: row.index(eos)] if eos in row else row)
-        return replies
 
     def decode(self, ids: list[int]) -> str:
         return str(self.llm.tokenizer.decode(ids, skip_special_tokens=True))
@@ -178,19 +194,17 @@ class LlavaBackend:
         self, prompt: Prompt, n: int, max_new_tokens: int, on_token: OnToken, **sampling: Any
     ) -> list[list[int]]:
         assert isinstance(prompt, LlavaPrompt)
-        eos = self.eos_id
-        prefix = None if prompt.prefix is None else prompt.prefix.tokens.expand(n, -1, -1)
-        produced = generate(
+        prefix = None if prompt.prefix is None else prompt.prefix.tokens
+        return llm_replies(
             self.run.llm.model,
-            torch.tensor([prompt.ids] * n, device=self.run.checkpoint.device),
+            prompt.ids,
             prefix,
-            max_new_tokens=max_new_tokens,
-            stop_tokens=(eos,),
-            pad_id=eos,
-            on_token=on_token,
-            **sampling,
+            n,
+            self.eos_id,
+            max_new_tokens,
+            on_token,
+            sampling,
         )
-        return [row[: row.index(eos)] if eos in row else row for row in produced.tolist()]
 
     def decode(self, ids: list[int]) -> str:
         return str(self.run.llm.tokenizer.decode(ids, skip_special_tokens=True))
