@@ -96,19 +96,8 @@ def generation_metrics(
         typed += _typed_answers(model, tokenizer, tensors, chunk, image)
         spoken += _spoken_answers(model, tokenizer, tensors, chunk, image)
     texts = [s.text or "" for s in samples]
-    scenes = [s.scene or {} for s in samples]
-    with_scene = [i for i, scene in enumerate(scenes) if scene.get("objects")]
     return {
-        "caption": {
-            "count": len(captions),
-            "bleu4": bleu(captions, [[t] for t in texts]),
-            "cider_d": cider_d(captions, [[t] for t in texts]),
-            "attributes": caption_attribute_accuracy(
-                [captions[i] for i in with_scene], [scenes[i] for i in with_scene]
-            )
-            if with_scene
-            else {},
-        },
+        "caption": caption_scores(captions, samples),
         "transcribe": _wer(transcripts, rows, texts),
         "vqa_typed": _answer_scores(typed, vqa_rules),
         "vqa_spoken": _answer_scores(spoken, vqa_rules),
@@ -116,6 +105,24 @@ def generation_metrics(
             {"id": samples[i].id, "caption": captions[i], "reference": texts[i]}
             for i in range(min(5, len(captions)))
         ],
+    }
+
+
+def caption_scores(captions: Sequence[str], samples: Sequence[Sample]) -> dict[str, Any]:
+    """``{count, bleu4, cider_d, attributes}`` of one caption per sample: BLEU-4 and CIDEr-D
+    against each sample's caption (the single reference), and the attribute accuracy against
+    the scene graphs of the samples that have objects (``{}`` when none has)."""
+    references = [[s.text or ""] for s in samples]
+    with_scene = [i for i, s in enumerate(samples) if (s.scene or {}).get("objects")]
+    return {
+        "count": len(captions),
+        "bleu4": bleu(captions, references),
+        "cider_d": cider_d(captions, references),
+        "attributes": caption_attribute_accuracy(
+            [captions[i] for i in with_scene], [samples[i].scene or {} for i in with_scene]
+        )
+        if with_scene
+        else {},
     }
 
 
