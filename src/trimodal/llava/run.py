@@ -231,11 +231,17 @@ def frozen_llm(name: str, device: torch.device) -> SmolLM2:
 
 
 def stored_image_tokens(model: Model, samples: Sequence[Sample], batch: int = 256) -> torch.Tensor:
-    """The image tower's tokens ``[N, T, D]`` (float32, CPU) of the samples' images."""
-    chunks = []
-    for start in range(0, len(samples), batch):
-        paths = [sample.image for sample in samples[start : start + batch]]
-        chunks.append(model.image_tokens([p for p in paths if p is not None]).cpu())
+    """The image tower's tokens ``[N, T, D]`` (float32, CPU) of the samples' images (row ``i``
+    is sample ``i``'s: a sample without an image is an error, not a skipped row)."""
+    paths = []
+    for sample in samples:
+        if sample.image is None:
+            raise ValueError(f"line {sample.line}: sample {sample.id} has no image")
+        paths.append(sample.image)
+    chunks = [
+        model.image_tokens(paths[start : start + batch]).cpu()
+        for start in range(0, len(paths), batch)
+    ]
     return torch.cat(chunks)
 
 
