@@ -118,7 +118,9 @@ def fixed_view_noise(images: torch.Tensor, views: torch.Tensor, max_noise: float
     host = images.detach().float().cpu().contiguous()
     noise = torch.empty(host.shape, dtype=images.dtype, device="cpu")
     for row, (pixels, view) in enumerate(zip(host, views.tolist(), strict=True)):
-        digest = hashlib.blake2b(pixels.numpy().tobytes(), digest_size=8, salt=bytes([view % 256]))
+        digest = hashlib.blake2b(
+            pixels.numpy().tobytes(), digest_size=8, salt=view.to_bytes(16, "little")
+        )
         draws = torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
         sigma = float(torch.rand(1, generator=draws)) * max_noise
         noise[row] = sigma * torch.randn(pixels.shape, generator=draws, dtype=images.dtype)
