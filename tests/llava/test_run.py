@@ -28,7 +28,7 @@ from trimodal.llava.run import (
     stored_image_tokens,
     train_llava,
 )
-from trimodal.modules.decoder import DecoderConfig, DecoderLM
+from trimodal.modules.decoder import DecoderConfig, DecoderLinear, DecoderLM
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -186,6 +186,26 @@ def test_a_saved_run_loads_and_captions_alike(
     assert again.caption(image) == run.caption(image)
     info = json.loads((tmp_path / "llava" / "llava.json").read_text())
     assert info["checkpoint"] == str(tiny_run.resolve()) and info["settings"]["steps"] == 3
+
+
+def test_a_run_loaded_in_bf16_generates_in_bf16(
+    tiny_run: Path, tiny_world: tuple[Path, object], tiny_llms: object, tmp_path: Path
+) -> None:
+    """``--precision bf16`` reaches the LLM: its layers' products compute in bf16 (fp32 by
+    default; the vocabulary head stays fp32 by design)."""
+    manifest = tiny_world[0] / "manifest.jsonl"
+    train_llava(tiny_run, manifest, LlavaSettings(steps=1, batch_size=2)).save(tmp_path / "run")
+    image = next(s.image for s in load_manifest(manifest).split("test") if s.image)
+    for precision, expected in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        run = LlavaRun.load(tmp_path / "run", precision=precision)
+        seen: list[torch.dtype] = []
+        projection = next(m for m in run.llm.model.modules() if isinstance(m, DecoderLinear))
+        hook = projection.register_forward_hook(
+            lambda _m, _i, out, seen=seen: seen.append(out.dtype)
+        )
+        run.caption(image, max_new_tokens=2)
+        hook.remove()
+        assert seen and set(seen) == {expected}, precision
 
 
 def test_text_chat_is_the_llms_own(tiny_run: Path, tiny_llms: object) -> None:

@@ -87,7 +87,7 @@ def run_caption(args: argparse.Namespace) -> int:
 def _captioner(args: argparse.Namespace) -> Model | LlavaRun:
     """A llava run when ``--checkpoint`` is one, else the checkpoint's model."""
     if LlavaRun.is_run(args.checkpoint):
-        return LlavaRun.load(args.checkpoint, device=args.device)
+        return LlavaRun.load(args.checkpoint, **hardware_options(args))
     return Model.from_pretrained(args.checkpoint, **hardware_options(args))
 
 

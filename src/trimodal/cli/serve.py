@@ -108,7 +108,9 @@ def run_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         wait_ms=args.batch_wait_ms,
         whisper=args.whisper,
-        llm=load_llm(args.llm) if args.llm else load_llava(args.llava, model.device),
+        llm=load_llm(args.llm)
+        if args.llm
+        else load_llava(args.llava, model.device, args.precision),
         home=load_home(args.home, model.device) if args.home else None,
     )
     gallery = Gallery.load(args.index) if args.index else None
@@ -125,14 +127,15 @@ def load_home(path: str, device: Any) -> Any:
     return HomeRun.load(path, device)
 
 
-def load_llava(path: str | None, device: Any) -> Any:
-    """A llava run as the chat backend of model id ``llava`` (None without one)."""
+def load_llava(path: str | None, device: Any, precision: str = "fp32") -> Any:
+    """A llava run as the chat backend of model id ``llava`` (None without one), on the served
+    checkpoint's device and in the precision ``--precision`` names."""
     if path is None:
         return None
     from trimodal.llava.run import LlavaRun
     from trimodal.serve.backends import LlavaBackend
 
-    return LlavaBackend(LlavaRun.load(path, device=str(device)))
+    return LlavaBackend(LlavaRun.load(path, device=str(device), precision=precision))
 
 
 def load_llm(name: str) -> Any:

@@ -124,7 +124,7 @@ class LlavaRun:
         self, image_tokens: torch.Tensor, max_new_tokens: int = 40, **sampling: Any
     ) -> list[str]:
         """Captions of a batch of images given as the image tower's tokens ``[B, T, D]``."""
-        with torch.no_grad():
+        with torch.no_grad(), self.checkpoint.precision.autocast():
             prompt = self.prompt_ids([("user", CAPTION_PROMPT)])
             replies = generate_replies(
                 self.llm.model,
@@ -147,7 +147,7 @@ class LlavaRun:
             raise ValueError(
                 f"the conversation takes {prompt.length} positions, more than the LLM holds"
             )
-        with torch.no_grad():
+        with torch.no_grad(), self.checkpoint.precision.autocast():
             replies = generate_replies(
                 self.llm.model,
                 prompt.prefix,
@@ -196,8 +196,12 @@ class LlavaRun:
         return write_directory_atomically(Path(out), write)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str = "cpu") -> LlavaRun:
-        """Load a run, its checkpoint (``llava.json`` names it) and the installed LLM."""
+    def load(
+        cls, path: str | os.PathLike[str], device: str = "cpu", precision: str = "fp32"
+    ) -> LlavaRun:
+        """Load a run, its checkpoint (``llava.json`` names it) and the installed LLM, to run
+        on ``device`` in ``precision`` (as :meth:`Model.from_pretrained`: the checkpoint's
+        precision is the run's, and the LLM generates under its autocast)."""
         folder = Path(path)
         if not (folder / RUN_FILE).is_file():
             raise FileNotFoundError(
@@ -208,7 +212,7 @@ class LlavaRun:
             settings = from_dict(LlavaSettings, info["settings"], "settings")
         except (ConfigError, KeyError) as error:
             raise ConfigError(f"{folder / RUN_FILE}: {error}") from error
-        checkpoint = Model.from_pretrained(info["checkpoint"], device=device)
+        checkpoint = Model.from_pretrained(info["checkpoint"], device=device, precision=precision)
         llm = frozen_llm(settings.llm, checkpoint.device)
         projector = ImagePrefix(info["image_dim"], llm.model.config.dim, settings.positions)
         from safetensors.torch import load_file
