@@ -13,6 +13,7 @@ from trimodal.towers import efficientnet
 from trimodal.towers.efficientnet import (
     EfficientNetLite0,
     SameConv2d,
+    fold_batch_norms,
     imagenet_class_names,
     load_efficientnet_lite0,
 )
@@ -52,6 +53,32 @@ def test_efficientnet_matches_the_reference_implementation() -> None:
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(images), reference(images), atol=1e-4, rtol=0)
+
+
+def test_symmetric_same_padding_is_the_convs_own_padding() -> None:
+    """Stride 1, kernel 5 on 7 px: 2 each side (padded inside the conv, no copy); 1x1: none."""
+    conv = SameConv2d(2, 2, 5, groups=2, bias=True)
+    x = torch.randn(1, 2, 7, 7, generator=torch.Generator().manual_seed(0))
+    expected = F.conv2d(F.pad(x, (2, 2, 2, 2)), conv.weight, conv.bias, groups=2)
+    torch.testing.assert_close(conv(x), expected)
+    pointwise = SameConv2d(2, 3, 1, bias=False)
+    torch.testing.assert_close(pointwise(x), F.conv2d(x, pointwise.weight))
+
+
+@needs_image
+def test_folded_batch_norms_compute_the_same_network() -> None:
+    """Each eval-mode batch norm folded into its conv: no norm left, the same logits and maps,
+    and the original untouched."""
+    ours = load_efficientnet_lite0()
+    folded = fold_batch_norms(ours)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ours.modules())
+    images = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(folded(images), ours(images), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            folded.feature_map(images, 11), ours.feature_map(images, 11), atol=1e-4, rtol=1e-4
+        )
 
 
 @needs_image
