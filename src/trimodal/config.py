@@ -64,6 +64,13 @@ class ImageEncoderConfig:
     tower_scale: int = 2
     """The tower reads the image enlarged this many times (bicubic), so a 64 px image gives a
     ``64 * scale / 32`` grid: 4 x 4 at the default 2."""
+    tower_tune: int = 0
+    """Fine-tune the tower's last this many MBConv blocks (0: all frozen; at most 16): they
+    start from the ImageNet weights, train with the model and are saved in its checkpoint, while
+    the blocks before them stay frozen and memoized. Their batch norms keep ImageNet's
+    statistics (eval mode)."""
+    tower_tune_lr: float = 0.1
+    """The tuned blocks' learning rate as a share of the stage's ``lr``."""
 
 
 @dataclass

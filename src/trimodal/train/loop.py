@@ -154,18 +154,36 @@ def prepare_data(
 
 
 def _optimizer(step_module: TrainStep, stage: StageConfig) -> torch.optim.AdamW:
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
+    """AdamW over the trainable parameters: matrices with ``stage.weight_decay``, the rest
+    without; parameters of a module with an ``lr_scale`` (fine-tuned pretrained blocks) in
+    groups of their own at that share of ``stage.lr``."""
+    scales = _lr_scales(step_module)
+    grouped: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
     for name, parameter in step_module.named_parameters():
         if not parameter.requires_grad:
             continue
         is_matrix = parameter.ndim >= 2 and "embedding" not in name
-        (decay if is_matrix else no_decay).append(parameter)
+        grouped.setdefault((is_matrix, scales.get(id(parameter), 1.0)), []).append(parameter)
     groups = [
-        {"params": decay, "weight_decay": stage.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": parameters,
+            "weight_decay": stage.weight_decay if is_matrix else 0.0,
+            "lr": stage.lr * scale,
+        }
+        for (is_matrix, scale), parameters in grouped.items()
     ]
     return torch.optim.AdamW(groups, lr=stage.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def _lr_scales(module: nn.Module) -> dict[int, float]:
+    """``id(parameter) -> share of the stage's lr`` for the parameters of every submodule
+    that declares an ``lr_scale``."""
+    scales: dict[int, float] = {}
+    for submodule in module.modules():
+        scale = getattr(submodule, "lr_scale", None)
+        if scale is not None:
+            scales.update((id(parameter), float(scale)) for parameter in submodule.parameters())
+    return scales
 
 
 def _fit_moments_to_parameters(optimizer: torch.optim.Optimizer) -> None:

@@ -22,9 +22,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _encoder(scale: int = 2) -> TowerImageEncoder:
+def _encoder(scale: int = 2, tune: int = 0) -> TowerImageEncoder:
     torch.manual_seed(0)
-    config = ImageEncoderConfig(depth=1, heads=2, tower="efficientnet", tower_scale=scale)
+    config = ImageEncoderConfig(
+        depth=1, heads=2, tower="efficientnet", tower_scale=scale, tower_tune=tune
+    )
     return TowerImageEncoder(config, image_size=64, dim=16, embed_dim=8).eval()
 
 
@@ -59,7 +61,7 @@ def test_each_distinct_image_meets_the_tower_once() -> None:
     calls: list[int] = []
     tower = stem.tower(torch.device("cpu"))
     original = tower.feature_map
-    tower.feature_map = lambda x: calls.append(len(x)) or original(x)  # type: ignore[method-assign]
+    tower.feature_map = lambda x, blocks=None: calls.append(len(x)) or original(x, blocks)  # type: ignore[method-assign]
     twice = torch.cat([normalized, normalized[:1]])  # the first image twice in one batch
     first = stem.feature_maps(twice)
     again = stem.feature_maps(normalized.flip(0))
@@ -96,6 +98,10 @@ def test_the_image_modality_builds_the_tower_encoder_from_the_recipe() -> None:
     config.model.image.tower_scale = 3
     with pytest.raises(ValueError, match=r"tower_scale must divide 32"):
         get_modality("image").build_encoder(config, 100)
+    config.model.image.tower_scale = 2
+    config.model.image.tower_tune = 17
+    with pytest.raises(ValueError, match=r"tower_tune must be between 0 and 16"):
+        get_modality("image").build_encoder(config, 100)
     config.model.image.tower = "resnet"
     with pytest.raises(ValueError, match=r"model\.image\.tower must be one of"):
         get_modality("image").build_encoder(config, 100)
@@ -113,3 +119,53 @@ def test_the_gradient_reaches_pixels_that_ask_for_it() -> None:
     torch.testing.assert_close(
         encoder(pixels.detach()).pooled, encoder(pixels).pooled, atol=1e-3, rtol=1e-3
     )
+
+
+def test_tuned_blocks_start_as_the_towers_own_and_only_they_learn() -> None:
+    """``tower_tune=2``: at the start the stem's map is still the whole tower's (oracle: the
+    tower's own 16 blocks); the memo keeps the map before the last two blocks; one step moves
+    the tuned blocks and the projection, no frozen weight; the tuned blocks are saved."""
+    encoder = _encoder(tune=2)
+    stem = encoder.stem
+    assert isinstance(stem, EfficientNetStem) and len(stem.tuned) == 2
+    pixels, normalized = _images(3)
+    by_hand = F.interpolate(pixels, size=(128, 128), mode="bicubic").clamp(0, 1) * 255.0
+    tower = load_efficientnet_lite0()
+    with torch.no_grad():
+        expected = tower.feature_map((by_hand - 127.0) / 128.0)
+        tuned_map = stem.tuned[1](stem.tuned[0](stem.feature_maps(normalized)))
+    torch.testing.assert_close(tuned_map, expected, atol=2e-2, rtol=2e-3)
+    assert next(iter(stem.memo.values())).shape == (192, 4, 4)  # the input of block 14 (of 16)
+    encoder.train()
+    assert not any(module.training for module in stem.tuned.modules())  # ImageNet's BN stats
+    before = {key: value.clone() for key, value in encoder.state_dict().items()}
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.1)
+    encoder(normalized).pooled.square().sum().backward()
+    optimizer.step()
+    after = encoder.state_dict()
+    moved = {key for key in after if not torch.equal(before[key], after[key])}
+    assert {"stem.tuned.0._project_conv.weight", "stem.projection.weight"} <= moved
+    assert not any(key.startswith("stem._tower") for key in after)
+    assert all(p.grad is None for p in stem.tower(torch.device("cpu")).parameters())
+    untuned = {key for key in _encoder().state_dict() if key.startswith("stem.")}
+    assert untuned == {"stem.projection.weight", "stem.projection.bias"}
+
+
+def test_the_optimizer_gives_tuned_blocks_their_share_of_the_rate() -> None:
+    from trimodal.config import StageConfig
+    from trimodal.train.loop import _optimizer
+
+    encoder = _encoder(tune=1)
+    stem = encoder.stem
+    assert isinstance(stem, EfficientNetStem)
+    optimizer = _optimizer(encoder, StageConfig(lr=0.002, weight_decay=0.05))  # type: ignore[arg-type]
+    rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    decay_of = {
+        id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]
+    }
+    tuned = list(stem.tuned.parameters())
+    assert tuned and all(rate_of[id(p)] == pytest.approx(0.0002) for p in tuned)
+    assert rate_of[id(stem.projection.weight)] == pytest.approx(0.002)
+    conv = stem.tuned[0]._project_conv.weight
+    assert decay_of[id(conv)] == 0.05 and decay_of[id(stem.tuned[0]._bn2.weight)] == 0.0
+    assert len(rate_of) == sum(p.requires_grad for p in encoder.parameters())
