@@ -2,7 +2,7 @@
 
 ``model.image.tower: efficientnet`` reads each training image once through EfficientNet-Lite0
 (channels-last, at ``tower_scale`` times the world's 64 px). The recipe's copy has its batch
-norms folded into its convolutions (``towers.efficientnet.fold_batch_norms``); this times that
+norms folded into its convolutions (``tower_image.frozen_copy``); this times that
 copy against the plain network loaded from the package, on the same random batch, interleaved
 (``--rounds`` rounds, one call of each per round), and prints images a second (median, min-max)
 and the ratio of medians. It also prints the largest difference between the two maps.
@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import torch
 
-from trimodal.towers.efficientnet import fold_batch_norms, load_efficientnet_lite0
+from trimodal.modules.encoders.tower_image import frozen_copy
+from trimodal.towers.efficientnet import load_efficientnet_lite0
 
 
 def images_per_second(read: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> float:
@@ -40,10 +41,9 @@ def main() -> None:
     batch = torch.randn(args.batch, 3, args.size, args.size, generator=generator)
     batch = batch.contiguous(memory_format=torch.channels_last)
     plain = load_efficientnet_lite0().eval().requires_grad_(False)
-    folded = fold_batch_norms(plain).requires_grad_(False)
+    folded = frozen_copy(plain)  # the recipe's reading copy (folded, channels-last)
+    plain.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     readers = {"plain": plain, "folded": folded}
-    for network in readers.values():
-        network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     speeds: dict[str, list[float]] = {name: [] for name in readers}
     with torch.no_grad():
         gap = float((folded.feature_map(batch) - plain.feature_map(batch)).abs().max())
