@@ -172,3 +172,23 @@ def test_a_dataset_that_cannot_hold_a_cache_uses_the_user_cache(
     monkeypatch.setenv("TRIMODAL_CACHE", str(manifest.root / ".cache" / "x"))  # nowhere writable
     with pytest.warns(UserWarning, match="tensor cache could not be written"):
         cached_scene_tensors(manifest, tokenizer, [*answers, "extra"], attributes)
+
+
+def test_tensors_built_under_autocast_equal_those_built_without(
+    tiny_world: tuple[Path, WorldSummary], tmp_path: Path
+) -> None:
+    # `trimodal eval` runs under the model's autocast; on a CPU where `auto` picks bf16 the
+    # first evaluation of a world built its tensor cache there, and torch.cat of the float16
+    # log-mel rows failed inside autocast.
+    plain_copy = load_manifest(_small_world_copy(tiny_world[0], tmp_path / "plain"))
+    autocast_copy = load_manifest(_small_world_copy(tiny_world[0], tmp_path / "autocast"))
+    tokenizer = train_tokenizer(manifest_texts(plain_copy), vocab_size=300)
+    answers = sorted({q.answer for s in plain_copy.samples for q in s.questions})
+    attributes = attribute_names(plain_copy.samples)
+    plain = cached_scene_tensors(plain_copy, tokenizer, answers, attributes)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        built = cached_scene_tensors(autocast_copy, tokenizer, answers, attributes)
+    assert built.caption_audio.frames.dtype == torch.float16
+    assert torch.equal(built.caption_audio.frames, plain.caption_audio.frames)
+    assert torch.equal(built.spoken_audio.frames, plain.spoken_audio.frames)
+    assert torch.equal(built.images, plain.images)
