@@ -12,7 +12,14 @@ import torch
 from trimodal import Model
 from trimodal.data.tensors import RaggedAudio, to_float_images
 from trimodal.eval.basic import embed_rows, retrieval_metrics, vqa_accuracy
-from trimodal.eval.harness import EvaluationInputs, evaluate, load_inputs, missing_modality
+from trimodal.eval.harness import (
+    EvaluationInputs,
+    HarnessSettings,
+    evaluate,
+    evaluate_checkpoint,
+    load_inputs,
+    missing_modality,
+)
 from trimodal.eval.robustness import RobustnessSettings, robustness_curves
 from trimodal.world.generate import WorldSummary
 
@@ -175,3 +182,32 @@ def test_evaluate_writes_the_report(
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["splits"]["test"]["vqa"] == metrics["splits"]["test"]["vqa"]
     assert (tmp_path / "report.md").is_file()
+
+
+def test_the_whole_harness_runs_in_bf16(
+    tiny_run: Path, tiny_world: tuple[Path, WorldSummary], loaded: tuple[Model, EvaluationInputs]
+) -> None:
+    # `auto` picks bf16 on CPUs with AMX or AVX512-BF16; every step of the harness then runs
+    # under bf16 autocast, the float16 log-mel store and the robustness curves' rebuilt audio
+    # included (both once failed in torch.cat there).
+    model = Model.from_pretrained(tiny_run, precision="bf16")
+    settings = HarnessSettings(
+        robustness_scenes=8,
+        robustness_levels=RobustnessSettings(
+            image_noise_sigma=[0.1],
+            image_blur_sigma=[],
+            audio_snr_db=[10.0],
+            typo_rate=[0.1],
+            fgsm_epsilon=[],
+            babble_talkers=2,
+        ),
+        examples=0,
+    )
+    metrics = evaluate_checkpoint(model, tiny_world[0] / "manifest.jsonl", settings)
+    fp32 = evaluate_checkpoint(loaded[0], tiny_world[0] / "manifest.jsonl", settings)
+    assert 0 < metrics["robustness"]["scenes"] <= 8
+    assert metrics["robustness"]["curves"]["audio_babble_noise"]["audio->text R@1"]
+    for modality in ("text->image", "audio->text"):
+        bf16_recall = metrics["splits"]["test"]["retrieval"][modality]["R@1"]
+        fp32_recall = fp32["splits"]["test"]["retrieval"][modality]["R@1"]
+        assert abs(bf16_recall - fp32_recall) <= 0.15, modality

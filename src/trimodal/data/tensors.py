@@ -185,7 +185,9 @@ class RaggedAudio:
         offsets[1:] = torch.cumsum(torch.tensor(lengths, dtype=torch.long, device=device), 0)
         parts = [r.to(device, torch.float16) for r in rows if r is not None and r.shape[0]]
         empty = torch.zeros(0, n_mels, dtype=torch.float16, device=device)
-        return RaggedAudio(torch.cat(parts) if parts else empty, offsets)
+        # Stored rows are float16; CPU autocast (bf16) refuses to promote them in a cat.
+        with torch.autocast(device.type, enabled=False):
+            return RaggedAudio(torch.cat(parts) if parts else empty, offsets)
 
 
 @dataclass
