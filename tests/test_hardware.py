@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from trimodal import hardware
 from trimodal.cli.main import main
 from trimodal.config import Config, load_config
 from trimodal.data.manifest import load_manifest
@@ -82,7 +83,45 @@ def test_auto_precision_on_the_cpu_follows_its_instructions_and_a_measurement() 
     if not cpu_bf16_instructions():  # AVX2: bf16 is emulated, auto never takes it
         assert chosen.dtype is None and "no AVX512-BF16 or AMX" in reason
     else:
-        assert "measured bf16 matmul" in reason
+        assert "transformer block" in reason
+
+
+def test_auto_on_a_bf16_cpu_follows_the_check_at_the_model_width_and_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An AMX host measured a narrow model's training step 0.64x slower in bf16 though a 512^3
+    # matmul ran 2.6x faster: auto must follow a check at the model's width and mode.
+    measured: list[tuple[int, bool]] = []
+
+    def speedup(width: int, training: bool) -> float:
+        measured.append((width, training))
+        return 0.9 if (width, training) == (128, True) else 1.6
+
+    monkeypatch.setattr(hardware, "cpu_bf16_instructions", lambda: ["AMX"])
+    monkeypatch.setattr(hardware, "measured_bf16_speedup", speedup)
+    hardware._cpu_bf16_verdict.cache_clear()
+    try:
+        training = resolve_precision("auto", CPU, training=True, width=128)
+        inference = resolve_precision("auto", CPU, width=128)
+        wide = resolve_precision("auto", CPU, training=True, width=512)
+        again = resolve_precision("auto", CPU, training=True, width=128)
+    finally:
+        hardware._cpu_bf16_verdict.cache_clear()
+    assert (training.name, inference.name, wide.name, again.name) == (
+        "fp32",
+        "bf16",
+        "bf16",
+        "fp32",
+    )
+    assert "width-128 transformer block's training step 0.90x" in training.reason
+    assert "forward pass 1.60x" in inference.reason
+    assert measured == [(128, True), (128, False), (512, True)]  # one check per width and mode
+
+
+def test_the_bf16_check_times_a_real_block_both_ways() -> None:
+    for training in (False, True):
+        speedup = hardware.measured_bf16_speedup(64, training, tokens=128, repeats=2)
+        assert math.isfinite(speedup) and speedup > 0
 
 
 def _every_stage_config() -> Config:

@@ -4,9 +4,12 @@
 in one sentence, a device this machine lacks); :func:`resolve_precision` turns
 ``auto|fp32|bf16|fp16`` into the dtype autocast computes in (``None``: plain fp32). ``auto``
 picks bf16 only where it is fast: CUDA devices that support it, and CPUs whose instruction set
-has a bf16 matrix path (AVX512-BF16 or AMX) *and* on which a short measured check finds bf16
-matmuls faster than fp32 — on an AVX2 CPU bf16 is emulated and many times slower, so ``auto``
-stays in fp32 there. Weights and optimizer state stay fp32 in every mode (autocast casts per
+has a bf16 matrix path (AVX512-BF16 or AMX) *and* on which a short measured check finds a
+transformer block of the model's own width faster under bf16 autocast than in fp32. On an AVX2
+CPU bf16 is emulated and many times slower, so ``auto`` stays in fp32 there. On an AMX CPU a
+large matmul is 2-3x faster in bf16, but a narrow model's step is not: autocast casts every
+weight and activation around small matmuls, and the default recipe's width-128 step ran 0.64x
+fp32's speed there (docs/performance.md), so the check times the block, not a matmul. Weights and optimizer state stay fp32 in every mode (autocast casts per
 operation); fp16 adds a gradient scaler on GPUs.
 """
 
@@ -24,7 +27,9 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 BF16_SPEEDUP_NEEDED = 1.3
-"""``auto`` takes bf16 on a CPU only if its measured matmul is at least this much faster."""
+"""``auto`` takes bf16 on a CPU only if its measured block is at least this much faster."""
+CHECK_WIDTH = 512
+"""The block width :func:`cpu_bf16_is_fast` measures when the caller names no model width."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,8 +98,12 @@ class Precision:
         return torch.amp.GradScaler(self.device.type, enabled=enabled)
 
 
-def resolve_precision(name: str, device: torch.device, training: bool = False) -> Precision:
+def resolve_precision(
+    name: str, device: torch.device, training: bool = False, width: int = CHECK_WIDTH
+) -> Precision:
     """``auto``, ``fp32``, ``bf16`` or ``fp16`` on ``device``; see the module docstring.
+    ``width`` is the model's width, which ``auto``'s CPU check measures at (a forward pass,
+    or a training step when ``training``).
 
     Raises:
         ValueError: an unknown name, bf16 on a CUDA GPU without native bf16, or fp16
@@ -109,7 +118,7 @@ def resolve_precision(name: str, device: torch.device, training: bool = False) -
             f"{device.type} use bf16 or fp32"
         )
     if text == "auto":
-        return _auto_precision(device)
+        return _auto_precision(device, training, width)
     if text == "fp32":
         return Precision("fp32", device, None, "asked for")
     if text == "bf16" and device.type == "cuda" and not _native_bf16():
@@ -117,13 +126,13 @@ def resolve_precision(name: str, device: torch.device, training: bool = False) -
     return Precision(text, device, _DTYPES[text], "asked for")
 
 
-def _auto_precision(device: torch.device) -> Precision:
+def _auto_precision(device: torch.device, training: bool, width: int) -> Precision:
     if device.type == "cuda":
         if _native_bf16():
             return Precision("bf16", device, torch.bfloat16, "auto: the GPU supports bf16")
         return Precision("fp16", device, torch.float16, "auto: GPU without bf16, fp16 + scaler")
     if device.type == "cpu":
-        fast, reason = cpu_bf16_is_fast()
+        fast, reason = cpu_bf16_is_fast(width, training)
         if fast:
             return Precision("bf16", device, torch.bfloat16, f"auto: {reason}")
         return Precision("fp32", device, None, f"auto: {reason}")
@@ -146,31 +155,58 @@ def cpu_bf16_instructions() -> list[str]:
     return found
 
 
+def cpu_bf16_is_fast(width: int = CHECK_WIDTH, training: bool = False) -> tuple[bool, str]:
+    """Whether bf16 pays on this CPU for a model ``width`` wide: a bf16 instruction set, then a
+    measured check (:func:`measured_bf16_speedup`, well under a second, once per process,
+    width and mode). Returns the verdict and a sentence saying why."""
+    return _cpu_bf16_verdict(width, training)
+
+
 @functools.cache
-def cpu_bf16_is_fast() -> tuple[bool, str]:
-    """Whether bf16 pays on this CPU: a bf16 instruction set, then a measured matmul check
-    (about 0.1 s, once per process). Returns the verdict and a sentence saying why."""
+def _cpu_bf16_verdict(width: int, training: bool) -> tuple[bool, str]:
     capability = torch.backends.cpu.get_cpu_capability()
     instructions = cpu_bf16_instructions()
     if not instructions:
         return False, f"this CPU ({capability}) has no AVX512-BF16 or AMX, bf16 would be emulated"
-    speedup = measured_bf16_speedup()
+    speedup = measured_bf16_speedup(width, training)
     fast = speedup >= BF16_SPEEDUP_NEEDED
     verdict = "bf16" if fast else "fp32"
+    work = "training step" if training else "forward pass"
     return fast, (
-        f"{'+'.join(instructions)}, measured bf16 matmul {speedup:.2f}x fp32 -> {verdict}"
+        f"{'+'.join(instructions)}, measured a width-{width} transformer block's {work} "
+        f"{speedup:.2f}x faster in bf16 than fp32 -> {verdict}"
     )
 
 
-def measured_bf16_speedup(size: int = 512, repeats: int = 5) -> float:
-    """fp32 time over bf16 time of a ``size``-square matmul, interleaved, best of ``repeats``."""
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
-    a16, b16 = a.bfloat16(), b.bfloat16()
+def measured_bf16_speedup(
+    width: int = CHECK_WIDTH, training: bool = False, tokens: int = 1024, repeats: int = 5
+) -> float:
+    """fp32 time over bf16-autocast time of one pre-norm transformer block (the model's own
+    :class:`~trimodal.modules.layers.TransformerStack`, MLP ratio 2) at ``width`` on ``tokens``
+    tokens ``[tokens // 64, 64, width]``: its forward pass, and its backward too when
+    ``training``. Interleaved, best of ``repeats`` after one warm-up of each. It counts what a
+    model of that width pays under autocast (weight casts, elementwise work between the
+    matmuls), which a matmul alone hides."""
+    from trimodal.modules.layers import TransformerStack
+
+    generator = torch.Generator().manual_seed(0)
+    heads = max(1, width // 64)
+    block = TransformerStack(width, depth=1, heads=heads, mlp_ratio=2.0).requires_grad_(training)
+    inputs = torch.randn(max(1, tokens // 64), 64, width, generator=generator)
+
+    def run(use_bf16: bool) -> None:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16)
+        with autocast, torch.set_grad_enabled(training):
+            out = block(inputs)
+        if training:
+            out.float().square().mean().backward()
+
     fp32, bf16 = [], []
-    for _ in range(repeats):
-        fp32.append(_seconds(lambda: a @ b))
-        bf16.append(_seconds(lambda: a16 @ b16))
+    for attempt in range(repeats + 1):
+        times = (_seconds(lambda: run(False)), _seconds(lambda: run(True)))
+        if attempt:  # the first pair warms both paths up
+            fp32.append(times[0])
+            bf16.append(times[1])
     return min(fp32) / max(min(bf16), 1e-9)
 
 

@@ -125,7 +125,8 @@ class Model:
         chosen = resolve_device(device)
         network = TriModalModel.from_pretrained(directory, chosen)
         assert network.tokenizer is not None
-        return cls(network, network.tokenizer, resolve_precision(precision, chosen))
+        width = network.config.model.dim
+        return cls(network, network.tokenizer, resolve_precision(precision, chosen, width=width))
 
     @property
     def device(self) -> torch.device:

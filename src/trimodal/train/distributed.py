@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.distributed as dist
 
-from trimodal.hardware import Precision, resolve_precision
+from trimodal.hardware import CHECK_WIDTH, Precision, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,13 @@ def rank_device(device: torch.device, context: DistributedContext) -> torch.devi
     return chosen
 
 
-def agreed_precision(name: str, device: torch.device, context: DistributedContext) -> Precision:
-    """:func:`resolve_precision` for training (fp16 needs a GPU's gradient scaler); under
-    torchrun rank 0 decides ``auto`` (its measured check) and every rank takes its choice, so
-    ranks timing matmuls on shared cores cannot disagree."""
-    chosen = resolve_precision(name, device, training=True)
+def agreed_precision(
+    name: str, device: torch.device, context: DistributedContext, width: int = CHECK_WIDTH
+) -> Precision:
+    """:func:`resolve_precision` for training a model ``width`` wide (fp16 needs a GPU's
+    gradient scaler); under torchrun rank 0 decides ``auto`` (its measured check) and every
+    rank takes its choice, so ranks timing on shared cores cannot disagree."""
+    chosen = resolve_precision(name, device, training=True, width=width)
     if not context.enabled or name.strip().lower() != "auto":
         return chosen
     decision = [chosen.name, chosen.reason]

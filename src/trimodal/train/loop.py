@@ -288,7 +288,9 @@ class Trainer:
         self.device = device or torch.device("cpu")
         check_sharding(config.train.sharding)
         self.sharded = config.train.sharding == "fsdp" and context.enabled
-        self.precision = agreed_precision(config.train.precision, self.device, context)
+        self.precision = agreed_precision(
+            config.train.precision, self.device, context, width=config.model.dim
+        )
         stages = build_stages(config)  # every stage's options are checked before any step
         self.model = TriModalModel(config, data.tokenizer.vocab_size, data.vocabulary)
         self.model.tokenizer = data.tokenizer
