@@ -365,3 +365,47 @@ def test_split_vector_matmul_equals_the_plain_product_in_both_layouts() -> None:
             assert split_vector_matmul(row, kernel) is None
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("pays", [False, True])
+def test_decoding_products_take_the_split_only_where_it_measured_faster(
+    pays: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trimodal.modules import decoder
+
+    calls: list[int] = []
+    real_split = decoder.split_vector_matmul
+
+    def counting_split(
+        rows: torch.Tensor, kernel: torch.Tensor, transposed: bool = False
+    ) -> torch.Tensor | None:
+        calls.append(rows.shape[0])
+        return real_split(rows, kernel, transposed)
+
+    monkeypatch.setattr(decoder, "split_vector_matmul", counting_split)
+    monkeypatch.setattr(decoder, "split_pays", lambda: pays)
+    linear = decoder.DecoderLinear(48, 96)
+    row = torch.randn(1, 48, generator=torch.Generator().manual_seed(1))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            out = linear(row)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(out, torch.addmm(linear.bias, row, linear.kernel))
+    assert calls == ([1] if pays else [])
+
+
+def test_the_split_check_measures_without_touching_the_global_rng() -> None:
+    from trimodal.modules.decoder import _split_verdict
+
+    _split_verdict.cache_clear()
+    state = torch.get_rng_state()
+    try:
+        verdict = _split_verdict(2)
+    finally:
+        _split_verdict.cache_clear()
+    assert isinstance(verdict, bool)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert _split_verdict(1) is False  # one thread: nothing to split across

@@ -26,7 +26,10 @@ cross-attention sublayers, so text-only prompts still work.
 
 from __future__ import annotations
 
+import functools
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -266,7 +269,7 @@ class DecoderLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [..., in]`` -> ``x @ kernel (+ bias)`` ``[..., out]``."""
         flat = x.reshape(-1, x.shape[-1])
-        out = split_vector_matmul(flat, self.kernel)
+        out = measured_split_product(flat, self.kernel)
         if out is not None:
             out = out if self.bias is None else out + self.bias
         elif self.bias is None:
@@ -278,6 +281,55 @@ class DecoderLinear(nn.Module):
 
 SPLIT_MAX_ROWS = 64
 """Decoding steps of at most this many rows take :func:`split_vector_matmul`'s path."""
+SPLIT_MARGIN = 1.1
+"""The split path is taken only where it measured at least this much faster than the BLAS."""
+
+
+def measured_split_product(
+    rows: torch.Tensor, kernel: torch.Tensor, transposed: bool = False
+) -> torch.Tensor | None:
+    """:func:`split_vector_matmul` where it applies *and* :func:`split_pays` on this CPU;
+    None otherwise (the caller then takes the plain product)."""
+    if (
+        rows.device.type != "cpu"
+        or not 0 < rows.shape[0] <= SPLIT_MAX_ROWS
+        or torch.is_grad_enabled()
+        or not split_pays()
+    ):
+        return None
+    return split_vector_matmul(rows, kernel, transposed)
+
+
+def split_pays() -> bool:
+    """Whether splitting a one-row product across threads beats this CPU's BLAS, measured once
+    per process and thread count (about 20 ms). It differs by machine: on an AVX2 EPYC the BLAS
+    keeps a row on one thread and the split streams 1.3-1.9x faster; on an AMX Xeon the BLAS
+    uses both threads and the split was 0.3-0.8x (docs/performance.md)."""
+    return _split_verdict(torch.get_num_threads())
+
+
+@functools.cache
+def _split_verdict(threads: int) -> bool:
+    if threads < 2:
+        return False
+    generator = torch.Generator().manual_seed(0)  # leaves the global RNG (sampling) alone
+    row = torch.randn(1, 1024, generator=generator)
+    kernel = torch.randn(1024, 2048, generator=generator)
+
+    def seconds(product: Callable[[], object]) -> float:
+        started = time.perf_counter()
+        for _ in range(8):
+            product()
+        return time.perf_counter() - started
+
+    plain, split = [], []
+    with torch.no_grad():
+        for attempt in range(4):
+            times = seconds(lambda: row @ kernel), seconds(lambda: split_vector_matmul(row, kernel))
+            if attempt:  # the first pair warms both up
+                plain.append(times[0])
+                split.append(times[1])
+    return min(split) * SPLIT_MARGIN <= min(plain)
 
 
 def split_vector_matmul(
@@ -540,11 +592,11 @@ class DecoderLM(nn.Module):
     def _vocabulary_logits(self, x: torch.Tensor) -> torch.Tensor:
         """``lm_head(x)`` ``[B, T, V]``, in fp32 even under autocast (a bf16 argmax would turn
         near-ties into the lowest id); a few rows on a CPU go through
-        :func:`split_vector_matmul` (the vocabulary matmul is the step's largest read)."""
+        :func:`measured_split_product` (the vocabulary matmul is the step's largest read)."""
         weight = self.lm_head.weight
         with torch.autocast(x.device.type, enabled=False):
             x = x.to(weight.dtype)
-            split = split_vector_matmul(x.reshape(-1, x.shape[-1]), weight, transposed=True)
+            split = measured_split_product(x.reshape(-1, x.shape[-1]), weight, transposed=True)
             if split is None:
                 return self.lm_head(x)
             return split.view(*x.shape[:-1], weight.shape[0])
