@@ -38,9 +38,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--world", required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", default="fp32", help="auto, fp32, bf16 (as the server)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = Model.from_pretrained(args.checkpoint)
+    model = Model.from_pretrained(args.checkpoint, precision=args.precision)
     samples = load_manifest(Path(args.world) / "manifest.jsonl", check_files="none").split("test")
     samples = samples[:16]
     images = [Image.open(s.image).convert("RGB") for s in samples if s.image is not None]

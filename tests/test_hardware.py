@@ -113,8 +113,8 @@ def test_auto_on_a_bf16_cpu_follows_the_check_at_the_model_width_and_mode(
         "bf16",
         "fp32",
     )
-    assert "width-128 transformer block's training step 0.90x" in training.reason
-    assert "forward pass 1.60x" in inference.reason
+    assert "width-128 transformer block's training step measured 0.90x" in training.reason
+    assert "forward pass measured 1.60x" in inference.reason
     assert measured == [(128, True), (128, False), (512, True)]  # one check per width and mode
 
 

@@ -20,8 +20,8 @@ def add_hardware_arguments(parser: argparse.ArgumentParser, default: str | None 
         "--precision",
         default=default,
         choices=PRECISIONS,
-        help="autocast precision; auto takes bf16 only where it measures fast (CUDA with bf16, "
-        "CPUs with AVX512-BF16 or AMX), else fp32"
+        help="autocast precision; auto takes bf16 only where it is fast (CUDA with bf16; CPUs "
+        "with AVX512-BF16 or AMX where a block of the model's width measures faster), else fp32"
         + ("" if default else "; default: the recipe's train.precision"),
     )
 
