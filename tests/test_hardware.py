@@ -118,10 +118,12 @@ def test_auto_on_a_bf16_cpu_follows_the_check_at_the_model_width_and_mode(
     assert measured == [(128, True), (128, False), (512, True)]  # one check per width and mode
 
 
-def test_the_bf16_check_times_a_real_block_both_ways() -> None:
+def test_the_bf16_check_times_a_real_block_both_ways_without_touching_the_global_rng() -> None:
+    state = torch.get_rng_state()
     for training in (False, True):
         speedup = hardware.measured_bf16_speedup(64, training, tokens=128, repeats=2)
         assert math.isfinite(speedup) and speedup > 0
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def _every_stage_config() -> Config:

@@ -9,8 +9,9 @@ transformer block of the model's own width faster under bf16 autocast than in fp
 CPU bf16 is emulated and many times slower, so ``auto`` stays in fp32 there. On an AMX CPU a
 large matmul is 2-3x faster in bf16, but a narrow model's step is not: autocast casts every
 weight and activation around small matmuls, and the default recipe's width-128 step ran 0.64x
-fp32's speed there (docs/performance.md), so the check times the block, not a matmul. Weights and optimizer state stay fp32 in every mode (autocast casts per
-operation); fp16 adds a gradient scaler on GPUs.
+fp32's speed there (docs/performance.md), so the check times the block, not a matmul. Weights
+and optimizer state stay fp32 in every mode (autocast casts per operation); fp16 adds a
+gradient scaler on GPUs.
 """
 
 from __future__ import annotations
@@ -198,7 +199,9 @@ def measured_bf16_speedup(
 
     generator = torch.Generator().manual_seed(0)
     heads = max(1, width // 64)
-    block = TransformerStack(width, depth=1, heads=heads, mlp_ratio=2.0).requires_grad_(training)
+    with torch.random.fork_rng(devices=[]):  # the block's init leaves a run's seed alone
+        block = TransformerStack(width, depth=1, heads=heads, mlp_ratio=2.0)
+    block.requires_grad_(training)
     inputs = torch.randn(max(1, tokens // 64), 64, width, generator=generator)
 
     def run(use_bf16: bool) -> None:
