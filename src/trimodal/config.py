@@ -42,6 +42,12 @@ class TextEncoderConfig:
     """``none``: token embeddings learned from scratch over the BPE ids. ``minilm``: the frozen
     pretrained all-MiniLM-L6-v2 (``trimodal[towers]``) reads the text first and the trainable
     layers above work on its contextual token states (``modules/encoders/tower_text.py``)."""
+    tower_tune: int = 0
+    """Fine-tune the tower's last this many of its 6 transformer layers (0: all frozen): they
+    start from MiniLM's weights, train with the model (dropout on, as BERT fine-tuning does)
+    and are saved in its checkpoint; the layers before them stay frozen and memoized."""
+    tower_tune_lr: float = 0.1
+    """The tuned layers' learning rate as a share of the stage's ``lr``."""
 
 
 @dataclass

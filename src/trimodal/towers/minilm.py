@@ -53,10 +53,40 @@ class MiniLMTower:
         """Embedding width (384)."""
         return int(self.model.config.hidden_size)
 
+    @property
+    def layers(self) -> int:
+        """Transformer layers in the encoder (6)."""
+        return int(self.model.config.num_hidden_layers)
+
+    def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """The mask MiniLM's layers take for hidden states ``[B, T, 384]`` whose real tokens
+        are ``mask [B, T]`` (built by transformers, as the model builds it)."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(
+            config=self.model.config, inputs_embeds=hidden, attention_mask=mask.long()
+        )
+
+    def hidden_states(self, batch: Any, layers: int | None = None) -> torch.Tensor:
+        """Hidden states ``[B, T, 384]`` of a tokenized batch after its first ``layers``
+        encoder layers (None: all of them, the last hidden state)."""
+        if layers is None or layers == self.layers:
+            return self.model(**batch).last_hidden_state
+        hidden = self.model.embeddings(
+            input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids")
+        )
+        mask = self.attention_mask(hidden, batch["attention_mask"])
+        for layer in self.model.encoder.layer[:layers]:
+            hidden = layer(hidden, mask)
+        return hidden
+
     @torch.no_grad()
-    def token_states(self, texts: Sequence[str], batch_size: int = 64) -> list[torch.Tensor]:
-        """Last hidden states of each text's real tokens: ``[T_i, 384]`` per text (``[CLS]``
-        and ``[SEP]`` included), computed in batches of similar length."""
+    def token_states(
+        self, texts: Sequence[str], batch_size: int = 64, layers: int | None = None
+    ) -> list[torch.Tensor]:
+        """Hidden states of each text's real tokens: ``[T_i, 384]`` per text (``[CLS]`` and
+        ``[SEP]`` included), after the first ``layers`` encoder layers (None: the last hidden
+        states), computed in batches of similar length."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         states: list[torch.Tensor] = [torch.zeros(0, self.dim)] * len(texts)
         for start in range(0, len(order), batch_size):
@@ -68,7 +98,7 @@ class MiniLMTower:
                 max_length=MAX_TOKENS,
                 return_tensors="pt",
             )
-            hidden = self.model(**batch).last_hidden_state  # (B, T, 384)
+            hidden = self.hidden_states(batch, layers)  # (B, T, 384)
             for row, index in enumerate(chosen):
                 states[index] = hidden[row, : int(batch["attention_mask"][row].sum())]
         return states
