@@ -206,6 +206,8 @@ def test_the_whole_harness_runs_in_bf16(
     metrics = evaluate_checkpoint(model, tiny_world[0] / "manifest.jsonl", settings)
     fp32 = evaluate_checkpoint(loaded[0], tiny_world[0] / "manifest.jsonl", settings)
     assert 0 < metrics["robustness"]["scenes"] <= 8
+    assert metrics["precision"] == "bf16 (asked for)" and metrics["device"] == "cpu"
+    assert fp32["precision"] == "fp32 (asked for)"
     assert metrics["robustness"]["curves"]["audio_babble_noise"]["audio->text R@1"]
     for modality in ("text->image", "audio->text"):
         bf16_recall = metrics["splits"]["test"]["retrieval"][modality]["R@1"]
