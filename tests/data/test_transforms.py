@@ -382,3 +382,16 @@ def test_audio_declaring_an_absurd_sample_rate_is_refused(tmp_path: Path) -> Non
     soundfile.write(path, np.zeros(100, dtype=np.float32), 4_000_000)  # a resampling-filter bomb
     with pytest.raises(ValueError, match=r"declares 4000000 Hz; sample rates from 1000 to 192000"):
         load_audio(path)
+
+
+def test_log_mel_ignores_the_callers_autocast() -> None:
+    # Under bf16 autocast the filterbank product ran in bf16 (0.03 off the fp32 features the
+    # tensor cache holds), so spoken questions and corruption curves in a bf16 evaluation
+    # met other features than the model trained on.
+    waveform = torch.randn(2, 16_000, generator=torch.Generator().manual_seed(0))
+    log_mel = LogMel()
+    plain = log_mel(waveform)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = log_mel(waveform)
+    assert under_autocast.dtype == torch.float32
+    assert torch.equal(under_autocast, plain)

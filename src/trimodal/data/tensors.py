@@ -729,12 +729,9 @@ def cached_scene_tensors(
     for folder in folders:
         if (folder / name).is_file():
             return load_scene_tensors(folder / name)
-    # Decoding is data preparation, never the model's compute: a caller's autocast (the
-    # harness runs under the model's precision) must not reach the log-mel or the float16 rows.
-    with torch.autocast("cpu", enabled=False):
-        tensors = build_scene_tensors(
-            manifest, tokenizer, answers, attributes, image_size, n_mels, max_text_length, config
-        )
+    tensors = build_scene_tensors(
+        manifest, tokenizer, answers, attributes, image_size, n_mels, max_text_length, config
+    )
     _save_in_first_writable(tensors, [folder / name for folder in folders])
     return tensors
 

@@ -262,7 +262,14 @@ class LogMel(torch.nn.Module):
         return samples // self.hop_length + 1
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Log-mel spectrogram; see the class docstring for shapes."""
+        """Log-mel spectrogram; see the class docstring for shapes. Computed outside any
+        autocast the caller runs under (the harness and a server run under the model's): the
+        front end is data preparation, and features made for a question or a corruption curve
+        must match the cached fp32 ones the model trained on."""
+        with torch.autocast(waveform.device.type, enabled=False):
+            return self._logmel(waveform)
+
+    def _logmel(self, waveform: torch.Tensor) -> torch.Tensor:
         leading = waveform.shape[:-1]
         flat = waveform.reshape(-1, waveform.shape[-1])
         spectrum = torch.stft(
