@@ -211,19 +211,24 @@ def measured_bf16_speedup(
         if training:
             out.float().square().mean().backward()
 
-    fp32, bf16 = [], []
+    fp32, bf16 = interleaved_best_seconds(lambda: run(False), lambda: run(True), repeats)
+    return fp32 / max(bf16, 1e-9)
+
+
+def interleaved_best_seconds(
+    first: Callable[[], object], second: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Best wall time of each of two pieces of work run alternately ``repeats`` times, after
+    one warm-up pair (the measured checks' timing: alternation shares a noisy host's slow
+    moments between the two)."""
+    times: tuple[list[float], list[float]] = ([], [])
     for attempt in range(repeats + 1):
-        times = (_seconds(lambda: run(False)), _seconds(lambda: run(True)))
-        if attempt:  # the first pair warms both paths up
-            fp32.append(times[0])
-            bf16.append(times[1])
-    return min(fp32) / max(min(bf16), 1e-9)
-
-
-def _seconds(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+        for kept, work in zip(times, (first, second), strict=True):
+            started = time.perf_counter()
+            work()
+            if attempt:
+                kept.append(time.perf_counter() - started)
+    return min(times[0]), min(times[1])
 
 
 def on_host() -> AbstractContextManager[object]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -36,6 +35,8 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from trimodal.hardware import interleaved_best_seconds
 
 POSITION_KINDS = ("learned", "rotary")
 NORM_KINDS = ("layer", "rms")
@@ -290,14 +291,19 @@ def measured_split_product(
 ) -> torch.Tensor | None:
     """:func:`split_vector_matmul` where it applies *and* :func:`split_pays` on this CPU;
     None otherwise (the caller then takes the plain product)."""
-    if (
-        rows.device.type != "cpu"
-        or not 0 < rows.shape[0] <= SPLIT_MAX_ROWS
-        or torch.is_grad_enabled()
-        or not split_pays()
-    ):
+    if not _split_applies(rows) or not split_pays():
         return None
     return split_vector_matmul(rows, kernel, transposed)
+
+
+def _split_applies(rows: torch.Tensor) -> bool:
+    """A decoding step's rows ``[R, in]`` on a CPU with 2+ threads, outside autograd."""
+    return (
+        0 < rows.shape[0] <= SPLIT_MAX_ROWS
+        and rows.device.type == "cpu"
+        and torch.get_num_threads() >= 2
+        and not torch.is_grad_enabled()
+    )
 
 
 def split_pays() -> bool:
@@ -316,20 +322,18 @@ def _split_verdict(threads: int) -> bool:
     row = torch.randn(1, 1024, generator=generator)
     kernel = torch.randn(1024, 2048, generator=generator)
 
-    def seconds(product: Callable[[], object]) -> float:
-        started = time.perf_counter()
-        for _ in range(8):
-            product()
-        return time.perf_counter() - started
+    def eight(product: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:  # eight products: long enough to time a ~50 µs product
+            for _ in range(8):
+                product()
 
-    plain, split = [], []
+        return run
+
     with torch.no_grad():
-        for attempt in range(4):
-            times = seconds(lambda: row @ kernel), seconds(lambda: split_vector_matmul(row, kernel))
-            if attempt:  # the first pair warms both up
-                plain.append(times[0])
-                split.append(times[1])
-    return min(split) * SPLIT_MARGIN <= min(plain)
+        plain, split = interleaved_best_seconds(
+            eight(lambda: row @ kernel), eight(lambda: split_vector_matmul(row, kernel)), 3
+        )
+    return split * SPLIT_MARGIN <= plain
 
 
 def split_vector_matmul(
@@ -354,15 +358,10 @@ def split_vector_matmul(
     Returns:
         ``[R, out]``.
     """
+    if not _split_applies(rows):
+        return None
     threads = torch.get_num_threads()
     count = rows.shape[0]
-    if (
-        not 0 < count <= SPLIT_MAX_ROWS
-        or rows.device.type != "cpu"
-        or threads < 2
-        or torch.is_grad_enabled()
-    ):
-        return None
     columns = kernel.shape[0] if transposed else kernel.shape[1]
     if columns % threads or not kernel.is_contiguous():
         return None
