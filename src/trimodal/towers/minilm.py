@@ -53,11 +53,6 @@ class MiniLMTower:
         """Embedding width (384)."""
         return int(self.model.config.hidden_size)
 
-    @property
-    def layers(self) -> int:
-        """Transformer layers in the encoder (6)."""
-        return int(self.model.config.num_hidden_layers)
-
     def attention_mask(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """The mask MiniLM's layers take for hidden states ``[B, T, 384]`` whose real tokens
         are ``mask [B, T]`` (built by transformers, as the model builds it)."""
@@ -69,14 +64,13 @@ class MiniLMTower:
 
     def hidden_states(self, batch: Any, layers: int | None = None) -> torch.Tensor:
         """Hidden states ``[B, T, 384]`` of a tokenized batch after its first ``layers``
-        encoder layers (None: all of them, the last hidden state)."""
-        if layers is None or layers == self.layers:
-            return self.model(**batch).last_hidden_state
+        encoder layers (None: all of them, the model's last hidden state; its pooler, which
+        nothing here reads, is skipped)."""
         hidden = self.model.embeddings(
             input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids")
         )
         mask = self.attention_mask(hidden, batch["attention_mask"])
-        for layer in self.model.encoder.layer[:layers]:
+        for layer in self.model.encoder.layer[:layers]:  # [:None]: every layer
             hidden = layer(hidden, mask)
         return hidden
 
