@@ -169,3 +169,16 @@ def test_the_optimizer_gives_tuned_blocks_their_share_of_the_rate() -> None:
     conv = stem.tuned[0]._project_conv.weight
     assert decay_of[id(conv)] == 0.05 and decay_of[id(stem.tuned[0]._bn2.weight)] == 0.0
     assert len(rate_of) == sum(p.requires_grad for p in encoder.parameters())
+
+
+def test_the_memoized_tower_reads_under_bf16_autocast() -> None:
+    # The memo holds float16 maps; torch.stack of them under CPU bf16 autocast (what `auto`
+    # picks on AMX CPUs for wide models, or --precision bf16) failed in autocast's dtype
+    # promotion, as the float16 log-mel rows once did.
+    encoder = _encoder()
+    _, normalized = _images(2)
+    with torch.no_grad():
+        plain = encoder(normalized).pooled
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            memoized = encoder(normalized).pooled  # every map now comes from the memo
+    torch.testing.assert_close(memoized.float(), plain, atol=5e-2, rtol=5e-2)  # bf16 layers

@@ -132,7 +132,9 @@ class EfficientNetStem(nn.Module):
             stored = maps.to("cpu", torch.float16).contiguous()
             for index, feature_map in zip(todo, stored, strict=True):
                 self.memo[keys[index]] = feature_map
-        stacked = torch.stack([self.memo[key] for key in keys])  # (B, C, g', g')
+        # The memo is float16 on the host; CPU bf16 autocast refuses to promote it in a stack.
+        with torch.autocast("cpu", enabled=False):
+            stacked = torch.stack([self.memo[key] for key in keys])  # (B, C, g', g')
         return stacked.to(images.device, torch.float32)
 
     def frozen_map(self, images: torch.Tensor) -> torch.Tensor:
